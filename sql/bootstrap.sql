@@ -1,0 +1,33 @@
+-- inventory_ext bootstrap: tables that the Rust functions use. Runs first, inside CREATE EXTENSION,
+-- with the schema `inventory` (from the control file) already created and first on search_path.
+
+-- The tenants. Nothing secret lives here: an application role may read its own organization's row.
+CREATE TABLE inventory.organizations (
+    id         uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    name       text NOT NULL,
+    subdomain  text UNIQUE,
+    active     boolean NOT NULL DEFAULT true,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT organizations_name_check CHECK (btrim(name) <> '' AND char_length(name) <= 200),
+    -- Lower-case DNS labels, as host::is_dns_label accepts them.
+    CONSTRAINT organizations_subdomain_check CHECK (subdomain ~ '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$')
+);
+COMMENT ON TABLE inventory.organizations IS
+    'Tenants. Under a tenant context an application role sees its own organization''s row only.';
+
+-- One API key per organization, as a SHA-256 hash and a non-secret prefix that finds the row.
+-- No application role is granted anything here; only the SECURITY DEFINER functions read it.
+CREATE TABLE inventory.organization_api_keys (
+    org_id     uuid PRIMARY KEY REFERENCES inventory.organizations (id) ON DELETE CASCADE,
+    key_prefix text NOT NULL,
+    key_hash   bytea NOT NULL UNIQUE CHECK (octet_length(key_hash) = 32),
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX organization_api_keys_prefix_idx ON inventory.organization_api_keys (key_prefix);
+COMMENT ON TABLE inventory.organization_api_keys IS
+    'API key hashes (SHA-256) and prefixes. Never granted to application roles.';
+
+-- pg_dump must carry the rows of extension tables (SPEC §8).
+SELECT pg_catalog.pg_extension_config_dump('inventory.organizations', '');
+SELECT pg_catalog.pg_extension_config_dump('inventory.organization_api_keys', '');

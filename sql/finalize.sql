@@ -1,0 +1,42 @@
+-- inventory_ext finalize: runs last in CREATE EXTENSION, after the Rust functions exist.
+
+-- Row-level security on the extension's own tables, forced so that the table owner is held to it too
+-- (superusers and BYPASSRLS roles still pass: that is PostgreSQL's rule, see docs/SECURITY.md).
+ALTER TABLE inventory.organizations ENABLE ROW LEVEL SECURITY;
+ALTER TABLE inventory.organizations FORCE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON inventory.organizations
+    USING (id = (SELECT inventory.current_org_id()))
+    WITH CHECK (id = (SELECT inventory.current_org_id()));
+
+ALTER TABLE inventory.organization_api_keys ENABLE ROW LEVEL SECURITY;
+ALTER TABLE inventory.organization_api_keys FORCE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON inventory.organization_api_keys
+    USING (org_id = (SELECT inventory.current_org_id()))
+    WITH CHECK (org_id = (SELECT inventory.current_org_id()));
+
+-- What an application role needs, and nothing more. The extension creates no roles; an administrator
+-- calls this once per application role. regrole's text form is already a quoted identifier.
+CREATE FUNCTION inventory.grant_app_access(role regrole) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF role IS NULL THEN
+        RAISE EXCEPTION 'role must not be NULL' USING ERRCODE = '22023',
+            HINT = 'Pass the application role, e.g. inventory.grant_app_access(''app'').';
+    END IF;
+    EXECUTE format('GRANT USAGE ON SCHEMA inventory TO %s', role);
+    EXECUTE format('GRANT SELECT ON inventory.organizations TO %s', role);
+    EXECUTE format('GRANT EXECUTE ON FUNCTION
+        inventory.current_org_id(), inventory.require_org_id(),
+        inventory.set_org(uuid), inventory.set_org_by_subdomain(text), inventory.set_org_by_api_key(text),
+        inventory.resolve_org(uuid, text, text) TO %s', role);
+END
+$$;
+COMMENT ON FUNCTION inventory.grant_app_access(regrole) IS
+    'Grants a role what an application needs on the inventory schema and API, and nothing more.';
+
+-- Nothing is executable by PUBLIC unless listed here. The readers stay public because row-level
+-- security policies call current_org_id() with the privileges of whoever queries a tenant table.
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA inventory FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION inventory.current_org_id(), inventory.require_org_id() TO PUBLIC;

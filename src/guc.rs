@@ -1,0 +1,143 @@
+//! The library's settings, all defined here (SPEC §2):
+//! - `app.org_id`: the tenant of the current transaction, text form of an organization's UUID;
+//! - `inventory.default_org_id`: the tenant of sessions that set none (superuser only; for migrations).
+//!
+//! Both are checked when set, so a bad value fails at `SET` with 22P02. When the library is not preloaded,
+//! a value set before it loads is a placeholder PostgreSQL never checked; `tenant::current_org_id` parses
+//! the text itself, so such a value still fails with 22P02 when it is used, never silently.
+
+use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
+use pgrx::pg_sys;
+use pgrx::pg_sys::errcodes::PgSqlErrorCode;
+use std::cell::Cell;
+use std::ffi::{c_char, c_void, CStr, CString};
+
+pub static ORG_ID: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+pub static DEFAULT_ORG_ID: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+
+pub const ORG_ID_NAME: &CStr = c"app.org_id";
+pub const DEFAULT_ORG_ID_NAME: &CStr = c"inventory.default_org_id";
+
+thread_local! {
+    /// True while `_PG_init` defines the settings. PostgreSQL then re-applies values set before the
+    /// library loaded and turns a failed check into a WARNING that silently drops the value; we keep the
+    /// value instead so that using it raises the documented 22P02.
+    static DEFINING: Cell<bool> = const { Cell::new(false) };
+}
+
+pub fn init() {
+    DEFINING.with(|d| d.set(true));
+    // SAFETY: called once from _PG_init; the hooks are #[pg_guard]ed and the settings are 'static.
+    unsafe {
+        GucRegistry::define_string_guc_with_hooks(
+            ORG_ID_NAME,
+            c"Tenant (organization UUID) of the current transaction; empty means no tenant.",
+            c"Set it per transaction: SET LOCAL app.org_id = '...' or inventory.set_org(...).",
+            &ORG_ID,
+            GucContext::Userset,
+            GucFlags::default(),
+            Some(check_org_id),
+            None,
+            None,
+        );
+        GucRegistry::define_string_guc_with_hooks(
+            DEFAULT_ORG_ID_NAME,
+            c"Tenant of sessions that set no app.org_id (migration aid; empty means none).",
+            c"Only a superuser can set it, typically with ALTER DATABASE ... SET.",
+            &DEFAULT_ORG_ID,
+            GucContext::Suset,
+            GucFlags::default(),
+            Some(check_org_id),
+            None,
+            None,
+        );
+        pg_sys::MarkGUCPrefixReserved(c"inventory".as_ptr());
+    }
+    DEFINING.with(|d| d.set(false));
+}
+
+/// Parses a tenant id as the settings hold it: `Ok(None)` for empty, the 16 bytes of a UUID written in
+/// the canonical 8-4-4-4-12 form (any case), or `Err` for anything else.
+pub fn parse_org_id(text: &str) -> Result<Option<[u8; 16]>, ()> {
+    if text.is_empty() {
+        return Ok(None);
+    }
+    match uuid::Uuid::try_parse(text) {
+        Ok(id) if text.len() == 36 => Ok(Some(*id.as_bytes())),
+        _ => Err(()),
+    }
+}
+
+/// The raw text of a setting, `""` when unset.
+pub fn text_of(setting: &GucSetting<Option<CString>>) -> String {
+    setting.get().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
+}
+
+#[pgrx::pg_guard]
+unsafe extern "C-unwind" fn check_org_id(
+    newval: *mut *mut c_char,
+    _extra: *mut *mut c_void,
+    _source: pg_sys::GucSource::Type,
+) -> bool {
+    if DEFINING.with(|d| d.get()) || newval.is_null() || (*newval).is_null() {
+        return true;
+    }
+    let text = CStr::from_ptr(*newval).to_string_lossy();
+    if parse_org_id(&text).is_ok() {
+        return true;
+    }
+    pg_sys::GUC_check_errcode(PgSqlErrorCode::ERRCODE_INVALID_TEXT_REPRESENTATION as i32);
+    pg_sys::GUC_check_errdetail_string =
+        pg_sys::pstrdup(c"The value must be an organization's UUID, or empty for no tenant.".as_ptr());
+    false
+}
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pgrx::pg_schema]
+mod tests {
+    use super::*;
+    use crate::test_support::sqlstate_of;
+    use pgrx::prelude::*;
+
+    #[pg_test]
+    fn parse_accepts_canonical_uuids_and_empty() {
+        assert_eq!(parse_org_id(""), Ok(None));
+        let id = parse_org_id("0b0c8a2e-6f0e-4b8e-9a51-3a1f4f1a2b3c").unwrap().unwrap();
+        assert_eq!(id[0], 0x0b);
+        assert!(parse_org_id("0B0C8A2E-6F0E-4B8E-9A51-3A1F4F1A2B3C").unwrap().is_some());
+    }
+
+    #[pg_test]
+    fn parse_rejects_everything_else() {
+        for bad in [
+            " ",
+            "acme",
+            "0b0c8a2e6f0e4b8e9a513a1f4f1a2b3c",
+            "{0b0c8a2e-6f0e-4b8e-9a51-3a1f4f1a2b3c}",
+            "urn:uuid:0b0c8a2e-6f0e-4b8e-9a51-3a1f4f1a2b3c",
+            " 0b0c8a2e-6f0e-4b8e-9a51-3a1f4f1a2b3c",
+            "0b0c8a2e-6f0e-4b8e-9a51-3a1f4f1a2b3g",
+            "' OR 1=1 --",
+        ] {
+            assert_eq!(parse_org_id(bad), Err(()), "{bad:?}");
+        }
+    }
+
+    #[pg_test]
+    fn setting_a_non_uuid_fails_with_22p02() {
+        assert_eq!(sqlstate_of("SET LOCAL app.org_id = 'acme'"), "22P02");
+        assert_eq!(sqlstate_of("SELECT set_config('app.org_id', 'x', true)"), "22P02");
+        assert_eq!(sqlstate_of("SET LOCAL inventory.default_org_id = 'x'"), "22P02");
+        assert_eq!(sqlstate_of("SET LOCAL app.org_id = ''"), "00000");
+        assert_eq!(
+            sqlstate_of("SET LOCAL app.org_id = '0b0c8a2e-6f0e-4b8e-9a51-3a1f4f1a2b3c'"),
+            "00000"
+        );
+    }
+
+    #[pg_test]
+    fn other_inventory_settings_are_reserved() {
+        // MarkGUCPrefixReserved: a typo in our namespace is an error, not a silent placeholder.
+        assert_eq!(sqlstate_of("SET LOCAL inventory.default_org = ''"), "42602");
+    }
+}

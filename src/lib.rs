@@ -1,0 +1,36 @@
+//! inventory_ext: multi-tenant isolation and materialized inventory balances inside PostgreSQL.
+//!
+//! One module per concern. The SQL the extension creates is in `sql/`: `bootstrap.sql` runs before the
+//! Rust functions are created, `finalize.sql` after them (policies and grants that name those functions).
+
+use pgrx::prelude::*;
+
+mod api_key;
+mod errors;
+mod guc;
+mod host;
+mod organizations;
+mod tenant;
+#[cfg(any(test, feature = "pg_test"))]
+mod test_support;
+
+::pgrx::pg_module_magic!(name, version);
+
+extension_sql_file!("../sql/bootstrap.sql", name = "bootstrap", bootstrap);
+extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
+
+#[pg_guard]
+pub extern "C-unwind" fn _PG_init() {
+    guc::init();
+}
+
+/// Required by `cargo pgrx test`.
+#[cfg(test)]
+pub mod pg_test {
+    pub fn setup(_options: Vec<&str>) {}
+
+    #[must_use]
+    pub fn postgresql_conf_options() -> Vec<&'static str> {
+        vec!["shared_preload_libraries = 'inventory_ext'"]
+    }
+}

@@ -1,0 +1,191 @@
+//! Tenant context (SPEC §2): which organization the current transaction acts for.
+//!
+//! The tenant lives only in the GUC `app.org_id`, set transaction-locally, so nothing survives COMMIT,
+//! ROLLBACK or DISCARD ALL and pooled connections (PgBouncer in transaction mode) are safe. The
+//! `set_org…`/`resolve_org` functions are SECURITY DEFINER because an application role cannot see other
+//! organizations' rows (row-level security) and so could not validate a tenant itself.
+
+use crate::errors;
+use crate::guc::{self, DEFAULT_ORG_ID, DEFAULT_ORG_ID_NAME, ORG_ID, ORG_ID_NAME};
+use crate::host;
+use crate::organizations::{self, Found};
+use pgrx::prelude::*;
+use pgrx::Uuid;
+use std::ffi::CString;
+
+/// The tenant: `app.org_id`, else `inventory.default_org_id`, else none. A setting that holds text that
+/// is not a UUID raises 22P02 (it can only get there when set before the library was loaded).
+pub fn current() -> Option<Uuid> {
+    for (setting, name) in [(&ORG_ID, ORG_ID_NAME), (&DEFAULT_ORG_ID, DEFAULT_ORG_ID_NAME)] {
+        let text = guc::text_of(setting);
+        match guc::parse_org_id(&text) {
+            Ok(Some(bytes)) => return Some(Uuid::from_bytes(bytes)),
+            Ok(None) => continue,
+            Err(()) => errors::org_id_not_uuid(&name.to_string_lossy()),
+        }
+    }
+    None
+}
+
+/// Makes `org_id` the tenant until the end of the current transaction (like `SET LOCAL`).
+fn set_for_transaction(org_id: Uuid) -> Uuid {
+    let value = CString::new(org_id.to_string()).expect("a UUID's text has no NUL");
+    // SAFETY: plain C call with NUL-terminated strings; errors are raised as PostgreSQL ERRORs.
+    unsafe {
+        pg_sys::set_config_option(
+            ORG_ID_NAME.as_ptr(),
+            value.as_ptr(),
+            pg_sys::GucContext::PGC_USERSET,
+            pg_sys::GucSource::PGC_S_SESSION,
+            pg_sys::GucAction::GUC_ACTION_LOCAL,
+            true,
+            0,
+            false,
+        );
+    }
+    org_id
+}
+
+/// Validates that `org_id` names an active organization (else 28000) and makes it the tenant.
+fn enter(org_id: Uuid) -> Uuid {
+    match organizations::find_by_id(org_id) {
+        Found::Active(id) => set_for_transaction(id),
+        Found::Inactive | Found::Nothing => errors::invalid_tenant_credentials(),
+    }
+}
+
+/// The current tenant, or NULL when there is none.
+#[pg_extern(stable, parallel_safe)]
+fn current_org_id() -> Option<Uuid> {
+    current()
+}
+
+/// The current tenant, or error 42501 naming `app.org_id` when there is none.
+#[pg_extern(stable, parallel_safe)]
+fn require_org_id() -> Uuid {
+    current().unwrap_or_else(|| errors::no_tenant_context())
+}
+
+/// Makes an active organization the tenant of the current transaction.
+#[pg_extern(volatile, parallel_unsafe, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn set_org(org_id: Option<Uuid>) -> Uuid {
+    enter(org_id.unwrap_or_else(|| errors::invalid_tenant_credentials()))
+}
+
+/// The same, found by subdomain (case-insensitive).
+#[pg_extern(volatile, parallel_unsafe, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn set_org_by_subdomain(subdomain: Option<&str>) -> Uuid {
+    match subdomain.map(organizations::find_by_subdomain) {
+        Some(Found::Active(id)) => set_for_transaction(id),
+        _ => errors::invalid_tenant_credentials(),
+    }
+}
+
+/// The same, found by API key.
+#[pg_extern(volatile, parallel_unsafe, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn set_org_by_api_key(api_key: Option<&str>) -> Uuid {
+    match api_key.map(organizations::find_by_api_key) {
+        Some(Found::Active(id)) => set_for_transaction(id),
+        _ => errors::invalid_tenant_credentials(),
+    }
+}
+
+/// A web app's request resolution, in the database: an explicit id, then the subdomain of `host`, then the
+/// API key, then `inventory.default_org_id`. An id or key that is given must be valid: a bad credential is
+/// an error, never a fall-back to the next source. A host is different: `www.` or `api.` name no
+/// tenant, so a subdomain that matches no organization falls through, while one that names an inactive
+/// organization is refused (a deactivated tenant must not land in another tenant).
+#[pg_extern(volatile, parallel_unsafe, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn resolve_org(
+    org_id: default!(Option<Uuid>, "NULL"),
+    host: default!(Option<&str>, "NULL"),
+    api_key: default!(Option<&str>, "NULL"),
+) -> Uuid {
+    if let Some(id) = org_id {
+        return enter(id);
+    }
+    let subdomain = match host.map(host::subdomain_of) {
+        Some(Err(e)) => errors::invalid_argument(
+            format!("invalid host: {}", e.describe()),
+            "Pass the request's Host header as it came, e.g. 'acme.example.com:443'.",
+        ),
+        Some(Ok(subdomain)) => subdomain,
+        None => None,
+    };
+    if let Some(subdomain) = subdomain {
+        match organizations::find_by_subdomain(&subdomain) {
+            Found::Active(id) => return set_for_transaction(id),
+            Found::Inactive => errors::invalid_tenant_credentials(),
+            Found::Nothing => {}
+        }
+    }
+    if let Some(key) = api_key.filter(|k| !k.is_empty()) {
+        return set_org_by_api_key(Some(key));
+    }
+    let default = guc::parse_org_id(&guc::text_of(&DEFAULT_ORG_ID))
+        .unwrap_or_else(|()| errors::org_id_not_uuid(&DEFAULT_ORG_ID_NAME.to_string_lossy()));
+    match default {
+        Some(bytes) => enter(Uuid::from_bytes(bytes)),
+        None => errors::invalid_tenant_credentials(),
+    }
+}
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pgrx::pg_schema]
+mod tests {
+    use crate::test_support::sqlstate_of;
+    use pgrx::prelude::*;
+
+    fn current() -> Option<String> {
+        Spi::get_one::<String>("SELECT inventory.current_org_id()::text").unwrap()
+    }
+
+    #[pg_test]
+    fn no_context_means_null_and_require_fails_with_42501() {
+        assert_eq!(current(), None);
+        Spi::run("SET LOCAL app.org_id = ''").unwrap();
+        assert_eq!(current(), None);
+        assert_eq!(sqlstate_of("SELECT inventory.require_org_id()"), "42501");
+    }
+
+    #[pg_test]
+    fn context_is_read_back_in_canonical_form() {
+        Spi::run("SET LOCAL app.org_id = '0B0C8A2E-6F0E-4B8E-9A51-3A1F4F1A2B3C'").unwrap();
+        assert_eq!(current().as_deref(), Some("0b0c8a2e-6f0e-4b8e-9a51-3a1f4f1a2b3c"));
+        let required = Spi::get_one::<String>("SELECT inventory.require_org_id()::text").unwrap();
+        assert_eq!(required.as_deref(), Some("0b0c8a2e-6f0e-4b8e-9a51-3a1f4f1a2b3c"));
+    }
+
+    #[pg_test]
+    fn default_org_id_is_the_fallback_and_app_org_id_wins() {
+        Spi::run("SET LOCAL inventory.default_org_id = '11111111-1111-1111-1111-111111111111'").unwrap();
+        assert_eq!(current().as_deref(), Some("11111111-1111-1111-1111-111111111111"));
+        Spi::run("SET LOCAL app.org_id = '22222222-2222-2222-2222-222222222222'").unwrap();
+        assert_eq!(current().as_deref(), Some("22222222-2222-2222-2222-222222222222"));
+    }
+
+    #[pg_test]
+    fn set_org_sets_the_context_and_rejects_unknown_ids() {
+        let id = Spi::get_one::<String>("SELECT org_id::text FROM inventory.create_organization('Acme', 'acme')")
+            .unwrap()
+            .unwrap();
+        assert_eq!(sqlstate_of("SELECT inventory.set_org(gen_random_uuid())"), "28000");
+        assert_eq!(current(), None);
+        Spi::run(&format!("SELECT inventory.set_org('{id}')")).unwrap();
+        assert_eq!(current(), Some(id.clone()));
+        Spi::run(&format!("SELECT inventory.set_organization_active('{id}', false)")).unwrap();
+        assert_eq!(sqlstate_of(&format!("SELECT inventory.set_org('{id}')")), "28000");
+    }
+
+    #[pg_test]
+    fn resolve_org_checks_the_host() {
+        assert_eq!(sqlstate_of("SELECT inventory.resolve_org(host => 'bad host')"), "22023");
+        assert_eq!(sqlstate_of("SELECT inventory.resolve_org(host => 'nobody.example.com')"), "28000");
+        Spi::run("SELECT inventory.create_organization('Acme', 'acme')").unwrap();
+        assert_eq!(sqlstate_of("SELECT inventory.resolve_org(host => 'ACME.example.com:443')"), "00000");
+    }
+}
