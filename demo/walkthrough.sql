@@ -1,0 +1,84 @@
+-- inventory_ext walkthrough: tenant context and organizations.
+-- Run by scripts/demo.sh against a scratch database that has pg_cron and inventory_ext installed.
+\pset footer off
+\set SHOW_CONTEXT never
+
+\echo '== 1. The extensions'
+SELECT extname, extversion FROM pg_extension WHERE extname IN ('pg_cron', 'inventory_ext') ORDER BY 1;
+
+\echo '== 2. Two tenants. Each API key is shown once, here; only its SHA-256 hash is stored.'
+SELECT org_id AS acme_id, api_key AS acme_key FROM inventory.create_organization('Acme Corp', 'acme') \gset
+SELECT org_id AS globex_id, api_key AS globex_key FROM inventory.create_organization('Globex', 'globex') \gset
+SELECT name, subdomain, active, id FROM inventory.organizations ORDER BY name;
+SELECT left(:'acme_key', 12) || '…' AS acme_key_starts, left(:'globex_key', 12) || '…' AS globex_key_starts;
+
+\echo '== 3. An application role, and a tenant table of the application''s, isolated by row-level security'
+CREATE ROLE demo_app NOLOGIN;
+SELECT inventory.grant_app_access('demo_app');
+CREATE TABLE public.stock_notes (
+    org_id uuid NOT NULL DEFAULT inventory.require_org_id() REFERENCES inventory.organizations,
+    id     bigint GENERATED ALWAYS AS IDENTITY,
+    note   text NOT NULL,
+    PRIMARY KEY (org_id, id)
+);
+ALTER TABLE public.stock_notes ENABLE ROW LEVEL SECURITY;
+ALTER TABLE public.stock_notes FORCE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON public.stock_notes
+    USING (org_id = (SELECT inventory.current_org_id()))
+    WITH CHECK (org_id = (SELECT inventory.current_org_id()));
+GRANT SELECT, INSERT ON public.stock_notes TO demo_app;
+
+\echo '== 4. The application, as demo_app, resolves each request''s tenant per transaction'
+SET ROLE demo_app;
+BEGIN;
+SELECT inventory.resolve_org(host => 'acme.example.com:443') = :'acme_id' AS acme_by_subdomain;
+INSERT INTO stock_notes (note) VALUES ('acme: 12 pallets of bolts'), ('acme: cycle count on aisle 4');
+COMMIT;
+BEGIN;
+SELECT inventory.resolve_org(host => 'api.example.com', api_key => :'globex_key') = :'globex_id' AS globex_by_api_key;
+INSERT INTO stock_notes (note) VALUES ('globex: 3 crates of widgets');
+COMMIT;
+
+\echo '== 5. Each tenant sees only its own rows'
+BEGIN;
+SELECT inventory.set_org_by_subdomain('acme') = :'acme_id' AS as_acme;
+SELECT note FROM stock_notes ORDER BY id;
+COMMIT;
+BEGIN;
+SELECT inventory.set_org_by_api_key(:'globex_key') = :'globex_id' AS as_globex;
+SELECT note FROM stock_notes ORDER BY id;
+COMMIT;
+
+\echo '== 6. Without a tenant: nothing is visible, and writing fails (42501)'
+SELECT count(*) AS visible_without_tenant FROM stock_notes;
+INSERT INTO stock_notes (note) VALUES ('whose is this?');
+\echo 'SQLSTATE' :LAST_ERROR_SQLSTATE
+
+\echo '== 7. A wrong API key and an unknown subdomain: one error (28000), one message'
+SELECT inventory.set_org_by_api_key('inv_0000000000000000000000000000000000000000000000000000000000000000');
+\echo 'SQLSTATE' :LAST_ERROR_SQLSTATE
+SELECT inventory.set_org_by_subdomain('initech');
+\echo 'SQLSTATE' :LAST_ERROR_SQLSTATE
+
+\echo '== 8. A tenant cannot write another tenant''s row (42501), and a bad app.org_id is refused (22P02)'
+BEGIN;
+SELECT inventory.set_org(:'acme_id') = :'acme_id' AS as_acme;
+INSERT INTO stock_notes (org_id, note) VALUES (:'globex_id', 'acme writes into globex');
+\echo 'SQLSTATE' :LAST_ERROR_SQLSTATE
+ROLLBACK;
+SELECT set_config('app.org_id', 'globex', true);
+\echo 'SQLSTATE' :LAST_ERROR_SQLSTATE
+
+\echo '== 9. The tenant ends with the transaction'
+BEGIN;
+SELECT inventory.set_org(:'globex_id') = :'globex_id' AS as_globex;
+COMMIT;
+SELECT inventory.current_org_id() IS NULL AS no_tenant_after_commit;
+
+\echo '== 10. An administrator rotates Globex''s key: the old key stops working at once'
+RESET ROLE;
+SELECT left(inventory.rotate_api_key(:'globex_id'), 12) || '…' AS new_globex_key_starts;
+SET ROLE demo_app;
+SELECT inventory.set_org_by_api_key(:'globex_key');
+\echo 'SQLSTATE' :LAST_ERROR_SQLSTATE
+RESET ROLE;
