@@ -13,11 +13,35 @@ layers=("$@")
 [ ${#layers[@]} -gt 0 ] || layers=(unit contract e2e)
 passed=0 failed=0 failures=()
 
+tests_passed=0 tests_failed=0
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+
+# Adds a layer's test counts to the totals, read from its own output: cargo test's "test result" lines,
+# pg_regress's "... ok" / "... FAILED" lines, or one test for a script without either.
+count_tests() {  # ok, output file
+  local ok=$1 file=$2 p f
+  read -r p f < <(awk '/^test result:/ { for (i = 2; i <= NF; i++) {
+      if ($i == "passed;") p += $(i - 1); if ($i == "failed;") f += $(i - 1) } ; seen = 1 }
+    END { if (seen) print p + 0, f + 0; else print "", "" }' "$file")
+  if [ -z "$p" ]; then
+    p=$(grep -cE '\.\.\. ok ' "$file"); f=$(grep -cE '\.\.\. FAILED' "$file")
+  fi
+  if [ "$p" = 0 ] && [ "$f" = 0 ]; then
+    if [ "$ok" = 1 ]; then p=1; else f=1; fi
+  fi
+  [ "$ok" = 1 ] || [ "$f" -gt 0 ] || f=1
+  tests_passed=$((tests_passed + p)); tests_failed=$((tests_failed + f))
+}
+
 run() {  # name, command...
   local name=$1; shift
   echo "=== $name"
-  local start=$SECONDS
-  if "$@"; then
+  local start=$SECONDS ok=1
+  "$@" 2>&1 | tee "$log"
+  [ "${PIPESTATUS[0]}" -eq 0 ] || ok=0
+  count_tests $ok "$log"
+  if [ $ok = 1 ]; then
     passed=$((passed + 1)); echo "--- ok: $name ($((SECONDS - start)) s)"
   else
     failed=$((failed + 1)); failures+=("$name"); echo "--- FAILED: $name ($((SECONDS - start)) s)"
@@ -49,5 +73,6 @@ done
 
 echo
 [ $failed -eq 0 ] || printf 'failed: %s\n' "${failures[@]}"
-echo "test suites: $passed passed, $failed failed"
+echo "layers: $passed passed, $failed failed"
+echo "tests: $tests_passed passed, $tests_failed failed"
 [ $failed -eq 0 ]
