@@ -36,6 +36,26 @@ $$;
 COMMENT ON FUNCTION inventory.grant_app_access(regrole) IS
     'Grants a role what an application needs on the inventory schema and API, and nothing more.';
 
+-- Descriptions for \df+ and GUI tools.
+COMMENT ON FUNCTION inventory.current_org_id() IS
+    'The tenant of this transaction (app.org_id, else inventory.default_org_id), or NULL.';
+COMMENT ON FUNCTION inventory.require_org_id() IS
+    'The tenant of this transaction, or error 42501 when none is set.';
+COMMENT ON FUNCTION inventory.set_org(uuid) IS
+    'Makes an active organization the tenant of the current transaction (else 28000).';
+COMMENT ON FUNCTION inventory.set_org_by_subdomain(text) IS
+    'Like set_org, found by subdomain.';
+COMMENT ON FUNCTION inventory.set_org_by_api_key(text) IS
+    'Like set_org, found by API key.';
+COMMENT ON FUNCTION inventory.resolve_org(uuid, text, text) IS
+    'Request resolution: explicit id, then the Host header''s subdomain, then the API key, then inventory.default_org_id.';
+COMMENT ON FUNCTION inventory.create_organization(text, text) IS
+    'Administrators: creates an organization; returns its id and its API key, shown only this once.';
+COMMENT ON FUNCTION inventory.rotate_api_key(uuid) IS
+    'Administrators: replaces an organization''s API key; the old key stops working at once.';
+COMMENT ON FUNCTION inventory.set_organization_active(uuid, boolean) IS
+    'Administrators: activates or deactivates an organization.';
+
 -- Nothing is executable by PUBLIC unless listed here. The readers stay public because row-level
 -- security policies call current_org_id() with the privileges of whoever queries a tenant table.
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA inventory FROM PUBLIC;

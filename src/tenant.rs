@@ -10,21 +10,22 @@ use crate::guc::{self, DEFAULT_ORG_ID, DEFAULT_ORG_ID_NAME, ORG_ID, ORG_ID_NAME}
 use crate::host;
 use crate::organizations::{self, Found};
 use pgrx::prelude::*;
+use pgrx::guc::GucSetting;
 use pgrx::Uuid;
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 
-/// The tenant: `app.org_id`, else `inventory.default_org_id`, else none. A setting that holds text that
-/// is not a UUID raises 22P02 (it can only get there when set before the library was loaded).
+/// The tenant: `app.org_id`, else `inventory.default_org_id`, else none.
 pub fn current() -> Option<Uuid> {
-    for (setting, name) in [(&ORG_ID, ORG_ID_NAME), (&DEFAULT_ORG_ID, DEFAULT_ORG_ID_NAME)] {
-        let text = guc::text_of(setting);
-        match guc::parse_org_id(&text) {
-            Ok(Some(bytes)) => return Some(Uuid::from_bytes(bytes)),
-            Ok(None) => continue,
-            Err(()) => errors::org_id_not_uuid(&name.to_string_lossy()),
-        }
+    org_id_in(&ORG_ID, ORG_ID_NAME).or_else(|| org_id_in(&DEFAULT_ORG_ID, DEFAULT_ORG_ID_NAME))
+}
+
+/// The organization a setting names, or none when it is empty. Text that is not a UUID raises 22P02
+/// (it can only be there when it was set before the library was loaded).
+fn org_id_in(setting: &GucSetting<Option<CString>>, name: &CStr) -> Option<Uuid> {
+    match guc::parse_org_id(&guc::text_of(setting)) {
+        Ok(bytes) => bytes.map(Uuid::from_bytes),
+        Err(()) => errors::org_id_not_uuid(&name.to_string_lossy()),
     }
-    None
 }
 
 /// Makes `org_id` the tenant until the end of the current transaction (like `SET LOCAL`).
@@ -46,12 +47,16 @@ fn set_for_transaction(org_id: Uuid) -> Uuid {
     org_id
 }
 
-/// Validates that `org_id` names an active organization (else 28000) and makes it the tenant.
-fn enter(org_id: Uuid) -> Uuid {
-    match organizations::find_by_id(org_id) {
-        Found::Active(id) => set_for_transaction(id),
-        Found::Inactive | Found::Nothing => errors::invalid_tenant_credentials(),
+/// Makes the organization a lookup found the tenant if it is active; anything else is 28000.
+fn enter_found(found: Option<Found>) -> Uuid {
+    match found {
+        Some(Found::Active(id)) => set_for_transaction(id),
+        Some(Found::Inactive | Found::Nothing) | None => errors::invalid_tenant_credentials(),
     }
+}
+
+fn enter(org_id: Uuid) -> Uuid {
+    enter_found(Some(organizations::find_by_id(org_id)))
 }
 
 /// The current tenant, or NULL when there is none.
@@ -70,27 +75,21 @@ fn require_org_id() -> Uuid {
 #[pg_extern(volatile, parallel_unsafe, security_definer)]
 #[search_path(pg_catalog, pg_temp)]
 fn set_org(org_id: Option<Uuid>) -> Uuid {
-    enter(org_id.unwrap_or_else(|| errors::invalid_tenant_credentials()))
+    enter_found(org_id.map(organizations::find_by_id))
 }
 
 /// The same, found by subdomain (case-insensitive).
 #[pg_extern(volatile, parallel_unsafe, security_definer)]
 #[search_path(pg_catalog, pg_temp)]
 fn set_org_by_subdomain(subdomain: Option<&str>) -> Uuid {
-    match subdomain.map(organizations::find_by_subdomain) {
-        Some(Found::Active(id)) => set_for_transaction(id),
-        _ => errors::invalid_tenant_credentials(),
-    }
+    enter_found(subdomain.map(organizations::find_by_subdomain))
 }
 
 /// The same, found by API key.
 #[pg_extern(volatile, parallel_unsafe, security_definer)]
 #[search_path(pg_catalog, pg_temp)]
 fn set_org_by_api_key(api_key: Option<&str>) -> Uuid {
-    match api_key.map(organizations::find_by_api_key) {
-        Some(Found::Active(id)) => set_for_transaction(id),
-        _ => errors::invalid_tenant_credentials(),
-    }
+    enter_found(api_key.map(organizations::find_by_api_key))
 }
 
 /// A web app's request resolution, in the database: an explicit id, then the subdomain of `host`, then the
@@ -126,10 +125,8 @@ fn resolve_org(
     if let Some(key) = api_key.filter(|k| !k.is_empty()) {
         return set_org_by_api_key(Some(key));
     }
-    let default = guc::parse_org_id(&guc::text_of(&DEFAULT_ORG_ID))
-        .unwrap_or_else(|()| errors::org_id_not_uuid(&DEFAULT_ORG_ID_NAME.to_string_lossy()));
-    match default {
-        Some(bytes) => enter(Uuid::from_bytes(bytes)),
+    match org_id_in(&DEFAULT_ORG_ID, DEFAULT_ORG_ID_NAME) {
+        Some(id) => enter(id),
         None => errors::invalid_tenant_credentials(),
     }
 }

@@ -54,3 +54,23 @@ SELECT regress.try(format('SELECT set_config(%L, %L, true)', 'inventory.default_
 SELECT inventory.current_org_id() IS NULL AS no_tenant_for_app_user;
 RESET ROLE;
 
+SET ROLE app_user;
+SELECT regress.try(format('ALTER ROLE app_user SET inventory.default_org_id = %L', :'acme_id'));
+RESET ROLE;
+
+-- The way an operator sets it: ALTER DATABASE … SET, read by every new session, application roles
+-- included; RESET makes everything fail closed again.
+SELECT current_database() AS db \gset
+ALTER DATABASE :"db" SET inventory.default_org_id = :'acme_id';
+\c
+SELECT inventory.current_org_id() = :'acme_id' AS default_from_alter_database;
+SET ROLE app_user;
+SELECT inventory.current_org_id() = :'acme_id' AS app_user_gets_default;
+SELECT name FROM inventory.organizations;
+RESET ROLE;
+ALTER DATABASE :"db" RESET inventory.default_org_id;
+\c
+SELECT inventory.current_org_id() IS NULL AS fails_closed_again;
+SET ROLE app_user;
+SELECT count(*) AS organizations_visible FROM inventory.organizations;
+RESET ROLE;
