@@ -21,13 +21,24 @@ COMMENT ON TABLE inventory.organizations IS
 CREATE TABLE inventory.organization_api_keys (
     org_id     uuid PRIMARY KEY REFERENCES inventory.organizations (id) ON DELETE CASCADE,
     key_prefix text NOT NULL,
-    key_hash   bytea NOT NULL UNIQUE CHECK (octet_length(key_hash) = 32),
+    key_hash   bytea NOT NULL CHECK (octet_length(key_hash) = 32),
     created_at timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX organization_api_keys_prefix_idx ON inventory.organization_api_keys (key_prefix);
 COMMENT ON TABLE inventory.organization_api_keys IS
     'API key hashes (SHA-256) and prefixes. Never granted to application roles.';
 
+-- Tables made tenant-scoped by inventory.enable_tenant_isolation, with the org column each was
+-- made tenant-scoped with. isolation_report and the foreign-key rewrite read it.
+CREATE TABLE inventory.tenant_tables (
+    relid      regclass PRIMARY KEY,
+    org_column name NOT NULL,
+    enabled_at timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE inventory.tenant_tables IS
+    'Tables made tenant-scoped by enable_tenant_isolation, and their org column.';
+
 -- pg_dump must carry the rows of extension tables (SPEC §8).
 SELECT pg_catalog.pg_extension_config_dump('inventory.organizations', '');
 SELECT pg_catalog.pg_extension_config_dump('inventory.organization_api_keys', '');
+SELECT pg_catalog.pg_extension_config_dump('inventory.tenant_tables', '');

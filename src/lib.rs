@@ -9,7 +9,9 @@ mod api_key;
 mod errors;
 mod guc;
 mod host;
+mod isolation;
 mod organizations;
+mod sql_types;
 mod tenant;
 #[cfg(any(test, feature = "pg_test"))]
 mod test_support;
@@ -17,6 +19,7 @@ mod test_support;
 ::pgrx::pg_module_magic!(name, version);
 
 extension_sql_file!("../sql/bootstrap.sql", name = "bootstrap", bootstrap);
+extension_sql_file!("../sql/isolation.sql", name = "isolation");
 extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
 
 #[pg_guard]

@@ -50,7 +50,9 @@ cluster_start() {
     local line
     for line in "$@"; do echo "$line"; done
   } >>"$dir/data/postgresql.conf"
-  _as_postgres "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null \
+  # RUST_BACKTRACE in the server's environment would put Rust backtraces into error details.
+  _as_postgres env -u RUST_BACKTRACE -u RUST_LIB_BACKTRACE \
+    "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null \
     || { cat "$dir/server.log" >&2; return 1; }
   CLUSTER_PORT[$name]=$port
 }

@@ -1,0 +1,209 @@
+-- Tenant isolation helpers written in SQL: the online backfill and the isolation report (SPEC §4).
+-- enable_tenant_isolation / disable_tenant_isolation are Rust (src/isolation.rs).
+
+-- Fills a tenant column's NULLs in batches, committing after each, so that a backfill of a big table
+-- holds row locks on one batch at a time and no table lock stronger than ROW EXCLUSIVE. Call it outside a
+-- transaction block (CALL … commits), before enable_tenant_isolation; see docs/DBA.md.
+CREATE PROCEDURE inventory.backfill_org_column(
+    tbl regclass,
+    backfill_org uuid,
+    org_column name DEFAULT 'org_id',
+    batch_size integer DEFAULT 10000
+)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    filled bigint;
+    total bigint := 0;
+BEGIN
+    IF tbl IS NULL OR backfill_org IS NULL OR org_column IS NULL OR coalesce(batch_size, 0) < 1 THEN
+        RAISE EXCEPTION 'backfill_org_column needs a table, an organization, a column and a positive batch size'
+            USING ERRCODE = '22023';
+    END IF;
+    IF NOT EXISTS (SELECT FROM inventory.organizations WHERE id = backfill_org) THEN
+        RAISE EXCEPTION 'backfill_org % names no organization', backfill_org USING ERRCODE = '22023';
+    END IF;
+    LOOP
+        -- ctid batches: each one a short transaction on rows still NULL.
+        EXECUTE format(
+            'UPDATE %s SET %I = $1 WHERE ctid = ANY (ARRAY(SELECT ctid FROM %s WHERE %I IS NULL LIMIT $2)) AND %I IS NULL',
+            tbl, org_column, tbl, org_column, org_column)
+            USING backfill_org, batch_size;
+        GET DIAGNOSTICS filled = ROW_COUNT;
+        EXIT WHEN filled = 0;
+        total := total + filled;
+        COMMIT;
+    END LOOP;
+    RAISE NOTICE 'filled % rows of %', total, tbl;
+END
+$$;
+COMMENT ON PROCEDURE inventory.backfill_org_column(regclass, uuid, name, integer) IS
+    'Fills NULLs of a tenant column in committed batches (online backfill before enable_tenant_isolation).';
+
+-- The lint: every way the given schemas (default: all but the system ones) still leak across tenants.
+-- A table's org column is the one it was made tenant-scoped with, else a column named org_id.
+CREATE FUNCTION inventory.isolation_report(schemas name[] DEFAULT NULL)
+RETURNS TABLE (severity text, object text, problem text, fix text)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+WITH RECURSIVE
+scope AS (
+    SELECT n.oid AS nsp FROM pg_namespace n
+     WHERE CASE WHEN schemas IS NULL
+                THEN n.nspname NOT IN ('pg_catalog', 'information_schema')
+                     AND n.nspname !~ '^pg_(toast|temp_|toast_temp_)'
+                ELSE n.nspname = ANY (schemas) END
+),
+tenant AS (
+    SELECT c.oid AS relid, c.oid::regclass::text AS tbl, a.attnum AS org_attnum, a.attname AS org_col,
+           a.attnotnull, c.relrowsecurity, c.relforcerowsecurity, c.relispartition
+      FROM pg_class c
+      JOIN scope s ON s.nsp = c.relnamespace
+      LEFT JOIN inventory.tenant_tables t ON t.relid = c.oid
+      JOIN pg_attribute a ON a.attrelid = c.oid AND NOT a.attisdropped AND a.attnum > 0
+                         AND a.attname = coalesce(t.org_column, 'org_id')
+     WHERE c.relkind IN ('r', 'p') AND c.relpersistence <> 't'
+),
+-- The root of a partition tree, for fixes that go through the helper.
+tenant_root AS (
+    SELECT t.*, coalesce((SELECT r.relid::regclass::text FROM pg_partition_ancestors(t.relid) r
+                           WHERE NOT EXISTS (SELECT FROM pg_inherits i WHERE i.inhrelid = r.relid)),
+                         t.tbl) AS root
+      FROM tenant t
+),
+-- Views (and views over views) that read a tenant table.
+over_tenant (view_oid, base) AS (
+    SELECT DISTINCT r.ev_class, t.tbl
+      FROM tenant t
+      JOIN pg_depend d ON d.refclassid = 'pg_class'::regclass AND d.refobjid = t.relid
+                      AND d.classid = 'pg_rewrite'::regclass
+      JOIN pg_rewrite r ON r.oid = d.objid AND r.ev_class <> t.relid
+    UNION
+    SELECT DISTINCT r.ev_class, o.base
+      FROM over_tenant o
+      JOIN pg_depend d ON d.refclassid = 'pg_class'::regclass AND d.refobjid = o.view_oid
+                      AND d.classid = 'pg_rewrite'::regclass
+      JOIN pg_rewrite r ON r.oid = d.objid AND r.ev_class <> o.view_oid
+),
+findings (severity, object, problem, fix) AS (
+    SELECT 'error', tbl,
+           format('tenant table (org column %I) has row-level security off: every role with access reads all tenants', org_col),
+           format('SELECT inventory.enable_tenant_isolation(%L, %L);', root, org_col)
+      FROM tenant_root WHERE NOT relrowsecurity
+    UNION ALL
+    SELECT 'error', tbl,
+           'row-level security is not forced: the table owner bypasses it',
+           format('ALTER TABLE %s FORCE ROW LEVEL SECURITY;', tbl)
+      FROM tenant WHERE relrowsecurity AND NOT relforcerowsecurity
+    UNION ALL
+    SELECT 'warning', c.oid::regclass::text,
+           'row-level security is on but there is no policy: only superusers and BYPASSRLS roles see any row',
+           CASE WHEN t.relid IS NOT NULL
+                THEN format('SELECT inventory.enable_tenant_isolation(%L, %L);', t.root, t.org_col)
+                ELSE format('CREATE POLICY … ON %s …;  -- or ALTER TABLE %s DISABLE ROW LEVEL SECURITY;', c.oid::regclass, c.oid::regclass) END
+      FROM pg_class c
+      JOIN scope s ON s.nsp = c.relnamespace
+      LEFT JOIN tenant_root t ON t.relid = c.oid
+     WHERE c.relkind IN ('r', 'p') AND c.relrowsecurity
+       AND NOT EXISTS (SELECT FROM pg_policy p WHERE p.polrelid = c.oid)
+    UNION ALL
+    SELECT CASE WHEN p.polcmd = 'a' THEN 'error' ELSE 'warning' END,
+           format('policy %I on %s', p.polname, p.polrelid::regclass),
+           CASE WHEN p.polcmd = 'a'
+                THEN 'INSERT policy without WITH CHECK: any row can be inserted'
+                ELSE 'policy without WITH CHECK: writes are checked only by its USING expression' END,
+           CASE WHEN p.polqual IS NOT NULL
+                THEN format('ALTER POLICY %I ON %s WITH CHECK (%s);', p.polname, p.polrelid::regclass,
+                            pg_get_expr(p.polqual, p.polrelid))
+                ELSE format('ALTER POLICY %I ON %s WITH CHECK (…);', p.polname, p.polrelid::regclass) END
+      FROM pg_policy p
+      JOIN pg_class c ON c.oid = p.polrelid
+      JOIN scope s ON s.nsp = c.relnamespace
+     WHERE p.polcmd IN ('*', 'a', 'w') AND p.polwithcheck IS NULL
+    UNION ALL
+    SELECT 'error', tbl,
+           format('org column %I is nullable: a row without a tenant is visible to no tenant and writable by none', org_col),
+           format('SELECT inventory.enable_tenant_isolation(%L, %L, backfill_org => ''<organization id>'');', root, org_col)
+      FROM tenant_root WHERE NOT attnotnull
+    UNION ALL
+    SELECT 'error', format('%s on %s', i.indexrelid::regclass, t.tbl),
+           format('unique key (%s) does not include %I: tenants cannot reuse a value, and a duplicate tells one tenant what another has',
+                  (SELECT string_agg(pg_get_indexdef(i.indexrelid, k, true), ', ')
+                     FROM generate_series(1, i.indnkeyatts) k)
+                  , t.org_col),
+           format('SELECT inventory.enable_tenant_isolation(%L, %L);  -- scope_unique rewrites it', t.root, t.org_col)
+      FROM tenant_root t
+      JOIN pg_index i ON i.indrelid = t.relid
+     WHERE NOT t.relispartition AND i.indisunique AND NOT i.indisprimary
+       AND NOT (t.org_attnum = ANY (i.indkey[0:i.indnkeyatts - 1]))
+    UNION ALL
+    SELECT 'warning', format('primary key of %s', t.tbl),
+           format('primary key (%s) does not include %I', pk.cols, t.org_col),
+           CASE WHEN pk.org_pk_unique
+                THEN 'none needed: UNIQUE (org, primary key) is in place for tenant-safe references; a distributed (Citus) table needs the org column in the primary key itself'
+                ELSE format('SELECT inventory.enable_tenant_isolation(%L, %L);  -- adds UNIQUE (org, primary key)', t.root, t.org_col) END
+      FROM tenant_root t
+      JOIN LATERAL (
+           SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY k.o) AS cols,
+                  EXISTS (SELECT FROM pg_index u
+                           WHERE u.indrelid = t.relid AND u.indisunique AND u.indpred IS NULL
+                             AND u.indnkeyatts = cardinality(con.conkey) + 1
+                             AND t.org_attnum = ANY (u.indkey[0:u.indnkeyatts - 1])
+                             AND con.conkey <@ u.indkey[0:u.indnkeyatts - 1]::int2[]) AS org_pk_unique
+             FROM pg_constraint con, unnest(con.conkey) WITH ORDINALITY k(n, o), pg_attribute a
+            WHERE con.conrelid = t.relid AND con.contype = 'p' AND NOT (t.org_attnum = ANY (con.conkey))
+              AND a.attrelid = t.relid AND a.attnum = k.n
+            GROUP BY con.conkey) pk ON true
+     WHERE NOT t.relispartition
+    UNION ALL
+    SELECT 'error', format('foreign key %I on %s', con.conname, src.tbl),
+           format('foreign key to tenant table %s does not include the org columns: a row can reference another tenant''s row', dst.tbl),
+           format('SELECT inventory.enable_tenant_isolation(%L, %L);  -- with %s tenant-scoped too', src.root, src.org_col, dst.tbl)
+      FROM pg_constraint con
+      JOIN tenant_root src ON src.relid = con.conrelid
+      JOIN tenant_root dst ON dst.relid = con.confrelid
+     WHERE con.contype = 'f' AND con.conparentid = 0
+       AND NOT (src.org_attnum = ANY (con.conkey) AND dst.org_attnum = ANY (con.confkey))
+    UNION ALL
+    SELECT 'error', format('view %s', o.view_oid::regclass),
+           format('view over tenant table %s runs with its owner''s privileges (no security_invoker), so it can bypass row-level security', min(o.base)),
+           format('ALTER VIEW %s SET (security_invoker = true);', o.view_oid::regclass)
+      FROM over_tenant o
+      JOIN pg_class v ON v.oid = o.view_oid AND v.relkind = 'v'
+      JOIN scope s ON s.nsp = v.relnamespace
+     WHERE NOT coalesce((SELECT option_value::boolean FROM pg_options_to_table(v.reloptions)
+                          WHERE option_name = 'security_invoker'), false)
+     GROUP BY o.view_oid
+    UNION ALL
+    SELECT 'error', format('materialized view %s', o.view_oid::regclass),
+           format('materialized view over tenant table %s stores every tenant''s rows and has no row-level security', min(o.base)),
+           format('DROP MATERIALIZED VIEW %s;  -- use a view with security_invoker = true instead', o.view_oid::regclass)
+      FROM over_tenant o
+      JOIN pg_class v ON v.oid = o.view_oid AND v.relkind = 'm'
+      JOIN scope s ON s.nsp = v.relnamespace
+     GROUP BY o.view_oid
+    UNION ALL
+    SELECT 'error', format('function %s', p.oid::regprocedure),
+           'SECURITY DEFINER function without a fixed search_path: a caller can put its own objects in front of the ones it means',
+           format('ALTER FUNCTION %s SET search_path = pg_catalog, pg_temp;', p.oid::regprocedure)
+      FROM pg_proc p
+      JOIN scope s ON s.nsp = p.pronamespace
+     WHERE p.prosecdef
+       AND NOT EXISTS (SELECT FROM unnest(p.proconfig) c WHERE c LIKE 'search\_path=%')
+    UNION ALL
+    SELECT 'warning', format('role %I', r.rolname),
+           CASE WHEN r.rolsuper THEN 'can log in and is a superuser: row-level security does not apply to it'
+                ELSE 'can log in and has BYPASSRLS: row-level security does not apply to it' END,
+           CASE WHEN r.rolsuper THEN 'Keep it for administration only; connect applications as a role without SUPERUSER.'
+                ELSE format('ALTER ROLE %I NOBYPASSRLS;', r.rolname) END
+      FROM pg_roles r
+     WHERE r.rolcanlogin AND (r.rolsuper OR r.rolbypassrls)
+)
+SELECT severity, object, problem, fix
+  FROM findings
+ ORDER BY CASE severity WHEN 'error' THEN 1 WHEN 'warning' THEN 2 ELSE 3 END, object, problem
+$$;
+COMMENT ON FUNCTION inventory.isolation_report(name[]) IS
+    'Lints the given schemas (default: all but the system ones) for every way data still leaks across tenants.';

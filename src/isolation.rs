@@ -1,0 +1,702 @@
+//! Tenant isolation for any table (SPEC §4): `enable_tenant_isolation` and `disable_tenant_isolation`.
+//!
+//! One call makes a table tenant-scoped and returns one line per change it made. It is atomic (a function
+//! runs inside one statement: any error undoes every step) and idempotent (every step first reads the
+//! catalog and does nothing when its work is already done). The steps run in an order that keeps the ones
+//! needing ACCESS EXCLUSIVE (catalog-only changes) last, after the long ones (backfill, index builds,
+//! constraint validation) that take weaker locks; docs/DBA.md lists the lock of each step.
+
+use crate::errors;
+use crate::sql_types::{RegClass, SqlName};
+use pgrx::datum::DatumWithOid;
+use pgrx::prelude::*;
+use pgrx::spi::{quote_identifier, quote_literal, SpiHeapTupleData, SpiResult};
+use pgrx::Uuid;
+
+/// The policy every tenant-scoped table gets; its name marks it as ours.
+const POLICY: &str = "tenant_isolation";
+const CONTEXT_DEFAULT: &str = "inventory.require_org_id()";
+
+/// Rows of a query, each mapped by `map`.
+fn rows<T>(sql: &str, args: &[DatumWithOid], mut map: impl FnMut(&SpiHeapTupleData) -> SpiResult<T>) -> Vec<T> {
+    Spi::connect(|client| client.select(sql, None, args)?.map(|row| map(&row)).collect::<SpiResult<Vec<T>>>())
+        .unwrap_or_else(|e| panic!("catalog query failed: {e}"))
+}
+
+fn exec(sql: &str) {
+    Spi::run(sql).unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
+fn text(row: &SpiHeapTupleData, i: usize) -> SpiResult<String> {
+    Ok(row.get::<String>(i)?.unwrap_or_default())
+}
+
+/// PostgreSQL keeps the first 63 bytes of an identifier; cut at a character boundary.
+fn truncate_identifier(mut name: String) -> String {
+    while name.len() > 63 {
+        name.pop();
+    }
+    name
+}
+
+fn quoted_list(names: &[String]) -> String {
+    names.iter().map(quote_identifier).collect::<Vec<_>>().join(", ")
+}
+
+/// The table a call works on (and its bare name, for naming constraints). Names are schema-qualified and quoted (the functions pin
+/// `search_path = pg_catalog, pg_temp`, so `regclass::text` always qualifies).
+struct Table {
+    oid: pg_sys::Oid,
+    name: String,
+    partitioned: bool,
+}
+
+struct Column {
+    attnum: i16,
+    type_name: String,
+    not_null: bool,
+    default: Option<String>,
+}
+
+/// A foreign key, as much of it as a rewrite needs.
+struct ForeignKey {
+    name: String,
+    table: pg_sys::Oid,
+    table_name: String,
+    cols: Vec<String>,
+    ref_table: pg_sys::Oid,
+    ref_table_name: String,
+    ref_cols: Vec<String>,
+    on_update: String,
+    on_delete: String,
+    match_full: bool,
+    deferrable: bool,
+    deferred: bool,
+    source_partitioned: bool,
+}
+
+/// The lines a call returns, each recorded as its step runs.
+struct Changes(Vec<String>);
+
+impl Changes {
+    fn run(&mut self, line: String, statements: &[String]) {
+        for sql in statements {
+            exec(sql);
+        }
+        self.0.push(line);
+    }
+}
+
+fn describe(RegClass(oid): RegClass) -> (Table, String) {
+    let (name, kind, persistence, parent, relname) = rows(
+        "SELECT c.oid::regclass::text, c.relkind::text, c.relpersistence::text,
+                (SELECT i.inhparent::regclass::text FROM pg_inherits i WHERE i.inhrelid = c.oid AND c.relispartition),
+                c.relname::text
+           FROM pg_class c WHERE c.oid = $1",
+        &[oid.into()],
+        |r| Ok((text(r, 1)?, text(r, 2)?, text(r, 3)?, r.get::<String>(4)?, text(r, 5)?)),
+    )
+    .pop()
+    .expect("a regclass names an existing relation");
+    let what = match kind.as_str() {
+        "r" | "p" => None,
+        "v" => Some("a view"),
+        "m" => Some("a materialized view"),
+        "f" => Some("a foreign table"),
+        "S" => Some("a sequence"),
+        "i" | "I" => Some("an index"),
+        _ => Some("not a table"),
+    };
+    if let Some(what) = what {
+        errors::invalid_argument(
+            format!("{name} is {what}: only tables can be made tenant-scoped"),
+            "Pass the table the view or index is built on; a view over it needs security_invoker = true.",
+        );
+    }
+    if persistence == "t" {
+        errors::invalid_argument(
+            format!("{name} is a temporary table: temporary tables cannot be made tenant-scoped"),
+            "A temporary table is private to one session already; use a permanent table for tenant data.",
+        );
+    }
+    if let Some(parent) = parent {
+        errors::invalid_argument(
+            format!("{name} is a partition of {parent}"),
+            format!("Call it on the partitioned table: SELECT inventory.enable_tenant_isolation('{parent}')."),
+        );
+    }
+    (Table { oid, name, partitioned: kind == "p" }, relname)
+}
+
+fn column(table: pg_sys::Oid, name: &str) -> Option<Column> {
+    rows(
+        "SELECT a.attnum, format_type(a.atttypid, NULL), a.attnotnull, pg_get_expr(d.adbin, d.adrelid)
+           FROM pg_attribute a
+           LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+          WHERE a.attrelid = $1 AND a.attname = $2 AND a.attnum > 0 AND NOT a.attisdropped",
+        &[table.into(), name.into()],
+        |r| {
+            Ok(Column {
+                attnum: r.get::<i16>(1)?.unwrap_or_default(),
+                type_name: text(r, 2)?,
+                not_null: r.get::<bool>(3)?.unwrap_or_default(),
+                default: r.get::<String>(4)?,
+            })
+        },
+    )
+    .pop()
+}
+
+fn primary_key(table: pg_sys::Oid) -> Vec<String> {
+    rows(
+        "SELECT a.attname::text
+           FROM pg_constraint con, unnest(con.conkey) WITH ORDINALITY k(attnum, ord), pg_attribute a
+          WHERE con.conrelid = $1 AND con.contype = 'p' AND a.attrelid = con.conrelid AND a.attnum = k.attnum
+          ORDER BY k.ord",
+        &[table.into()],
+        |r| text(r, 1),
+    )
+}
+
+/// The org column of a table made tenant-scoped before (or being made so now).
+fn registered_org_column(table: pg_sys::Oid) -> Option<String> {
+    rows("SELECT org_column::text FROM inventory.tenant_tables WHERE relid = $1", &[table.into()], |r| text(r, 1))
+        .pop()
+}
+
+/// Whether some valid unique index of `table` covers exactly `cols`, in any order (what a foreign key
+/// needs to reference them).
+fn has_unique_on(table: pg_sys::Oid, cols: &[String]) -> bool {
+    let cols: Vec<Option<String>> = cols.iter().cloned().map(Some).collect();
+    rows(
+        "SELECT true FROM pg_index i
+          WHERE i.indrelid = $1 AND i.indisunique AND i.indisvalid AND i.indpred IS NULL
+            AND i.indnkeyatts = cardinality($2::text[])
+            AND (SELECT array_agg(a.attname::text ORDER BY a.attname)
+                   FROM unnest(i.indkey[0:i.indnkeyatts - 1]) k(attnum)
+                   JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum)
+                = (SELECT array_agg(c ORDER BY c) FROM unnest($2::text[]) c)",
+        &[table.into(), cols.into()],
+        |r| r.get::<bool>(1),
+    )
+    .into_iter()
+    .any(|found| found == Some(true))
+}
+
+const FOREIGN_KEYS: &str = "
+    SELECT con.conname::text, con.conrelid, con.conrelid::regclass::text, con.confrelid, con.confrelid::regclass::text,
+           ARRAY(SELECT a.attname::text FROM unnest(con.conkey) WITH ORDINALITY k(n, o)
+                   JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.n ORDER BY k.o),
+           ARRAY(SELECT a.attname::text FROM unnest(con.confkey) WITH ORDINALITY k(n, o)
+                   JOIN pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.n ORDER BY k.o),
+           con.confupdtype::text, con.confdeltype::text, con.confmatchtype::text, con.condeferrable,
+           con.condeferred, src.relkind = 'p'
+      FROM pg_constraint con JOIN pg_class src ON src.oid = con.conrelid
+     WHERE con.contype = 'f' AND con.conparentid = 0";
+
+fn foreign_keys(filter: &str, args: &[DatumWithOid]) -> Vec<ForeignKey> {
+    let action = |code: &str| match code {
+        "r" => "RESTRICT",
+        "c" => "CASCADE",
+        "n" => "SET NULL",
+        "d" => "SET DEFAULT",
+        _ => "NO ACTION",
+    };
+    rows(&format!("{FOREIGN_KEYS} AND {filter} ORDER BY con.conname"), args, |r| {
+        Ok(ForeignKey {
+            name: text(r, 1)?,
+            table: r.get::<pg_sys::Oid>(2)?.expect("conrelid"),
+            table_name: text(r, 3)?,
+            ref_table: r.get::<pg_sys::Oid>(4)?.expect("confrelid"),
+            ref_table_name: text(r, 5)?,
+            cols: r.get::<Vec<String>>(6)?.unwrap_or_default(),
+            ref_cols: r.get::<Vec<String>>(7)?.unwrap_or_default(),
+            on_update: action(&text(r, 8)?).to_string(),
+            on_delete: action(&text(r, 9)?).to_string(),
+            match_full: text(r, 10)? == "f",
+            deferrable: r.get::<bool>(11)?.unwrap_or_default(),
+            deferred: r.get::<bool>(12)?.unwrap_or_default(),
+            source_partitioned: r.get::<bool>(13)?.unwrap_or_default(),
+        })
+    })
+}
+
+/// The statements that put `fk` back as `(org, cols) → (ref org, ref cols)`: added NOT VALID and then
+/// validated, where PostgreSQL allows it (not on partitioned tables).
+fn composite_fk_statements(fk: &ForeignKey, org: &str, ref_org: &str) -> Vec<String> {
+    if matches!(fk.on_update.as_str(), "SET NULL" | "SET DEFAULT") {
+        errors::invalid_argument(
+            format!("foreign key {} on {} has ON UPDATE {}", fk.name, fk.table_name, fk.on_update),
+            "ON UPDATE SET NULL/SET DEFAULT would clear the org column of a composite key; \
+             change it to CASCADE, RESTRICT or NO ACTION first.",
+        );
+    }
+    let mut cols = vec![org.to_string()];
+    cols.extend(fk.cols.iter().cloned());
+    let mut ref_cols = vec![ref_org.to_string()];
+    ref_cols.extend(fk.ref_cols.iter().cloned());
+    // SET NULL / SET DEFAULT on delete must leave the org column alone (PostgreSQL 15 column lists).
+    let on_delete = match fk.on_delete.as_str() {
+        "SET NULL" | "SET DEFAULT" => format!("{} ({})", fk.on_delete, quoted_list(&fk.cols)),
+        other => other.to_string(),
+    };
+    let mut def = format!(
+        "ALTER TABLE {} ADD CONSTRAINT {} FOREIGN KEY ({}) REFERENCES {} ({}){} ON UPDATE {} ON DELETE {}{}",
+        fk.table_name,
+        quote_identifier(&fk.name),
+        quoted_list(&cols),
+        fk.ref_table_name,
+        quoted_list(&ref_cols),
+        if fk.match_full { " MATCH FULL" } else { "" },
+        fk.on_update,
+        on_delete,
+        match (fk.deferrable, fk.deferred) {
+            (true, true) => " DEFERRABLE INITIALLY DEFERRED",
+            (true, false) => " DEFERRABLE",
+            _ => "",
+        },
+    );
+    if fk.source_partitioned {
+        return vec![def];
+    }
+    def.push_str(" NOT VALID");
+    vec![def, format!("ALTER TABLE {} VALIDATE CONSTRAINT {}", fk.table_name, quote_identifier(&fk.name))]
+}
+
+fn drop_fk_statement(fk: &ForeignKey) -> String {
+    format!("ALTER TABLE {} DROP CONSTRAINT {}", fk.table_name, quote_identifier(&fk.name))
+}
+
+/// The org column of the other side of a foreign key, when that side is tenant-scoped.
+fn tenant_org_of(fk_side: pg_sys::Oid, this: &Table, org: &str) -> Option<String> {
+    if fk_side == this.oid {
+        Some(org.to_string())
+    } else {
+        registered_org_column(fk_side)
+    }
+}
+
+/// The foreign keys from and to this table whose both sides are tenant-scoped, with the org column of
+/// each side, that do not carry the org columns yet.
+fn single_tenant_fks(this: &Table, org: &str) -> Vec<(ForeignKey, String, String)> {
+    foreign_keys("(con.conrelid = $1 OR con.confrelid = $1)", &[this.oid.into()])
+        .into_iter()
+        .filter_map(|fk| {
+            let src_org = tenant_org_of(fk.table, this, org)?;
+            let ref_org = tenant_org_of(fk.ref_table, this, org)?;
+            let composite = fk.cols.contains(&src_org) && fk.ref_cols.contains(&ref_org);
+            (!composite).then_some((fk, src_org, ref_org))
+        })
+        .collect()
+}
+
+struct UniqueToScope {
+    index_name: String,
+    index_qualified: String,
+    index_oid: pg_sys::Oid,
+    constraint: Option<String>,
+    cols: Vec<String>,
+    keys: Vec<String>,
+    nulls_not_distinct: bool,
+    deferrable: bool,
+    deferred: bool,
+    indexdef: String,
+}
+
+fn uniques_without(table: pg_sys::Oid, org_attnum: i16) -> Vec<UniqueToScope> {
+    rows(
+        "SELECT ic.relname::text, i.indexrelid::regclass::text, i.indexrelid, con.conname::text,
+                ARRAY(SELECT a.attname::text FROM unnest(i.indkey[0:i.indnkeyatts - 1]) WITH ORDINALITY k(n, o)
+                        JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.n ORDER BY k.o),
+                ARRAY(SELECT pg_get_indexdef(i.indexrelid, k, true) FROM generate_series(1, i.indnkeyatts) k),
+                i.indnullsnotdistinct, coalesce(con.condeferrable, false), coalesce(con.condeferred, false),
+                pg_get_indexdef(i.indexrelid)
+           FROM pg_index i
+           JOIN pg_class ic ON ic.oid = i.indexrelid
+           LEFT JOIN pg_constraint con ON con.conindid = i.indexrelid AND con.conrelid = i.indrelid
+                                      AND con.contype = 'u'
+          WHERE i.indrelid = $1 AND i.indisunique AND NOT i.indisprimary
+            AND NOT ($2 = ANY (i.indkey[0:i.indnkeyatts - 1]))
+          ORDER BY ic.relname",
+        &[table.into(), org_attnum.into()],
+        |r| {
+            Ok(UniqueToScope {
+                index_name: text(r, 1)?,
+                index_qualified: text(r, 2)?,
+                index_oid: r.get::<pg_sys::Oid>(3)?.expect("indexrelid"),
+                constraint: r.get::<String>(4)?,
+                cols: r.get::<Vec<String>>(5)?.unwrap_or_default(),
+                keys: r.get::<Vec<String>>(6)?.unwrap_or_default(),
+                nulls_not_distinct: r.get::<bool>(7)?.unwrap_or_default(),
+                deferrable: r.get::<bool>(8)?.unwrap_or_default(),
+                deferred: r.get::<bool>(9)?.unwrap_or_default(),
+                indexdef: text(r, 10)?,
+            })
+        },
+    )
+}
+
+/// The definition of a unique index with the org column put first among its keys. pg_get_indexdef
+/// writes `CREATE UNIQUE INDEX name ON [ONLY ]table USING btree (keys…)…`; anything else is refused
+/// rather than guessed at. `ONLY` (a partitioned table's index) is dropped so the partitions get it too.
+fn indexdef_led_by(u: &UniqueToScope, table: &Table, org: &str) -> String {
+    let create = format!("CREATE UNIQUE INDEX {} ON ", quote_identifier(&u.index_name));
+    let using = format!("{} USING btree (", table.name);
+    let rest = ["", "ONLY "]
+        .iter()
+        .find_map(|only| u.indexdef.strip_prefix(&format!("{create}{only}{using}")))
+        .unwrap_or_else(|| {
+            errors::invalid_argument(
+                format!("cannot rewrite unique index {} automatically: {}", u.index_name, u.indexdef),
+                "Rewrite it by hand so that it leads with the org column, or pass scope_unique => false.",
+            )
+        });
+    format!("{create}{using}{}, {rest}", quote_identifier(org))
+}
+
+fn partitions(table: &Table) -> Vec<(pg_sys::Oid, String)> {
+    rows(
+        "SELECT relid, relid::regclass::text FROM pg_partition_tree($1) WHERE relid <> $1::regclass ORDER BY level, relid::regclass::text",
+        &[table.oid.into()],
+        |r| Ok((r.get::<pg_sys::Oid>(1)?.expect("relid"), text(r, 2)?)),
+    )
+}
+
+fn org_exists(org: Uuid) -> bool {
+    rows("SELECT true FROM inventory.organizations WHERE id = $1", &[org.into()], |r| r.get::<bool>(1)).len() == 1
+}
+
+fn has_rows(table: &Table, filter: &str) -> bool {
+    rows(&format!("SELECT true FROM {} WHERE {filter} LIMIT 1", table.name), &[], |r| r.get::<bool>(1)).len() == 1
+}
+
+/// Row-level security on one relation: enabled, forced, and our one policy for all commands.
+fn isolate(changes: &mut Changes, rel: pg_sys::Oid, rel_name: &str, org: &str) {
+    let (enabled, forced) = rows(
+        "SELECT relrowsecurity, relforcerowsecurity FROM pg_class WHERE oid = $1",
+        &[rel.into()],
+        |r| Ok((r.get::<bool>(1)?.unwrap_or_default(), r.get::<bool>(2)?.unwrap_or_default())),
+    )
+    .pop()
+    .expect("relation exists");
+    if !enabled {
+        changes.run(
+            format!("enabled row-level security on {rel_name}"),
+            &[format!("ALTER TABLE {rel_name} ENABLE ROW LEVEL SECURITY")],
+        );
+    }
+    if !forced {
+        changes.run(
+            format!("forced row-level security on {rel_name} (the owner is held to it too)"),
+            &[format!("ALTER TABLE {rel_name} FORCE ROW LEVEL SECURITY")],
+        );
+    }
+    let expression = format!("({} = ( SELECT inventory.current_org_id() AS current_org_id))", quote_identifier(org));
+    let existing = rows(
+        "SELECT pg_get_expr(p.polqual, p.polrelid), pg_get_expr(p.polwithcheck, p.polrelid),
+                p.polcmd = '*' AND p.polpermissive AND p.polroles = '{0}'
+           FROM pg_policy p WHERE p.polrelid = $1 AND p.polname = $2",
+        &[rel.into(), POLICY.into()],
+        |r| Ok((r.get::<String>(1)?, r.get::<String>(2)?, r.get::<bool>(3)?.unwrap_or_default())),
+    )
+    .pop();
+    let create = format!(
+        "CREATE POLICY {POLICY} ON {rel_name} AS PERMISSIVE FOR ALL TO PUBLIC \
+         USING ({col} = (SELECT inventory.current_org_id())) \
+         WITH CHECK ({col} = (SELECT inventory.current_org_id()))",
+        col = quote_identifier(org)
+    );
+    match existing {
+        None => changes.run(
+            format!("created policy {POLICY} on {rel_name}: {} = current_org_id(), for reading and writing", quote_identifier(org)),
+            &[create],
+        ),
+        Some((using, check, shape)) if using.as_deref() == Some(&expression) && check.as_deref() == Some(&expression) && shape => {}
+        Some(_) => changes.run(
+            format!("replaced policy {POLICY} on {rel_name}, which did not match the tenant expression"),
+            &[format!("DROP POLICY {POLICY} ON {rel_name}"), create],
+        ),
+    }
+}
+
+#[pg_extern(volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
+fn enable_tenant_isolation(
+    tbl: Option<RegClass>,
+    org_column: default!(Option<SqlName>, "'org_id'"),
+    backfill_org: default!(Option<Uuid>, "NULL"),
+    scope_unique: default!(Option<bool>, "true"),
+) -> SetOfIterator<'static, String> {
+    let Some(tbl) = tbl else {
+        errors::invalid_argument("tbl must not be NULL", "Pass the table, e.g. 'public.items'.")
+    };
+    let Some(SqlName(org)) = org_column.filter(|n| !n.0.is_empty()) else {
+        errors::invalid_argument("org_column must not be NULL or empty", "Pass the column name, e.g. 'org_id'.")
+    };
+    let (table, relname) = describe(tbl);
+    let mut changes = Changes(Vec::new());
+    let q_org = quote_identifier(&org);
+
+    if let Some(b) = backfill_org {
+        if !org_exists(b) {
+            errors::invalid_argument(
+                format!("backfill_org {b} names no organization"),
+                "Create it first with inventory.create_organization, or pass an existing organization's id.",
+            );
+        }
+    }
+
+    // 1. The column: added (a constant DEFAULT fills existing rows without rewriting the table), or
+    //    checked and its NULLs filled (ROW EXCLUSIVE only).
+    match column(table.oid, &org) {
+        Some(c) if c.type_name != "uuid" => errors::invalid_argument(
+            format!("column {q_org} of {} is of type {}, not uuid", table.name, c.type_name),
+            "The org column holds an organization's id; use another column name or convert this one to uuid.",
+        ),
+        Some(c) if !c.not_null && has_rows(&table, &format!("{q_org} IS NULL")) => match backfill_org {
+            None => errors::invalid_argument(
+                format!("{} has rows whose {q_org} is NULL", table.name),
+                "Pass backfill_org => '<organization id>' to give them to one organization.",
+            ),
+            Some(b) => {
+                let filled = Spi::get_one_with_args::<i64>(
+                    &format!(
+                        "WITH filled AS (UPDATE {} SET {q_org} = $1 WHERE {q_org} IS NULL RETURNING 1) SELECT count(*) FROM filled",
+                        table.name
+                    ),
+                    &[b.into()],
+                )
+                .expect("backfill failed")
+                .unwrap_or_default();
+                changes.0.push(format!("filled {q_org} of {filled} rows of {} with {b}", table.name));
+            }
+        },
+        Some(_) => {}
+        None => {
+            let rows_exist = has_rows(&table, "true");
+            match (rows_exist, backfill_org) {
+                (true, None) => errors::invalid_argument(
+                    format!("{} has rows and no column {q_org}", table.name),
+                    "Pass backfill_org => '<organization id>' to give the existing rows to one organization.",
+                ),
+                (true, Some(b)) => changes.run(
+                    format!("added column {q_org} uuid to {}; its existing rows belong to {b}", table.name),
+                    &[format!("ALTER TABLE {} ADD COLUMN {q_org} uuid DEFAULT {}::uuid", table.name, quote_literal(b.to_string()))],
+                ),
+                (false, _) => changes.run(
+                    format!("added column {q_org} uuid to {}", table.name),
+                    &[format!("ALTER TABLE {} ADD COLUMN {q_org} uuid", table.name)],
+                ),
+            }
+        }
+    }
+    let col = column(table.oid, &org).expect("the org column exists now");
+
+    // 2. Every row belongs to an existing organization.
+    let org_fk = foreign_keys(
+        "con.conrelid = $1 AND con.confrelid = 'inventory.organizations'::regclass AND con.conkey = ARRAY[$2]::int2[]",
+        &[table.oid.into(), col.attnum.into()],
+    );
+    if org_fk.is_empty() {
+        let name = quote_identifier(truncate_identifier(format!("{relname}_{org}_fkey")));
+        let add = format!(
+            "ALTER TABLE {} ADD CONSTRAINT {name} FOREIGN KEY ({q_org}) REFERENCES inventory.organizations (id)",
+            table.name
+        );
+        let statements = if table.partitioned {
+            vec![add]
+        } else {
+            vec![format!("{add} NOT VALID"), format!("ALTER TABLE {} VALIDATE CONSTRAINT {name}", table.name)]
+        };
+        changes.run(format!("added foreign key {name}: {q_org} → inventory.organizations (id)"), &statements);
+    }
+
+    // 3. UNIQUE (org, primary key), which other tables reference tenant-safely and which leads with org.
+    let pk = primary_key(table.oid);
+    if pk.is_empty() {
+        errors::invalid_argument(
+            format!("{} has no primary key", table.name),
+            "Add one first: other tables reference tenant rows by (org column, primary key).",
+        );
+    }
+    let mut org_and_pk = vec![org.clone()];
+    org_and_pk.extend(pk.iter().filter(|c| **c != org).cloned());
+    if org_and_pk.len() > 1 && !has_unique_on(table.oid, &org_and_pk) {
+        changes.run(
+            format!("added UNIQUE ({}) to {}", quoted_list(&org_and_pk), table.name),
+            &[format!("ALTER TABLE {} ADD UNIQUE ({})", table.name, quoted_list(&org_and_pk))],
+        );
+    }
+
+    // 4. Unique keys scoped to the tenant, with the foreign keys that depend on them.
+    if scope_unique.unwrap_or(true) {
+        for u in uniques_without(table.oid, col.attnum) {
+            let dependents = foreign_keys("con.conindid = $1", &[u.index_oid.into()]);
+            let mut re_add = Vec::new();
+            for fk in &dependents {
+                let Some(src_org) = tenant_org_of(fk.table, &table, &org) else {
+                    errors::invalid_argument(
+                        format!(
+                            "UNIQUE {} of {} is referenced by foreign key {} of {}, which is not tenant-scoped",
+                            u.index_name, table.name, fk.name, fk.table_name
+                        ),
+                        format!(
+                            "Make {} tenant-scoped first, or pass scope_unique => false to keep the key global.",
+                            fk.table_name
+                        ),
+                    );
+                };
+                exec(&drop_fk_statement(fk));
+                re_add.push((fk, src_org));
+            }
+            let mut scoped = vec![org.clone()];
+            scoped.extend(u.cols.iter().cloned());
+            let statements = match &u.constraint {
+                Some(name) => vec![format!(
+                    "ALTER TABLE {t} DROP CONSTRAINT {c}, ADD CONSTRAINT {c} UNIQUE{nnd} ({cols}){def}",
+                    t = table.name,
+                    c = quote_identifier(name),
+                    nnd = if u.nulls_not_distinct { " NULLS NOT DISTINCT" } else { "" },
+                    cols = quoted_list(&scoped),
+                    def = match (u.deferrable, u.deferred) {
+                        (true, true) => " DEFERRABLE INITIALLY DEFERRED",
+                        (true, false) => " DEFERRABLE",
+                        _ => "",
+                    },
+                )],
+                None => vec![
+                    format!("DROP INDEX {}", u.index_qualified),
+                    indexdef_led_by(&u, &table, &org),
+                ],
+            };
+            changes.run(
+                format!(
+                    "scoped unique {} of {} to the tenant: now ({}, {})",
+                    quote_identifier(&u.index_name), table.name, q_org, u.keys.join(", ")
+                ),
+                &statements,
+            );
+            for (fk, src_org) in re_add {
+                changes.run(
+                    format!(
+                        "rebuilt foreign key {} of {} on the scoped key: ({}, {}) → {} ({}, {})",
+                        quote_identifier(&fk.name), fk.table_name, quote_identifier(&src_org), quoted_list(&fk.cols),
+                        fk.ref_table_name, q_org, quoted_list(&fk.ref_cols)
+                    ),
+                    &composite_fk_statements(fk, &src_org, &org),
+                );
+            }
+        }
+    }
+
+    // 5. Foreign keys between tenant tables carry both org columns, so no row references another
+    //    tenant's row.
+    for (fk, src_org, ref_org) in single_tenant_fks(&table, &org) {
+        let mut statements = vec![drop_fk_statement(&fk)];
+        statements.extend(composite_fk_statements(&fk, &src_org, &ref_org));
+        changes.run(
+            format!(
+                "replaced foreign key {} of {} with ({}, {}) → {} ({}, {})",
+                quote_identifier(&fk.name), fk.table_name, quote_identifier(&src_org), quoted_list(&fk.cols),
+                fk.ref_table_name, quote_identifier(&ref_org), quoted_list(&fk.ref_cols)
+            ),
+            &statements,
+        );
+    }
+
+    // 6. An index that leads with the org column (the UNIQUE above usually is one).
+    let leading = rows(
+        "SELECT true FROM pg_index WHERE indrelid = $1 AND indkey[0] = $2 AND indisvalid",
+        &[table.oid.into(), col.attnum.into()],
+        |r| r.get::<bool>(1),
+    );
+    if leading.is_empty() {
+        changes.run(
+            format!("added an index on {} ({q_org})", table.name),
+            &[format!("CREATE INDEX ON {} ({q_org})", table.name)],
+        );
+    }
+
+    // 7. The catalog-only steps, which take ACCESS EXCLUSIVE briefly.
+    if col.default.as_deref() != Some(CONTEXT_DEFAULT) {
+        changes.run(
+            format!("set the default of {q_org} of {} to {CONTEXT_DEFAULT} (no tenant context: error 42501)", table.name),
+            &[format!("ALTER TABLE {} ALTER COLUMN {q_org} SET DEFAULT {CONTEXT_DEFAULT}", table.name)],
+        );
+    }
+    if !col.not_null {
+        changes.run(
+            format!("made {q_org} of {} NOT NULL", table.name),
+            &[format!("ALTER TABLE {} ALTER COLUMN {q_org} SET NOT NULL", table.name)],
+        );
+    }
+    isolate(&mut changes, table.oid, &table.name, &org);
+    for (oid, name) in partitions(&table) {
+        isolate(&mut changes, oid, &name, &org);
+    }
+
+    if registered_org_column(table.oid).as_deref() != Some(org.as_str()) {
+        Spi::run_with_args(
+            "INSERT INTO inventory.tenant_tables (relid, org_column) VALUES ($1::regclass, $2)
+             ON CONFLICT (relid) DO UPDATE SET org_column = excluded.org_column, enabled_at = now()",
+            &[table.oid.into(), org.as_str().into()],
+        )
+        .expect("registering the table failed");
+        changes.0.push(format!("registered {} in inventory.tenant_tables with org column {q_org}", table.name));
+    }
+    SetOfIterator::new(changes.0)
+}
+
+/// Removes the policy and row-level security; keeps the column, its constraints and the data.
+#[pg_extern(volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
+fn disable_tenant_isolation(tbl: Option<RegClass>) -> SetOfIterator<'static, String> {
+    let Some(tbl) = tbl else {
+        errors::invalid_argument("tbl must not be NULL", "Pass the table, e.g. 'public.items'.")
+    };
+    let (table, _) = describe(tbl);
+    let mut changes = Changes(Vec::new());
+    let mut relations = vec![(table.oid, table.name.clone())];
+    relations.extend(partitions(&table));
+    for (oid, name) in relations {
+        let (has_policy, enabled, forced) = rows(
+            "SELECT EXISTS (SELECT FROM pg_policy WHERE polrelid = c.oid AND polname = $2),
+                    c.relrowsecurity, c.relforcerowsecurity
+               FROM pg_class c WHERE c.oid = $1",
+            &[oid.into(), POLICY.into()],
+            |r| {
+                Ok((
+                    r.get::<bool>(1)?.unwrap_or_default(),
+                    r.get::<bool>(2)?.unwrap_or_default(),
+                    r.get::<bool>(3)?.unwrap_or_default(),
+                ))
+            },
+        )
+        .pop()
+        .expect("relation exists");
+        if has_policy {
+            changes.run(format!("dropped policy {POLICY} on {name}"), &[format!("DROP POLICY {POLICY} ON {name}")]);
+        }
+        if forced {
+            changes.run(
+                format!("stopped forcing row-level security on {name}"),
+                &[format!("ALTER TABLE {name} NO FORCE ROW LEVEL SECURITY")],
+            );
+        }
+        if enabled {
+            changes.run(
+                format!("disabled row-level security on {name}"),
+                &[format!("ALTER TABLE {name} DISABLE ROW LEVEL SECURITY")],
+            );
+        }
+    }
+    let unregistered = Spi::get_one_with_args::<bool>(
+        "WITH gone AS (DELETE FROM inventory.tenant_tables WHERE relid = $1::regclass RETURNING 1) SELECT count(*) > 0 FROM gone",
+        &[table.oid.into()],
+    )
+    .expect("unregistering the table failed");
+    if unregistered == Some(true) {
+        changes.0.push(format!("removed {} from inventory.tenant_tables", table.name));
+    }
+    SetOfIterator::new(changes.0)
+}

@@ -1,0 +1,64 @@
+//! Argument types pgrx 0.18 lacks, so that SQL signatures read exactly as the contract says:
+//! `name` (`org_column name DEFAULT 'org_id'`) and `regclass` as a bare OID (pgrx's own `PgRelation`
+//! keeps the relation open, and PostgreSQL then refuses to ALTER it: "being used by active queries").
+
+use pgrx::callconv::{Arg, ArgAbi};
+use pgrx::pg_sys;
+use pgrx::pgrx_sql_entity_graph::metadata::{
+    ArgumentError, ReturnsError, ReturnsRef, SqlMappingRef, SqlTranslatable, TypeOrigin,
+};
+use pgrx::FromDatum;
+use std::ffi::CStr;
+
+/// An identifier as PostgreSQL passed it (at most 63 bytes, unquoted).
+pub struct SqlName(pub String);
+
+impl FromDatum for SqlName {
+    unsafe fn from_polymorphic_datum(datum: pg_sys::Datum, is_null: bool, _: pg_sys::Oid) -> Option<Self> {
+        if is_null || datum.is_null() {
+            return None;
+        }
+        // SAFETY: a `name` datum points to a NUL-terminated NameData.
+        let name = unsafe { CStr::from_ptr((*datum.cast_mut_ptr::<pg_sys::NameData>()).data.as_ptr()) };
+        Some(SqlName(name.to_string_lossy().into_owned()))
+    }
+}
+
+unsafe impl<'fcx> ArgAbi<'fcx> for SqlName {
+    unsafe fn unbox_arg_unchecked(arg: Arg<'_, 'fcx>) -> Self {
+        let index = arg.index();
+        unsafe { arg.unbox_arg_using_from_datum() }.unwrap_or_else(|| panic!("argument {index} must not be null"))
+    }
+}
+
+unsafe impl SqlTranslatable for SqlName {
+    const TYPE_IDENT: &'static str = pgrx::pgrx_resolved_type!(SqlName);
+    const TYPE_ORIGIN: TypeOrigin = TypeOrigin::External;
+    const ARGUMENT_SQL: Result<SqlMappingRef, ArgumentError> = Ok(SqlMappingRef::literal("name"));
+    const RETURN_SQL: Result<ReturnsRef, ReturnsError> = Ok(ReturnsRef::One(SqlMappingRef::literal("name")));
+}
+
+/// A relation's OID, passed as `regclass`.
+#[derive(Clone, Copy)]
+pub struct RegClass(pub pg_sys::Oid);
+
+impl FromDatum for RegClass {
+    unsafe fn from_polymorphic_datum(datum: pg_sys::Datum, is_null: bool, _: pg_sys::Oid) -> Option<Self> {
+        (!is_null).then(|| RegClass(pg_sys::Oid::from(datum.value() as u32)))
+    }
+}
+
+unsafe impl<'fcx> ArgAbi<'fcx> for RegClass {
+    unsafe fn unbox_arg_unchecked(arg: Arg<'_, 'fcx>) -> Self {
+        let index = arg.index();
+        unsafe { arg.unbox_arg_using_from_datum() }.unwrap_or_else(|| panic!("argument {index} must not be null"))
+    }
+}
+
+unsafe impl SqlTranslatable for RegClass {
+    const TYPE_IDENT: &'static str = pgrx::pgrx_resolved_type!(RegClass);
+    const TYPE_ORIGIN: TypeOrigin = TypeOrigin::External;
+    const ARGUMENT_SQL: Result<SqlMappingRef, ArgumentError> = Ok(SqlMappingRef::literal("regclass"));
+    const RETURN_SQL: Result<ReturnsRef, ReturnsError> =
+        Ok(ReturnsRef::One(SqlMappingRef::literal("regclass")));
+}
