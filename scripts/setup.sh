@@ -9,7 +9,7 @@ PG_CONFIG=/usr/lib/postgresql/$PG_MAJOR/bin/pg_config
 
 apt_packages=(
   "postgresql-$PG_MAJOR" "postgresql-server-dev-$PG_MAJOR" "postgresql-$PG_MAJOR-cron"
-  "postgresql-$PG_MAJOR-pgtap" libclang-dev clang sudo pgbouncer sqlsmith
+  "postgresql-$PG_MAJOR-pgtap" libtap-parser-sourcehandler-pgtap-perl libclang-dev clang sudo pgbouncer sqlsmith
 )
 
 missing=()

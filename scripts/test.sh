@@ -2,15 +2,16 @@
 # Every test layer, from a fresh machine: installs what is missing, then runs
 #   unit      #[pg_test] units (cargo pgrx test, in a cluster of pgrx's own, as the postgres user)
 #   contract  the pg_regress suite (tests/pg_regress), against scratch clusters
+#   security  the adversarial pgTAP suite (tests/pgtap), as an application role and as a table owner
 #   e2e       end-to-end scripts (tests/e2e/*.sh), each starting and stopping its own clusters
 # Every layer runs even when an earlier one failed; the exit status is non-zero if any failed.
-# Run one layer with: scripts/test.sh unit|contract|e2e
+# Run one layer with: scripts/test.sh unit|contract|security|e2e
 set -uo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh || exit 1
 
 layers=("$@")
-[ ${#layers[@]} -gt 0 ] || layers=(unit contract e2e)
+[ ${#layers[@]} -gt 0 ] || layers=(unit contract security e2e)
 passed=0 failed=0 failures=()
 
 tests_passed=0 tests_failed=0
@@ -24,7 +25,10 @@ count_tests() {  # ok, output file
   read -r p f < <(awk '/^test result:/ { for (i = 2; i <= NF; i++) {
       if ($i == "passed;") p += $(i - 1); if ($i == "failed;") f += $(i - 1) } ; seen = 1 }
     END { if (seen) print p + 0, f + 0; else print "", "" }' "$file")
-  if [ -z "$p" ]; then
+  if [ -z "$p" ] && grep -qE '^Files=[0-9]+, Tests=[0-9]+' "$file"; then  # pg_prove
+    f=$(grep -cE '^# Failed test' "$file")
+    p=$(( $(sed -nE 's/^Files=[0-9]+, Tests=([0-9]+).*/\1/p' "$file" | tail -1) - f ))
+  elif [ -z "$p" ]; then  # pg_regress
     p=$(grep -cE '\.\.\. ok ' "$file"); f=$(grep -cE '\.\.\. FAILED' "$file")
   fi
   if [ "$p" = 0 ] && [ "$f" = 0 ]; then
@@ -64,10 +68,13 @@ for layer in "${layers[@]}"; do
       # pgrx test installs its own test build of the library; install the real one for the SQL layers.
       scripts/install.sh || exit 1
       run "contract: pg_regress" tests/pg_regress/run.sh ;;
+    security)
+      scripts/install.sh || exit 1
+      run "security: pgTAP" tests/pgtap/run.sh ;;
     e2e)
       scripts/install.sh || exit 1
       for t in tests/e2e/*.sh; do run "e2e: $(basename "$t" .sh)" "$t"; done ;;
-    *) echo "unknown layer: $layer (unit, contract, e2e)"; exit 2 ;;
+    *) echo "unknown layer: $layer (unit, contract, security, e2e)"; exit 2 ;;
   esac
 done
 

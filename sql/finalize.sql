@@ -58,5 +58,5 @@ COMMENT ON FUNCTION inventory.set_organization_active(uuid, boolean) IS
 
 -- Nothing is executable by PUBLIC unless listed here. The readers stay public because row-level
 -- security policies call current_org_id() with the privileges of whoever queries a tenant table.
-REVOKE ALL ON ALL FUNCTIONS IN SCHEMA inventory FROM PUBLIC;
+REVOKE ALL ON ALL ROUTINES IN SCHEMA inventory FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION inventory.current_org_id(), inventory.require_org_id() TO PUBLIC;

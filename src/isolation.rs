@@ -4,7 +4,8 @@
 //! runs inside one statement: any error undoes every step) and idempotent (every step first reads the
 //! catalog and does nothing when its work is already done). The steps run in an order that keeps the ones
 //! needing ACCESS EXCLUSIVE (catalog-only changes) last, after the long ones (backfill, index builds,
-//! constraint validation) that take weaker locks; docs/DBA.md lists the lock of each step.
+//! constraint validation) that take weaker locks; docs/DBA.md lists the lock of each step. Adding a
+//! missing column is the exception: it needs ACCESS EXCLUSIVE first.
 
 use crate::errors;
 use crate::sql_types::{RegClass, SqlName};
@@ -48,6 +49,7 @@ fn quoted_list(names: &[String]) -> String {
 struct Table {
     oid: pg_sys::Oid,
     name: String,
+    schema: String,
     partitioned: bool,
 }
 
@@ -88,13 +90,13 @@ impl Changes {
 }
 
 fn describe(RegClass(oid): RegClass) -> (Table, String) {
-    let (name, kind, persistence, parent, relname) = rows(
+    let (name, kind, persistence, parent, relname, schema) = rows(
         "SELECT c.oid::regclass::text, c.relkind::text, c.relpersistence::text,
                 (SELECT i.inhparent::regclass::text FROM pg_inherits i WHERE i.inhrelid = c.oid AND c.relispartition),
-                c.relname::text
+                c.relname::text, quote_ident(c.relnamespace::regnamespace::text)
            FROM pg_class c WHERE c.oid = $1",
         &[oid.into()],
-        |r| Ok((text(r, 1)?, text(r, 2)?, text(r, 3)?, r.get::<String>(4)?, text(r, 5)?)),
+        |r| Ok((text(r, 1)?, text(r, 2)?, text(r, 3)?, r.get::<String>(4)?, text(r, 5)?, text(r, 6)?)),
     )
     .pop()
     .expect("a regclass names an existing relation");
@@ -125,7 +127,7 @@ fn describe(RegClass(oid): RegClass) -> (Table, String) {
             format!("Call it on the partitioned table: SELECT inventory.enable_tenant_isolation('{parent}')."),
         );
     }
-    (Table { oid, name, partitioned: kind == "p" }, relname)
+    (Table { oid, name, schema, partitioned: kind == "p" }, relname)
 }
 
 fn column(table: pg_sys::Oid, name: &str) -> Option<Column> {
@@ -292,7 +294,6 @@ fn single_tenant_fks(this: &Table, org: &str) -> Vec<(ForeignKey, String, String
 
 struct UniqueToScope {
     index_name: String,
-    index_qualified: String,
     index_oid: pg_sys::Oid,
     constraint: Option<String>,
     cols: Vec<String>,
@@ -305,7 +306,7 @@ struct UniqueToScope {
 
 fn uniques_without(table: pg_sys::Oid, org_attnum: i16) -> Vec<UniqueToScope> {
     rows(
-        "SELECT ic.relname::text, i.indexrelid::regclass::text, i.indexrelid, con.conname::text,
+        "SELECT ic.relname::text, i.indexrelid, con.conname::text,
                 ARRAY(SELECT a.attname::text FROM unnest(i.indkey[0:i.indnkeyatts - 1]) WITH ORDINALITY k(n, o)
                         JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.n ORDER BY k.o),
                 ARRAY(SELECT pg_get_indexdef(i.indexrelid, k, true) FROM generate_series(1, i.indnkeyatts) k),
@@ -322,24 +323,24 @@ fn uniques_without(table: pg_sys::Oid, org_attnum: i16) -> Vec<UniqueToScope> {
         |r| {
             Ok(UniqueToScope {
                 index_name: text(r, 1)?,
-                index_qualified: text(r, 2)?,
-                index_oid: r.get::<pg_sys::Oid>(3)?.expect("indexrelid"),
-                constraint: r.get::<String>(4)?,
-                cols: r.get::<Vec<String>>(5)?.unwrap_or_default(),
-                keys: r.get::<Vec<String>>(6)?.unwrap_or_default(),
-                nulls_not_distinct: r.get::<bool>(7)?.unwrap_or_default(),
-                deferrable: r.get::<bool>(8)?.unwrap_or_default(),
-                deferred: r.get::<bool>(9)?.unwrap_or_default(),
-                indexdef: text(r, 10)?,
+                index_oid: r.get::<pg_sys::Oid>(2)?.expect("indexrelid"),
+                constraint: r.get::<String>(3)?,
+                cols: r.get::<Vec<String>>(4)?.unwrap_or_default(),
+                keys: r.get::<Vec<String>>(5)?.unwrap_or_default(),
+                nulls_not_distinct: r.get::<bool>(6)?.unwrap_or_default(),
+                deferrable: r.get::<bool>(7)?.unwrap_or_default(),
+                deferred: r.get::<bool>(8)?.unwrap_or_default(),
+                indexdef: text(r, 9)?,
             })
         },
     )
 }
 
-/// The definition of a unique index with the org column put first among its keys. pg_get_indexdef
+/// The definition of a unique index, under a new name, with the org column put first among its keys.
+/// pg_get_indexdef
 /// writes `CREATE UNIQUE INDEX name ON [ONLY ]table USING btree (keys…)…`; anything else is refused
 /// rather than guessed at. `ONLY` (a partitioned table's index) is dropped so the partitions get it too.
-fn indexdef_led_by(u: &UniqueToScope, table: &Table, org: &str) -> String {
+fn indexdef_led_by(u: &UniqueToScope, new_name: &str, table: &Table, org: &str) -> String {
     let create = format!("CREATE UNIQUE INDEX {} ON ", quote_identifier(&u.index_name));
     let using = format!("{} USING btree (", table.name);
     let rest = ["", "ONLY "]
@@ -351,7 +352,7 @@ fn indexdef_led_by(u: &UniqueToScope, table: &Table, org: &str) -> String {
                 "Rewrite it by hand so that it leads with the org column, or pass scope_unique => false.",
             )
         });
-    format!("{create}{using}{}, {rest}", quote_identifier(org))
+    format!("CREATE UNIQUE INDEX {} ON {using}{}, {rest}", quote_identifier(new_name), quote_identifier(org))
 }
 
 fn partitions(table: &Table) -> Vec<(pg_sys::Oid, String)> {
@@ -511,7 +512,9 @@ fn enable_tenant_isolation(
         changes.run(format!("added foreign key {name}: {q_org} → inventory.organizations (id)"), &statements);
     }
 
-    // 3. UNIQUE (org, primary key), which other tables reference tenant-safely and which leads with org.
+    // 3. The unique indexes the tenant keys need, built now with CREATE UNIQUE INDEX (SHARE lock:
+    //    reads go on) and attached as constraints in the catalog-only phase below. A partitioned
+    //    table cannot attach an index as a constraint, so it gets the constraint directly there.
     let pk = primary_key(table.oid);
     if pk.is_empty() {
         errors::invalid_argument(
@@ -521,90 +524,164 @@ fn enable_tenant_isolation(
     }
     let mut org_and_pk = vec![org.clone()];
     org_and_pk.extend(pk.iter().filter(|c| **c != org).cloned());
-    if org_and_pk.len() > 1 && !has_unique_on(table.oid, &org_and_pk) {
-        changes.run(
-            format!("added UNIQUE ({}) to {}", quoted_list(&org_and_pk), table.name),
-            &[format!("ALTER TABLE {} ADD UNIQUE ({})", table.name, quoted_list(&org_and_pk))],
-        );
+    let org_pk_name = truncate_identifier(format!("{relname}_{}_key", org_and_pk.join("_")));
+    let add_org_pk = org_and_pk.len() > 1 && !has_unique_on(table.oid, &org_and_pk);
+    if add_org_pk && !table.partitioned {
+        exec(&format!(
+            "CREATE UNIQUE INDEX {} ON {} ({})",
+            quote_identifier(&org_pk_name),
+            table.name,
+            quoted_list(&org_and_pk)
+        ));
+    }
+    let to_scope = match scope_unique.unwrap_or(true) {
+        true => uniques_without(table.oid, col.attnum),
+        false => Vec::new(),
+    };
+    let mut scoped_keys = Vec::new();
+    for u in to_scope {
+        let dependents = foreign_keys("con.conindid = $1", &[u.index_oid.into()]);
+        let mut re_add = Vec::new();
+        for fk in dependents {
+            let Some(src_org) = tenant_org_of(fk.table, &table, &org) else {
+                errors::invalid_argument(
+                    format!(
+                        "UNIQUE {} of {} is referenced by foreign key {} of {}, which is not tenant-scoped",
+                        u.index_name, table.name, fk.name, fk.table_name
+                    ),
+                    format!(
+                        "Make {} tenant-scoped first, or pass scope_unique => false to keep the key global.",
+                        fk.table_name
+                    ),
+                );
+            };
+            re_add.push((fk, src_org));
+        }
+        let new_index = truncate_identifier(format!("{}_{}", u.index_name, org));
+        match (&u.constraint, table.partitioned) {
+            (Some(_), true) => {}
+            (Some(_), false) => exec(&format!(
+                "CREATE UNIQUE INDEX {} ON {} ({}, {}){}",
+                quote_identifier(&new_index),
+                table.name,
+                q_org,
+                quoted_list(&u.cols),
+                if u.nulls_not_distinct { " NULLS NOT DISTINCT" } else { "" },
+            )),
+            (None, _) => exec(&indexdef_led_by(&u, &new_index, &table, &org)),
+        }
+        scoped_keys.push((u, new_index, re_add));
     }
 
-    // 4. Unique keys scoped to the tenant, with the foreign keys that depend on them.
-    if scope_unique.unwrap_or(true) {
-        for u in uniques_without(table.oid, col.attnum) {
-            let dependents = foreign_keys("con.conindid = $1", &[u.index_oid.into()]);
-            let mut re_add = Vec::new();
-            for fk in &dependents {
-                let Some(src_org) = tenant_org_of(fk.table, &table, &org) else {
-                    errors::invalid_argument(
-                        format!(
-                            "UNIQUE {} of {} is referenced by foreign key {} of {}, which is not tenant-scoped",
-                            u.index_name, table.name, fk.name, fk.table_name
-                        ),
-                        format!(
-                            "Make {} tenant-scoped first, or pass scope_unique => false to keep the key global.",
-                            fk.table_name
-                        ),
-                    );
-                };
-                exec(&drop_fk_statement(fk));
-                re_add.push((fk, src_org));
-            }
-            let mut scoped = vec![org.clone()];
-            scoped.extend(u.cols.iter().cloned());
-            let statements = match &u.constraint {
-                Some(name) => vec![format!(
-                    "ALTER TABLE {t} DROP CONSTRAINT {c}, ADD CONSTRAINT {c} UNIQUE{nnd} ({cols}){def}",
+    // 4. The catalog-only phase: from here on the table is under ACCESS EXCLUSIVE until commit, so
+    //    everything slow is done above. (Re-validating rebuilt foreign keys still reads the tables
+    //    that reference this one.)
+    if add_org_pk {
+        let statement = match table.partitioned {
+            true => format!("ALTER TABLE {} ADD UNIQUE ({})", table.name, quoted_list(&org_and_pk)),
+            false => format!(
+                "ALTER TABLE {} ADD CONSTRAINT {n} UNIQUE USING INDEX {n}",
+                table.name,
+                n = quote_identifier(&org_pk_name)
+            ),
+        };
+        changes.run(format!("added UNIQUE ({}) to {}", quoted_list(&org_and_pk), table.name), &[statement]);
+    }
+    for (u, new_index, re_add) in scoped_keys {
+        for (fk, _) in &re_add {
+            exec(&drop_fk_statement(fk));
+        }
+        let deferrable = match (u.deferrable, u.deferred) {
+            (true, true) => " DEFERRABLE INITIALLY DEFERRED",
+            (true, false) => " DEFERRABLE",
+            _ => "",
+        };
+        let statements = match (&u.constraint, table.partitioned) {
+            (Some(name), true) => {
+                let mut scoped = vec![org.clone()];
+                scoped.extend(u.cols.iter().cloned());
+                vec![format!(
+                    "ALTER TABLE {t} DROP CONSTRAINT {c}, ADD CONSTRAINT {c} UNIQUE{nnd} ({cols}){deferrable}",
                     t = table.name,
                     c = quote_identifier(name),
                     nnd = if u.nulls_not_distinct { " NULLS NOT DISTINCT" } else { "" },
                     cols = quoted_list(&scoped),
-                    def = match (u.deferrable, u.deferred) {
-                        (true, true) => " DEFERRABLE INITIALLY DEFERRED",
-                        (true, false) => " DEFERRABLE",
-                        _ => "",
-                    },
-                )],
-                None => vec![
-                    format!("DROP INDEX {}", u.index_qualified),
-                    indexdef_led_by(&u, &table, &org),
-                ],
-            };
+                )]
+            }
+            // Renamed first, so that ADD CONSTRAINT … USING INDEX has no renaming NOTICE to give.
+            (Some(name), false) => vec![
+                format!("ALTER TABLE {} DROP CONSTRAINT {}", table.name, quote_identifier(name)),
+                format!(
+                    "ALTER INDEX {}.{} RENAME TO {}",
+                    table.schema,
+                    quote_identifier(&new_index),
+                    quote_identifier(name)
+                ),
+                format!(
+                    "ALTER TABLE {} ADD CONSTRAINT {n} UNIQUE USING INDEX {n}{deferrable}",
+                    table.name,
+                    n = quote_identifier(name)
+                ),
+            ],
+            (None, _) => vec![
+                format!("DROP INDEX {}.{}", table.schema, quote_identifier(&u.index_name)),
+                format!(
+                    "ALTER INDEX {}.{} RENAME TO {}",
+                    table.schema,
+                    quote_identifier(&new_index),
+                    quote_identifier(&u.index_name)
+                ),
+            ],
+        };
+        changes.run(
+            format!(
+                "scoped unique {} of {} to the tenant: now ({}, {})",
+                quote_identifier(&u.index_name),
+                table.name,
+                q_org,
+                u.keys.join(", ")
+            ),
+            &statements,
+        );
+        for (fk, src_org) in re_add {
             changes.run(
                 format!(
-                    "scoped unique {} of {} to the tenant: now ({}, {})",
-                    quote_identifier(&u.index_name), table.name, q_org, u.keys.join(", ")
+                    "rebuilt foreign key {} of {} on the scoped key: ({}, {}) → {} ({}, {})",
+                    quote_identifier(&fk.name),
+                    fk.table_name,
+                    quote_identifier(&src_org),
+                    quoted_list(&fk.cols),
+                    fk.ref_table_name,
+                    q_org,
+                    quoted_list(&fk.ref_cols)
                 ),
-                &statements,
+                &composite_fk_statements(&fk, &src_org, &org),
             );
-            for (fk, src_org) in re_add {
-                changes.run(
-                    format!(
-                        "rebuilt foreign key {} of {} on the scoped key: ({}, {}) → {} ({}, {})",
-                        quote_identifier(&fk.name), fk.table_name, quote_identifier(&src_org), quoted_list(&fk.cols),
-                        fk.ref_table_name, q_org, quoted_list(&fk.ref_cols)
-                    ),
-                    &composite_fk_statements(fk, &src_org, &org),
-                );
-            }
         }
     }
 
-    // 5. Foreign keys between tenant tables carry both org columns, so no row references another
-    //    tenant's row.
+    // Foreign keys between tenant tables carry both org columns, so no row references another
+    // tenant's row.
     for (fk, src_org, ref_org) in single_tenant_fks(&table, &org) {
         let mut statements = vec![drop_fk_statement(&fk)];
         statements.extend(composite_fk_statements(&fk, &src_org, &ref_org));
         changes.run(
             format!(
                 "replaced foreign key {} of {} with ({}, {}) → {} ({}, {})",
-                quote_identifier(&fk.name), fk.table_name, quote_identifier(&src_org), quoted_list(&fk.cols),
-                fk.ref_table_name, quote_identifier(&ref_org), quoted_list(&fk.ref_cols)
+                quote_identifier(&fk.name),
+                fk.table_name,
+                quote_identifier(&src_org),
+                quoted_list(&fk.cols),
+                fk.ref_table_name,
+                quote_identifier(&ref_org),
+                quoted_list(&fk.ref_cols)
             ),
             &statements,
         );
     }
 
-    // 6. An index that leads with the org column (the UNIQUE above usually is one).
+    // An index that leads with the org column (the UNIQUE above is one, unless the primary key
+    // already held the org column in another place).
     let leading = rows(
         "SELECT true FROM pg_index WHERE indrelid = $1 AND indkey[0] = $2 AND indisvalid",
         &[table.oid.into(), col.attnum.into()],
@@ -617,7 +694,6 @@ fn enable_tenant_isolation(
         );
     }
 
-    // 7. The catalog-only steps, which take ACCESS EXCLUSIVE briefly.
     if col.default.as_deref() != Some(CONTEXT_DEFAULT) {
         changes.run(
             format!("set the default of {q_org} of {} to {CONTEXT_DEFAULT} (no tenant context: error 42501)", table.name),
