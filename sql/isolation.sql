@@ -11,7 +11,8 @@ CREATE PROCEDURE inventory.backfill_org_column(
     batch_size integer DEFAULT 10000
 )
 LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
+-- No SET search_path here: a procedure with a SET clause cannot COMMIT. It is SECURITY INVOKER and
+-- qualifies its names.
 AS $$
 DECLARE
     filled bigint;

@@ -70,12 +70,16 @@ ROLLBACK;
 -- A partitioned table: the partitions get row-level security and the policy too, so a query on a
 -- partition is isolated as well; a later call covers a newly attached partition.
 BEGIN;
-CREATE TABLE iso.events (id bigint, at date, body text, PRIMARY KEY (id, at)) PARTITION BY RANGE (at);
+CREATE TABLE iso.events (id bigint, at date, body text, ref text, PRIMARY KEY (id, at), UNIQUE (ref, at))
+    PARTITION BY RANGE (at);
+CREATE UNIQUE INDEX events_body ON iso.events (body, at);
 CREATE TABLE iso.events_2026 PARTITION OF iso.events FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
 INSERT INTO iso.events VALUES (1, '2026-05-01', 'x');
 SELECT inventory.enable_tenant_isolation('iso.events', backfill_org => '00000000-0000-4000-8000-000000000001');
 CREATE TABLE iso.events_2027 PARTITION OF iso.events FOR VALUES FROM ('2027-01-01') TO ('2028-01-01');
 SELECT inventory.enable_tenant_isolation('iso.events');
+SELECT indexrelid::regclass, pg_get_indexdef(indexrelid) FROM pg_index
+ WHERE indrelid IN ('iso.events'::regclass, 'iso.events_2027'::regclass) ORDER BY 1::text;
 SELECT c.oid::regclass, c.relrowsecurity, c.relforcerowsecurity, count(p.polname) AS policies
   FROM pg_class c LEFT JOIN pg_policy p ON p.polrelid = c.oid
  WHERE c.relnamespace = 'iso'::regnamespace AND c.relkind IN ('r', 'p') GROUP BY 1, 2, 3 ORDER BY 1::text;
