@@ -265,6 +265,18 @@ fn composite_fk_statements(fk: &ForeignKey, org: &str, ref_org: &str) -> Vec<Str
     vec![def, format!("ALTER TABLE {} VALIDATE CONSTRAINT {}", fk.table_name, quote_identifier(&fk.name))]
 }
 
+/// `(org, cols) → table (ref org, ref cols)`, for the lines a call returns.
+fn composite_fk_text(fk: &ForeignKey, org: &str, ref_org: &str) -> String {
+    format!(
+        "({}, {}) → {} ({}, {})",
+        quote_identifier(org),
+        quoted_list(&fk.cols),
+        fk.ref_table_name,
+        quote_identifier(ref_org),
+        quoted_list(&fk.ref_cols)
+    )
+}
+
 fn drop_fk_statement(fk: &ForeignKey) -> String {
     format!("ALTER TABLE {} DROP CONSTRAINT {}", fk.table_name, quote_identifier(&fk.name))
 }
@@ -646,14 +658,10 @@ fn enable_tenant_isolation(
         for (fk, src_org) in re_add {
             changes.run(
                 format!(
-                    "rebuilt foreign key {} of {} on the scoped key: ({}, {}) → {} ({}, {})",
+                    "rebuilt foreign key {} of {} on the scoped key: {}",
                     quote_identifier(&fk.name),
                     fk.table_name,
-                    quote_identifier(&src_org),
-                    quoted_list(&fk.cols),
-                    fk.ref_table_name,
-                    q_org,
-                    quoted_list(&fk.ref_cols)
+                    composite_fk_text(&fk, &src_org, &org)
                 ),
                 &composite_fk_statements(&fk, &src_org, &org),
             );
@@ -667,14 +675,10 @@ fn enable_tenant_isolation(
         statements.extend(composite_fk_statements(&fk, &src_org, &ref_org));
         changes.run(
             format!(
-                "replaced foreign key {} of {} with ({}, {}) → {} ({}, {})",
+                "replaced foreign key {} of {} with {}",
                 quote_identifier(&fk.name),
                 fk.table_name,
-                quote_identifier(&src_org),
-                quoted_list(&fk.cols),
-                fk.ref_table_name,
-                quote_identifier(&ref_org),
-                quoted_list(&fk.ref_cols)
+                composite_fk_text(&fk, &src_org, &ref_org)
             ),
             &statements,
         );
