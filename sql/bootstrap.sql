@@ -30,15 +30,33 @@ COMMENT ON TABLE inventory.organization_api_keys IS
 
 -- Tables made tenant-scoped by inventory.enable_tenant_isolation, with the org column each was
 -- made tenant-scoped with. isolation_report and the foreign-key rewrite read it.
+-- builtin marks the extension's own rows: CREATE EXTENSION makes them again on restore, so pg_dump
+-- must not carry them.
 CREATE TABLE inventory.tenant_tables (
     relid      regclass PRIMARY KEY,
     org_column name NOT NULL,
+    builtin    boolean NOT NULL DEFAULT false,
     enabled_at timestamptz NOT NULL DEFAULT now()
 );
 COMMENT ON TABLE inventory.tenant_tables IS
     'Tables made tenant-scoped by enable_tenant_isolation, and their org column.';
 
+-- Ledgers whose balances are maintained (track_balances): the built-in one and applications' own.
+CREATE TABLE inventory.tracked_ledgers (
+    ledger        regclass PRIMARY KEY,
+    balance_table regclass NOT NULL,
+    key_columns   name[] NOT NULL,
+    qty_column    name NOT NULL,
+    id_column     name,
+    org_column    name,
+    builtin       boolean NOT NULL DEFAULT false,
+    tracked_at    timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE inventory.tracked_ledgers IS
+    'Ledgers whose balances the balance trigger maintains, with their balance table and keys.';
+
 -- pg_dump must carry the rows of extension tables (SPEC §8).
 SELECT pg_catalog.pg_extension_config_dump('inventory.organizations', '');
 SELECT pg_catalog.pg_extension_config_dump('inventory.organization_api_keys', '');
-SELECT pg_catalog.pg_extension_config_dump('inventory.tenant_tables', '');
+SELECT pg_catalog.pg_extension_config_dump('inventory.tenant_tables', 'WHERE NOT builtin');
+SELECT pg_catalog.pg_extension_config_dump('inventory.tracked_ledgers', 'WHERE NOT builtin');

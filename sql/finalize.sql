@@ -30,7 +30,14 @@ BEGIN
     EXECUTE format('GRANT EXECUTE ON FUNCTION
         inventory.current_org_id(), inventory.require_org_id(),
         inventory.set_org(uuid), inventory.set_org_by_subdomain(text), inventory.set_org_by_api_key(text),
-        inventory.resolve_org(uuid, text, text) TO %s', role);
+        inventory.resolve_org(uuid, text, text),
+        inventory.post(uuid, uuid, numeric, uuid, text, text), inventory.transfer(uuid, uuid, uuid, numeric, uuid, text),
+        inventory.on_hand(uuid, uuid) TO %s', role);
+    -- The built-in schema: items, locations and lots are the application's to maintain; the ledger is
+    -- append-only (INSERT only); balances are read-only (the balance trigger writes them).
+    EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON inventory.items, inventory.locations, inventory.lots TO %s', role);
+    EXECUTE format('GRANT SELECT, INSERT ON inventory.ledger TO %s', role);
+    EXECUTE format('GRANT SELECT ON inventory.balances TO %s', role);
 END
 $$;
 COMMENT ON FUNCTION inventory.grant_app_access(regrole) IS

@@ -527,8 +527,14 @@ fn enable_tenant_isolation(
     // 3. The unique indexes the tenant keys need, built now with CREATE UNIQUE INDEX (SHARE lock:
     //    reads go on) and attached as constraints in the catalog-only phase below. A partitioned
     //    table cannot attach an index as a constraint, so it gets the constraint directly there.
+    // A table without a primary key needs some unique key to identify its rows (a balance table's
+    // NULLS NOT DISTINCT key, say), which scoping then leads with the org column.
     let pk = primary_key(table.oid);
-    if pk.is_empty() {
+    let any_unique = !rows("SELECT true FROM pg_index WHERE indrelid = $1 AND indisunique", &[table.oid.into()], |r| {
+        r.get::<bool>(1)
+    })
+    .is_empty();
+    if pk.is_empty() && !any_unique {
         errors::invalid_argument(
             format!("{} has no primary key", table.name),
             "Add one first: other tables reference tenant rows by (org column, primary key).",
@@ -537,7 +543,7 @@ fn enable_tenant_isolation(
     let mut org_and_pk = vec![org.clone()];
     org_and_pk.extend(pk.iter().filter(|c| **c != org).cloned());
     let org_pk_name = truncate_identifier(format!("{relname}_{}_key", org_and_pk.join("_")));
-    let add_org_pk = org_and_pk.len() > 1 && !has_unique_on(table.oid, &org_and_pk);
+    let add_org_pk = !pk.is_empty() && org_and_pk.len() > 1 && !has_unique_on(table.oid, &org_and_pk);
     if add_org_pk && !table.partitioned {
         exec(&format!(
             "CREATE UNIQUE INDEX {} ON {} ({})",
@@ -717,9 +723,10 @@ fn enable_tenant_isolation(
 
     if registered_org_column(table.oid).as_deref() != Some(org.as_str()) {
         Spi::run_with_args(
-            "INSERT INTO inventory.tenant_tables (relid, org_column) VALUES ($1::regclass, $2)
+            "INSERT INTO inventory.tenant_tables (relid, org_column, builtin) VALUES ($1::regclass, $2, $3)
              ON CONFLICT (relid) DO UPDATE SET org_column = excluded.org_column, enabled_at = now()",
-            &[table.oid.into(), org.as_str().into()],
+            // SAFETY: reading a backend global.
+            &[table.oid.into(), org.as_str().into(), unsafe { pg_sys::creating_extension }.into()],
         )
         .expect("registering the table failed");
         changes.0.push(format!("registered {} in inventory.tenant_tables with org column {q_org}", table.name));

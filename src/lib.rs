@@ -6,6 +6,7 @@
 use pgrx::prelude::*;
 
 mod api_key;
+mod balances;
 mod errors;
 mod guc;
 mod host;
@@ -20,6 +21,11 @@ mod test_support;
 
 extension_sql_file!("../sql/bootstrap.sql", name = "bootstrap", bootstrap);
 extension_sql_file!("../sql/isolation.sql", name = "isolation");
+extension_sql_file!(
+    "../sql/ledger.sql",
+    name = "ledger",
+    requires = [isolation::enable_tenant_isolation, balances::track_balances, balances::balance_maintenance, balances::append_only_guard]
+);
 extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
 
 #[pg_guard]

@@ -1,5 +1,5 @@
 //! Argument types pgrx 0.18 lacks, so that SQL signatures read exactly as the contract says:
-//! `name` (`org_column name DEFAULT 'org_id'`) and `regclass` as a bare OID (pgrx's own `PgRelation`
+//! `name` (`org_column name DEFAULT 'org_id'`), `name[]`, and `regclass` as a bare OID (pgrx's own `PgRelation`
 //! keeps the relation open, and PostgreSQL then refuses to ALTER it: "being used by active queries").
 
 use pgrx::callconv::{Arg, ArgAbi};
@@ -61,4 +61,53 @@ unsafe impl SqlTranslatable for RegClass {
     const ARGUMENT_SQL: Result<SqlMappingRef, ArgumentError> = Ok(SqlMappingRef::literal("regclass"));
     const RETURN_SQL: Result<ReturnsRef, ReturnsError> =
         Ok(ReturnsRef::One(SqlMappingRef::literal("regclass")));
+}
+
+/// A `name[]` argument, as its elements (a NULL element is kept as `None`).
+pub struct NameArray(pub Vec<Option<String>>);
+
+impl FromDatum for NameArray {
+    unsafe fn from_polymorphic_datum(datum: pg_sys::Datum, is_null: bool, _: pg_sys::Oid) -> Option<Self> {
+        if is_null {
+            return None;
+        }
+        let mut elems: *mut pg_sys::Datum = std::ptr::null_mut();
+        let mut nulls: *mut bool = std::ptr::null_mut();
+        let mut count: i32 = 0;
+        // SAFETY: a name[] datum; `name` is a fixed-length (64-byte), by-reference, char-aligned type.
+        unsafe {
+            let array = pg_sys::pg_detoast_datum(datum.cast_mut_ptr()) as *mut pg_sys::ArrayType;
+            pg_sys::deconstruct_array(
+                array,
+                pg_sys::NAMEOID,
+                pg_sys::NAMEDATALEN as i32,
+                false,
+                b'c' as std::ffi::c_char,
+                &mut elems,
+                &mut nulls,
+                &mut count,
+            );
+            let names = (0..count as usize)
+                .map(|i| match *nulls.add(i) {
+                    true => None,
+                    false => SqlName::from_polymorphic_datum(*elems.add(i), false, pg_sys::NAMEOID).map(|n| n.0),
+                })
+                .collect();
+            Some(NameArray(names))
+        }
+    }
+}
+
+unsafe impl<'fcx> ArgAbi<'fcx> for NameArray {
+    unsafe fn unbox_arg_unchecked(arg: Arg<'_, 'fcx>) -> Self {
+        let index = arg.index();
+        unsafe { arg.unbox_arg_using_from_datum() }.unwrap_or_else(|| panic!("argument {index} must not be null"))
+    }
+}
+
+unsafe impl SqlTranslatable for NameArray {
+    const TYPE_IDENT: &'static str = pgrx::pgrx_resolved_type!(NameArray);
+    const TYPE_ORIGIN: TypeOrigin = TypeOrigin::External;
+    const ARGUMENT_SQL: Result<SqlMappingRef, ArgumentError> = Ok(SqlMappingRef::literal("name[]"));
+    const RETURN_SQL: Result<ReturnsRef, ReturnsError> = Ok(ReturnsRef::One(SqlMappingRef::literal("name[]")));
 }

@@ -1,0 +1,154 @@
+-- The built-in inventory schema (SPEC §5): items, locations, lots, an append-only ledger and its
+-- materialized balances. Runs after the Rust functions exist: every table is made tenant-scoped by
+-- inventory.enable_tenant_isolation and the ledger is tracked by the same machinery as any
+-- application's ledger (src/balances.rs).
+
+CREATE TABLE inventory.items (
+    org_id         uuid NOT NULL,
+    id             uuid NOT NULL DEFAULT gen_random_uuid(),
+    sku            text NOT NULL,
+    name           text NOT NULL,
+    uom            text NOT NULL DEFAULT 'each',
+    allow_negative boolean NOT NULL DEFAULT false,
+    created_at     timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (org_id, id),
+    UNIQUE (org_id, sku)
+);
+
+CREATE TABLE inventory.locations (
+    org_id     uuid NOT NULL,
+    id         uuid NOT NULL DEFAULT gen_random_uuid(),
+    code       text NOT NULL,
+    name       text NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (org_id, id),
+    UNIQUE (org_id, code)
+);
+
+CREATE TABLE inventory.lots (
+    org_id     uuid NOT NULL,
+    id         uuid NOT NULL DEFAULT gen_random_uuid(),
+    item_id    uuid NOT NULL,
+    code       text NOT NULL,
+    expires_on date,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (org_id, id),
+    UNIQUE (org_id, item_id, code),
+    FOREIGN KEY (org_id, item_id) REFERENCES inventory.items (org_id, id)
+);
+
+-- Append-only: corrections are reversing entries (the guard refuses UPDATE, DELETE and TRUNCATE).
+CREATE TABLE inventory.ledger (
+    org_id      uuid NOT NULL,
+    id          bigint GENERATED ALWAYS AS IDENTITY,
+    item_id     uuid NOT NULL,
+    location_id uuid NOT NULL,
+    lot_id      uuid,
+    qty         numeric NOT NULL,
+    reason      text,
+    reference   text,
+    occurred_at timestamptz NOT NULL DEFAULT now(),
+    created_at  timestamptz NOT NULL DEFAULT now(),
+    created_by  text NOT NULL DEFAULT current_user,
+    PRIMARY KEY (org_id, id),
+    FOREIGN KEY (org_id, item_id) REFERENCES inventory.items (org_id, id),
+    FOREIGN KEY (org_id, location_id) REFERENCES inventory.locations (org_id, id),
+    FOREIGN KEY (org_id, lot_id) REFERENCES inventory.lots (org_id, id)
+);
+CREATE INDEX ledger_key_idx ON inventory.ledger (org_id, item_id, location_id, lot_id);
+
+-- One row per (org_id, item_id, location_id, lot_id), NULL lots equal. Written only by the balance
+-- trigger; applications may read it.
+CREATE TABLE inventory.balances (
+    org_id         uuid NOT NULL,
+    item_id        uuid NOT NULL,
+    location_id    uuid NOT NULL,
+    lot_id         uuid,
+    qty            numeric NOT NULL,
+    last_ledger_id bigint NOT NULL,
+    updated_at     timestamptz NOT NULL,
+    UNIQUE NULLS NOT DISTINCT (org_id, item_id, location_id, lot_id)
+);
+
+SELECT count(*) FROM inventory.enable_tenant_isolation('inventory.items');
+SELECT count(*) FROM inventory.enable_tenant_isolation('inventory.locations');
+SELECT count(*) FROM inventory.enable_tenant_isolation('inventory.lots');
+SELECT count(*) FROM inventory.enable_tenant_isolation('inventory.ledger');
+SELECT count(*) FROM inventory.enable_tenant_isolation('inventory.balances');
+
+-- The balance trigger writes balances that applications cannot, each row into its own tenant:
+-- it runs as the extension's owner, with a pinned search_path (it qualifies every name too).
+ALTER FUNCTION inventory.balance_maintenance() SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION inventory.append_only_guard() SET search_path = pg_catalog, pg_temp;
+
+-- Tracked like any ledger; for this one the item's allow_negative decides about negative stock.
+SELECT inventory.track_balances('inventory.ledger', 'inventory.balances',
+                                ARRAY['org_id', 'item_id', 'location_id', 'lot_id'], 'qty');
+
+-- The application's API. SECURITY INVOKER: row-level security and the caller's grants apply, and the
+-- ledger's defaults give each row the caller's tenant (42501 without one).
+
+-- Posts one ledger entry; returns its id.
+CREATE FUNCTION inventory.post(item_id uuid, location_id uuid, qty numeric, lot_id uuid DEFAULT NULL,
+                               reason text DEFAULT NULL, reference text DEFAULT NULL)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    posted bigint;
+BEGIN
+    IF qty IS NULL OR qty = 0 THEN
+        RAISE EXCEPTION 'a ledger quantity cannot be zero or NULL' USING ERRCODE = '22023',
+            HINT = 'Post a non-zero quantity: positive to receive, negative to issue.';
+    END IF;
+    INSERT INTO inventory.ledger (item_id, location_id, lot_id, qty, reason, reference)
+    VALUES (post.item_id, post.location_id, post.lot_id, post.qty, post.reason, post.reference)
+    RETURNING id INTO posted;
+    RETURN posted;
+END
+$$;
+
+-- Moves stock between two locations: both entries in one statement, so both or neither.
+CREATE FUNCTION inventory.transfer(item_id uuid, from_location uuid, to_location uuid, qty numeric,
+                                   lot_id uuid DEFAULT NULL, reference text DEFAULT NULL)
+RETURNS bigint[]
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    ids bigint[];
+BEGIN
+    IF qty IS NULL OR qty <= 0 THEN
+        RAISE EXCEPTION 'a transfer quantity must be positive' USING ERRCODE = '22023',
+            HINT = 'Transfer a positive quantity from one location to another.';
+    END IF;
+    IF from_location IS NOT DISTINCT FROM to_location THEN
+        RAISE EXCEPTION 'a transfer needs two different locations' USING ERRCODE = '22023';
+    END IF;
+    WITH posted AS (
+        INSERT INTO inventory.ledger (item_id, location_id, lot_id, qty, reason, reference)
+        VALUES (transfer.item_id, from_location, transfer.lot_id, -transfer.qty, 'transfer out', transfer.reference),
+               (transfer.item_id, to_location, transfer.lot_id, transfer.qty, 'transfer in', transfer.reference)
+        RETURNING id)
+    SELECT array_agg(id ORDER BY id) INTO ids FROM posted;
+    RETURN ids;
+END
+$$;
+
+-- Stock on hand from the balances: over all lots, and over all locations when location_id is NULL.
+CREATE FUNCTION inventory.on_hand(item_id uuid, location_id uuid DEFAULT NULL)
+RETURNS numeric
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT coalesce(sum(b.qty), 0) FROM inventory.balances b
+     WHERE b.item_id = on_hand.item_id AND (on_hand.location_id IS NULL OR b.location_id = on_hand.location_id)
+$$;
+
+COMMENT ON FUNCTION inventory.post(uuid, uuid, numeric, uuid, text, text) IS
+    'Posts one ledger entry for the current tenant; returns its id. Balances follow in the same transaction.';
+COMMENT ON FUNCTION inventory.transfer(uuid, uuid, uuid, numeric, uuid, text) IS
+    'Moves stock between two locations: two ledger entries, both or neither; returns their ids.';
+COMMENT ON FUNCTION inventory.on_hand(uuid, uuid) IS
+    'Stock on hand of an item (at a location, or everywhere), from the materialized balances.';

@@ -1,0 +1,533 @@
+//! Materialized balances for any ledger (SPEC §5, §6): the balance trigger, the append-only guard,
+//! `track_balances`, `untrack_balances` and `rebuild_balances`.
+//!
+//! The balance trigger is an AFTER INSERT … FOR EACH STATEMENT trigger with a transition table. Per
+//! statement it reads and aggregates the new rows once (one row per balance key, in key order), then
+//! applies all of them with one upsert from arrays (`unnest`) through a plan kept for the session. The
+//! upsert touches keys in that sorted order, so concurrent multi-row inserts lock balance rows in the
+//! same order and cannot deadlock each other; a 1-million-row COPY is one upsert of its distinct keys.
+//! Reading the transition table first and upserting from arrays, rather than `INSERT … SELECT FROM`
+//! it, is also what Citus can run (SPEC §9).
+//!
+//! The trigger's configuration travels in its arguments (`CREATE TRIGGER … (balance table, qty column,
+//! id column, negative-stock rule, key columns…)`), so a statement costs no catalog lookup.
+
+use crate::errors;
+use crate::sql_types::{NameArray, RegClass, SqlName};
+use pgrx::pg_sys::errcodes::PgSqlErrorCode;
+use pgrx::prelude::*;
+use pgrx::spi::{quote_identifier, quote_literal, OwnedPreparedStatement, SpiClient, SpiResult};
+use pgrx::PgOid;
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+/// The name of the balance trigger and the guards on every tracked ledger.
+const BALANCE_TRIGGER: &str = "inventory_balances";
+const GUARD_ROWS: &str = "inventory_append_only";
+const GUARD_TRUNCATE: &str = "inventory_append_only_truncate";
+/// Negative-stock rules: the built-in ledger's (the item's `allow_negative` decides), and "refuse every
+/// negative balance" for an application's ledger tracked with `allow_negative => false`.
+const RULE_ITEMS: &str = "items.allow_negative";
+const RULE_REFUSE: &str = "refuse";
+const BUILTIN_LEDGER: &str = "inventory.ledger";
+
+/// What the balance trigger of one ledger needs, from its arguments.
+struct Tracking {
+    balance_table: String,
+    qty: String,
+    id: Option<String>,
+    rule: Option<String>,
+    keys: Vec<String>,
+}
+
+impl Tracking {
+    fn from_args(args: &[String]) -> Tracking {
+        let [balance_table, qty, id, rule, keys @ ..] = args else {
+            panic!("balance trigger arguments: balance table, qty column, id column, rule, key columns…")
+        };
+        let optional = |s: &String| (!s.is_empty()).then(|| s.clone());
+        Tracking {
+            balance_table: balance_table.clone(),
+            qty: qty.clone(),
+            id: optional(id),
+            rule: optional(rule),
+            keys: keys.to_vec(),
+        }
+    }
+
+    fn args(&self) -> Vec<String> {
+        let mut args = vec![
+            self.balance_table.clone(),
+            self.qty.clone(),
+            self.id.clone().unwrap_or_default(),
+            self.rule.clone().unwrap_or_default(),
+        ];
+        args.extend(self.keys.iter().cloned());
+        args
+    }
+
+    fn key_list(&self) -> String {
+        self.keys.iter().map(quote_identifier).collect::<Vec<_>>().join(", ")
+    }
+
+    /// One row of arrays: each key column (as text), the sum of qty per key, the largest ledger id per
+    /// key, all in key order; and whether any row has a zero or NULL quantity.
+    fn aggregate_sql(&self, new_rows: &str) -> String {
+        let order = (1..=self.keys.len()).map(|i| format!("g.k{i}")).collect::<Vec<_>>().join(", ");
+        let group_cols = self
+            .keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| format!("{} AS k{}", quote_identifier(k), i + 1))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let arrays = (1..=self.keys.len())
+            .map(|i| format!("array_agg(g.k{i}::text ORDER BY {order})"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let qty = quote_identifier(&self.qty);
+        let max_id = match &self.id {
+            Some(id) => format!("max({})", quote_identifier(id)),
+            None => "NULL::bigint".into(),
+        };
+        format!(
+            "SELECT {arrays}, array_agg(g.s::text ORDER BY {order}), array_agg(g.m ORDER BY {order}), \
+                    coalesce(bool_or(g.bad), false) \
+               FROM (SELECT {group_cols}, sum({qty}) AS s, {max_id} AS m, \
+                            bool_or({qty} IS NULL OR {qty} = 0) AS bad \
+                       FROM {new_rows} GROUP BY {keys}) g",
+            new_rows = quote_identifier(new_rows),
+            keys = (1..=self.keys.len()).map(|i| i.to_string()).collect::<Vec<_>>().join(", "),
+        )
+    }
+
+    /// The upsert, parameterised by the arrays `aggregate_sql` returns. `types` are the balance table's
+    /// key column types, so the text round trip lands back in them.
+    fn upsert_sql(&self, types: &[String]) -> String {
+        let n = self.keys.len();
+        let casts = types
+            .iter()
+            .enumerate()
+            .map(|(i, t)| format!("u.k{}::{t}", i + 1))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let params = (1..=n + 1).map(|i| format!("${i}::text[]")).collect::<Vec<_>>().join(", ");
+        let aliases = (1..=n).map(|i| format!("k{i}")).collect::<Vec<_>>().join(", ");
+        let (id_col, id_val, id_set) = match &self.id {
+            Some(_) => (
+                ", last_ledger_id",
+                ", u.m",
+                ", last_ledger_id = greatest(b.last_ledger_id, excluded.last_ledger_id)",
+            ),
+            None => ("", "", ""),
+        };
+        let returning = self.keys.iter().map(|k| format!("b.{}::text", quote_identifier(k))).collect::<Vec<_>>();
+        format!(
+            "INSERT INTO {table} AS b ({keys}, qty{id_col}, updated_at) \
+             SELECT {casts}, u.q::numeric{id_val}, now() \
+               FROM unnest({params}, ${m}::bigint[]) WITH ORDINALITY AS u({aliases}, q, m, ord) \
+              ORDER BY u.ord \
+             ON CONFLICT ({keys}) DO UPDATE SET qty = b.qty + excluded.qty{id_set}, updated_at = excluded.updated_at \
+             RETURNING {returning}, b.qty < 0",
+            table = self.balance_table,
+            keys = self.key_list(),
+            m = n + 2,
+            returning = returning.join(", "),
+        )
+    }
+}
+
+thread_local! {
+    /// Upsert plans kept for the session, by trigger OID (a trigger's arguments never change).
+    static UPSERT_PLANS: RefCell<HashMap<pg_sys::Oid, OwnedPreparedStatement>> = RefCell::new(HashMap::new());
+}
+
+fn key_types(client: &SpiClient, tracking: &Tracking) -> SpiResult<Vec<String>> {
+    tracking
+        .keys
+        .iter()
+        .map(|k| {
+            client
+                .select(
+                    "SELECT format_type(a.atttypid, a.atttypmod) FROM pg_attribute a
+                      WHERE a.attrelid = $1::regclass AND a.attname = $2 AND NOT a.attisdropped",
+                    Some(1),
+                    &[tracking.balance_table.as_str().into(), k.as_str().into()],
+                )?
+                .first()
+                .get_one::<String>()
+                .map(|t| t.unwrap_or_else(|| panic!("balance table {} has no column {k}", tracking.balance_table)))
+        })
+        .collect()
+}
+
+/// The balance trigger. SECURITY DEFINER (see sql/ledger.sql): applications never write balances
+/// themselves, and each row's balance is its own tenant's, whatever the session's tenant.
+#[pg_trigger]
+fn balance_maintenance<'a>(
+    trigger: &'a pgrx::PgTrigger<'a>,
+) -> Result<Option<PgHeapTuple<'a, pgrx::AllocatedByRust>>, pgrx::PgTriggerError> {
+    let tracking = Tracking::from_args(&trigger.extra_args()?);
+    let new_rows = trigger
+        .new_transition_table_name()?
+        .unwrap_or_else(|| panic!("the balance trigger needs REFERENCING NEW TABLE"))
+        .to_string();
+    let trigger_oid = trigger.trigger().tgoid;
+    let trigger_data = trigger.trigger_data() as *const pg_sys::TriggerData as *mut pg_sys::TriggerData;
+    let negatives = Spi::connect_mut(|client| -> SpiResult<Vec<Vec<Option<String>>>> {
+        // SAFETY: the trigger data outlives this SPI connection; registering it makes the transition
+        // table visible to queries by name.
+        unsafe { pg_sys::SPI_register_trigger_data(trigger_data) };
+        let n = tracking.keys.len();
+        let aggregate = client.select(&tracking.aggregate_sql(&new_rows), Some(1), &[])?.first();
+        let mut arrays: Vec<Option<Vec<Option<String>>>> = Vec::with_capacity(n + 1);
+        for i in 1..=n + 1 {
+            arrays.push(aggregate.get::<Vec<Option<String>>>(i)?);
+        }
+        let max_ids = aggregate.get::<Vec<Option<i64>>>(n + 2)?;
+        if aggregate.get::<bool>(n + 3)? == Some(true) {
+            errors::raise(
+                PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+                format!("a ledger quantity ({}) cannot be zero or NULL", tracking.qty),
+                "Post a non-zero quantity: positive to receive, negative to issue.",
+            );
+        }
+        if arrays[0].is_none() {
+            return Ok(Vec::new()); // an INSERT of no rows
+        }
+        let plan_missing = UPSERT_PLANS.with(|p| !p.borrow().contains_key(&trigger_oid));
+        if plan_missing {
+            let types = key_types(client, &tracking)?;
+            let mut oids = vec![PgOid::from(pg_sys::TEXTARRAYOID); n + 1];
+            oids.push(PgOid::from(pg_sys::INT8ARRAYOID));
+            let plan = client.prepare_mut(&tracking.upsert_sql(&types), &oids)?.keep();
+            UPSERT_PLANS.with(|p| p.borrow_mut().insert(trigger_oid, plan));
+        }
+        let mut args: Vec<pgrx::datum::DatumWithOid> = arrays.into_iter().map(|a| a.into()).collect();
+        args.push(max_ids.into());
+        let applied = UPSERT_PLANS.with(|plans| {
+            let plans = plans.borrow();
+            let plan = plans.get(&trigger_oid).expect("plan prepared above");
+            client.update(plan, None, &args).map(|rows| {
+                rows.filter_map(|row| match row.get::<bool>(n + 1) {
+                    Ok(Some(true)) => Some((1..=n).map(|i| row.get::<String>(i).ok().flatten()).collect()),
+                    _ => None,
+                })
+                .collect::<Vec<Vec<Option<String>>>>()
+            })
+        })?;
+        Ok(applied)
+    })
+    .unwrap_or_else(|e| panic!("balance maintenance failed: {e}"));
+    if !negatives.is_empty() {
+        refuse_negative(&tracking, &negatives);
+    }
+    Ok(None)
+}
+
+/// Balances that went below zero: refused (23514) unless the ledger's rule allows them. Decided after
+/// the upsert, which holds the balance rows' locks: two sessions cannot both take the last unit.
+fn refuse_negative(tracking: &Tracking, negatives: &[Vec<Option<String>>]) {
+    let refused = match tracking.rule.as_deref() {
+        None => return,
+        Some(RULE_REFUSE) => Some(format!("key ({})", negatives[0].iter().map(|k| k.as_deref().unwrap_or("NULL")).collect::<Vec<_>>().join(", "))),
+        Some(RULE_ITEMS) => {
+            // The built-in ledger's keys are (org_id, item_id, location_id, lot_id).
+            let orgs: Vec<Option<String>> = negatives.iter().map(|k| k[0].clone()).collect();
+            let items: Vec<Option<String>> = negatives.iter().map(|k| k[1].clone()).collect();
+            Spi::get_one_with_args::<String>(
+                "SELECT 'item ' || i.sku FROM unnest($1::uuid[], $2::uuid[]) AS n(org_id, item_id)
+                   JOIN inventory.items i ON i.org_id = n.org_id AND i.id = n.item_id
+                  WHERE NOT i.allow_negative ORDER BY i.sku LIMIT 1",
+                &[orgs.into(), items.into()],
+            )
+            .expect("reading items failed")
+        }
+        Some(other) => panic!("unknown negative-stock rule {other:?}"),
+    };
+    if let Some(what) = refused {
+        errors::raise(
+            PgSqlErrorCode::ERRCODE_CHECK_VIOLATION,
+            format!("not enough stock: this posting would take the balance of {what} below zero"),
+            "Post less, receive stock first, or allow negative stock for it if that is intended.",
+        );
+    }
+}
+
+/// UPDATE, DELETE and TRUNCATE on a tracked ledger: refused (55000). A ledger is corrected by posting a
+/// reversing entry, which keeps the history and the balances exact.
+#[pg_trigger]
+fn append_only_guard<'a>(
+    trigger: &'a pgrx::PgTrigger<'a>,
+) -> Result<Option<PgHeapTuple<'a, pgrx::AllocatedByRust>>, pgrx::PgTriggerError> {
+    let op = match trigger.op()? {
+        pgrx::PgTriggerOperation::Update => "UPDATE",
+        pgrx::PgTriggerOperation::Delete => "DELETE",
+        pgrx::PgTriggerOperation::Truncate => "TRUNCATE",
+        pgrx::PgTriggerOperation::Insert => return Ok(None),
+    };
+    errors::raise(
+        PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+        format!("{op} on {}.{} is not allowed: the ledger is append-only", trigger.table_schema()?, trigger.table_name()?),
+        "To correct an entry, post a reversing entry (the same item, location and lot with the opposite quantity).",
+    )
+}
+
+fn exec(sql: &str) {
+    Spi::run(sql).unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
+fn one_text(sql: &str, args: &[pgrx::datum::DatumWithOid]) -> Option<String> {
+    Spi::get_one_with_args::<String>(sql, args).ok().flatten()
+}
+
+/// Starts materialized balances for a ledger: creates the balance table when it does not exist,
+/// installs the triggers, fills the balances from the rows already there and records the ledger.
+#[pg_extern(volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
+fn track_balances(
+    ledger: Option<RegClass>,
+    balance_table: Option<&str>,
+    key_columns: Option<NameArray>,
+    qty_column: Option<SqlName>,
+    allow_negative: default!(Option<bool>, "true"),
+) {
+    let (Some(RegClass(ledger)), Some(balance_table), Some(keys), Some(SqlName(qty))) =
+        (ledger, balance_table, key_columns, qty_column)
+    else {
+        errors::invalid_argument(
+            "track_balances needs a ledger, a balance table, key columns and a qty column",
+            "e.g. inventory.track_balances('public.\"InventoryLedger\"', 'public.\"InventoryBalance\"', ARRAY['itemId', 'locationId'], 'qtyCanonical')",
+        )
+    };
+    let keys: Vec<String> = keys.0.into_iter().map(Option::unwrap_or_default).collect();
+    let rule = (allow_negative == Some(false)).then_some(RULE_REFUSE);
+    track(ledger, balance_table, keys, qty, rule);
+}
+
+fn track(ledger: pg_sys::Oid, balance_table: &str, mut keys: Vec<String>, qty: String, rule: Option<&str>) {
+    let ledger_name = one_text("SELECT $1::regclass::text", &[ledger.into()]).expect("ledger exists");
+    let rule = if ledger_name == BUILTIN_LEDGER { Some(RULE_ITEMS) } else { rule };
+    let column_type = |name: &str| {
+        one_text(
+            "SELECT format_type(atttypid, atttypmod) FROM pg_attribute
+              WHERE attrelid = $1 AND attname = $2 AND attnum > 0 AND NOT attisdropped",
+            &[ledger.into(), name.into()],
+        )
+    };
+    if keys.is_empty() || keys.iter().any(|k| k.is_empty()) {
+        errors::invalid_argument("key_columns must name at least one column, none empty", "e.g. ARRAY['itemId', 'locationId']");
+    }
+    let org_column = one_text(
+        "SELECT org_column::text FROM inventory.tenant_tables WHERE relid = $1::regclass",
+        &[ledger.into()],
+    );
+    if let Some(org) = &org_column {
+        // Balances of a tenant-scoped ledger are per tenant: the org column leads the key.
+        keys.retain(|k| k != org);
+        keys.insert(0, org.clone());
+    }
+    let mut key_types = Vec::new();
+    for k in keys.iter().chain(std::iter::once(&qty)) {
+        match column_type(k) {
+            Some(t) => key_types.push(t),
+            None => errors::raise(
+                PgSqlErrorCode::ERRCODE_UNDEFINED_COLUMN,
+                format!("column {} of {ledger_name} does not exist", quote_identifier(k)),
+                "Name the ledger's columns as they are spelled (camelCase columns keep their case).",
+            ),
+        }
+    }
+    let qty_type = key_types.pop().expect("qty type");
+    if !matches!(qty_type.split('(').next(), Some("numeric" | "integer" | "bigint" | "smallint")) {
+        errors::invalid_argument(
+            format!("qty column {} of {ledger_name} is {qty_type}", quote_identifier(&qty)),
+            "Quantities must be numeric (or an integer type), never floating point.",
+        );
+    }
+    // The ledger's bigint key, when it has one (an identity column, or a bigint primary key), is
+    // recorded as each balance's last_ledger_id.
+    let id_column = one_text(
+        "SELECT a.attname::text FROM pg_attribute a
+          WHERE a.attrelid = $1 AND a.atttypid = 'bigint'::regtype AND a.attnum > 0 AND NOT a.attisdropped
+            AND (a.attidentity <> '' OR EXISTS (SELECT FROM pg_constraint c WHERE c.conrelid = a.attrelid
+                                                  AND c.contype = 'p' AND c.conkey = ARRAY[a.attnum]))
+          ORDER BY a.attidentity <> '' DESC, a.attnum LIMIT 1",
+        &[ledger.into()],
+    );
+
+    let existing = one_text("SELECT to_regclass($1)::text", &[balance_table.into()]);
+    let balance_name = match existing {
+        Some(name) => name,
+        None => {
+            let columns = keys
+                .iter()
+                .zip(&key_types)
+                .map(|(k, t)| format!("{} {t}", quote_identifier(k)))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let key_list = keys.iter().map(quote_identifier).collect::<Vec<_>>().join(", ");
+            let last_id = if id_column.is_some() { "last_ledger_id bigint NOT NULL, " } else { "" };
+            exec(&format!(
+                "CREATE TABLE {balance_table} ({columns}, qty numeric NOT NULL, {last_id}updated_at timestamptz NOT NULL,
+                  UNIQUE NULLS NOT DISTINCT ({key_list}))"
+            ));
+            let name = one_text("SELECT $1::regclass::text", &[balance_table.into()]).expect("just created");
+            // Every role that may read the ledger may read its balances.
+            let readers: Vec<String> = Spi::connect(|client| {
+                client
+                    .select(
+                        "SELECT DISTINCT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(r.rolname) END
+                           FROM pg_class c, aclexplode(c.relacl) a LEFT JOIN pg_roles r ON r.oid = a.grantee
+                          WHERE c.oid = $1 AND a.privilege_type = 'SELECT'",
+                        None,
+                        &[ledger.into()],
+                    )?
+                    .map(|row| row.get::<String>(1).map(Option::unwrap_or_default))
+                    .collect::<SpiResult<Vec<String>>>()
+            })
+            .expect("reading the ledger's grants failed");
+            for role in readers {
+                exec(&format!("GRANT SELECT ON {name} TO {role}"));
+            }
+            name
+        }
+    };
+    let balance_oid = one_text("SELECT $1::regclass::oid::text", &[balance_name.as_str().into()]).expect("exists");
+    if let Some(org) = &org_column {
+        let isolate = format!(
+            "SELECT count(*) FROM inventory.enable_tenant_isolation({}::regclass, {})",
+            quote_literal(&balance_name),
+            quote_literal(org)
+        );
+        exec(&isolate);
+    }
+
+    let tracking = Tracking { balance_table: balance_name.clone(), qty: qty.clone(), id: id_column.clone(), rule: rule.map(str::to_string), keys: keys.clone() };
+    let args = tracking.args().iter().map(quote_literal).collect::<Vec<_>>().join(", ");
+    exec(&format!("DROP TRIGGER IF EXISTS {BALANCE_TRIGGER} ON {ledger_name}"));
+    exec(&format!(
+        "CREATE TRIGGER {BALANCE_TRIGGER} AFTER INSERT ON {ledger_name} REFERENCING NEW TABLE AS inventory_new_rows
+         FOR EACH STATEMENT EXECUTE FUNCTION inventory.balance_maintenance({args})"
+    ));
+    exec(&format!("DROP TRIGGER IF EXISTS {GUARD_ROWS} ON {ledger_name}"));
+    exec(&format!(
+        "CREATE TRIGGER {GUARD_ROWS} BEFORE UPDATE OR DELETE ON {ledger_name}
+         FOR EACH ROW EXECUTE FUNCTION inventory.append_only_guard()"
+    ));
+    exec(&format!("DROP TRIGGER IF EXISTS {GUARD_TRUNCATE} ON {ledger_name}"));
+    exec(&format!(
+        "CREATE TRIGGER {GUARD_TRUNCATE} BEFORE TRUNCATE ON {ledger_name}
+         FOR EACH STATEMENT EXECUTE FUNCTION inventory.append_only_guard()"
+    ));
+    let key_array: Vec<Option<String>> = keys.iter().cloned().map(Some).collect();
+    Spi::run_with_args(
+        "INSERT INTO inventory.tracked_ledgers (ledger, balance_table, key_columns, qty_column, id_column, org_column, builtin)
+         VALUES ($1::regclass, $2::oid::regclass, $3::name[], $4, $5, $6, $7)
+         ON CONFLICT (ledger) DO UPDATE SET balance_table = excluded.balance_table, key_columns = excluded.key_columns,
+            qty_column = excluded.qty_column, id_column = excluded.id_column, org_column = excluded.org_column,
+            tracked_at = now()",
+        &[
+            ledger.into(),
+            balance_oid.into(),
+            key_array.into(),
+            qty.as_str().into(),
+            id_column.into(),
+            org_column.into(),
+            // SAFETY: reading a backend global.
+            unsafe { pg_sys::creating_extension }.into(),
+        ],
+    )
+    .expect("recording the tracked ledger failed");
+    rebuild(ledger, None);
+}
+
+/// Stops maintaining a ledger's balances: removes the triggers and the registration, keeps both tables.
+#[pg_extern(volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
+fn untrack_balances(ledger: Option<RegClass>) {
+    let Some(RegClass(ledger)) = ledger else {
+        errors::invalid_argument("ledger must not be NULL", "Pass the ledger table.")
+    };
+    let ledger_name = one_text("SELECT $1::regclass::text", &[ledger.into()]).expect("ledger exists");
+    for trigger in [BALANCE_TRIGGER, GUARD_ROWS, GUARD_TRUNCATE] {
+        exec(&format!("DROP TRIGGER IF EXISTS {trigger} ON {ledger_name}"));
+    }
+    Spi::run_with_args("DELETE FROM inventory.tracked_ledgers WHERE ledger = $1::regclass", &[ledger.into()])
+        .expect("unregistering failed");
+}
+
+/// Recomputes balances from the ledger: all tenants, or one. It locks the ledger against writers
+/// (SHARE: in-flight postings finish first, new ones wait), so it never loses a posting.
+// Created after sql/ledger.sql: its default names the built-in ledger.
+#[pg_extern(volatile, parallel_unsafe, security_definer, requires = ["ledger"])]
+#[search_path(pg_catalog, pg_temp)]
+fn rebuild_balances(
+    ledger: default!(Option<RegClass>, "'inventory.ledger'"),
+    org_id: default!(Option<pgrx::Uuid>, "NULL"),
+) -> i64 {
+    let Some(RegClass(ledger)) = ledger else {
+        errors::invalid_argument("ledger must not be NULL", "Pass the ledger table, e.g. 'inventory.ledger'.")
+    };
+    rebuild(ledger, org_id)
+}
+
+fn rebuild(ledger: pg_sys::Oid, org_id: Option<pgrx::Uuid>) -> i64 {
+    let row = Spi::connect(|client| {
+        let r = client
+            .select(
+                "SELECT ledger::text, balance_table::text, key_columns::text[], qty_column::text, id_column::text, org_column::text
+                   FROM inventory.tracked_ledgers WHERE ledger = $1::regclass",
+                Some(1),
+                &[ledger.into()],
+            )?
+            .first();
+        if r.is_empty() {
+            return Ok(None);
+        }
+        Ok::<_, pgrx::spi::SpiError>(Some((
+            r.get::<String>(1)?.unwrap_or_default(),
+            r.get::<String>(2)?.unwrap_or_default(),
+            r.get::<Vec<String>>(3)?.unwrap_or_default(),
+            r.get::<String>(4)?.unwrap_or_default(),
+            r.get::<String>(5)?,
+            r.get::<String>(6)?,
+        )))
+    })
+    .expect("reading the registry failed");
+    let Some((ledger_name, balance_name, keys, qty, id, org)) = row else {
+        errors::invalid_argument(
+            "this table's balances are not tracked",
+            "Track it first with inventory.track_balances(…).",
+        )
+    };
+    exec(&format!("LOCK TABLE {ledger_name} IN SHARE MODE"));
+    let key_list = keys.iter().map(quote_identifier).collect::<Vec<_>>().join(", ");
+    let (filter, args): (String, Vec<pgrx::datum::DatumWithOid>) = match (org_id, &org) {
+        (Some(o), Some(col)) => (format!("WHERE {} = $1", quote_identifier(col)), vec![o.into()]),
+        (Some(_), None) => errors::invalid_argument(
+            format!("{ledger_name} is not tenant-scoped, so its balances cannot be rebuilt per organization"),
+            "Call it without org_id.",
+        ),
+        (None, _) => ("".into(), vec![]),
+    };
+    Spi::run_with_args(&format!("DELETE FROM {balance_name} {filter}"), &args).expect("clearing balances failed");
+    let (id_col, id_val) = match &id {
+        Some(id) => (", last_ledger_id", format!(", max({})", quote_identifier(id))),
+        None => ("", String::new()),
+    };
+    Spi::get_one_with_args::<i64>(
+        &format!(
+            "WITH written AS (
+                INSERT INTO {balance_name} ({key_list}, qty{id_col}, updated_at)
+                SELECT {key_list}, sum({q}){id_val}, now() FROM {ledger_name} {filter}
+                 GROUP BY {key_list} ORDER BY {key_list}
+                RETURNING 1)
+             SELECT count(*) FROM written",
+            q = quote_identifier(&qty)
+        ),
+        &args,
+    )
+    .expect("rebuilding balances failed")
+    .unwrap_or_default()
+}
