@@ -235,12 +235,18 @@ fn refuse_negative(tracking: &Tracking, negatives: &[Vec<Option<String>>]) {
             // The built-in ledger's keys are (org_id, item_id, location_id, lot_id).
             let orgs: Vec<Option<String>> = negatives.iter().map(|k| k[0].clone()).collect();
             let items: Vec<Option<String>> = negatives.iter().map(|k| k[1].clone()).collect();
-            Spi::get_one_with_args::<String>(
-                "SELECT 'item ' || i.sku FROM unnest($1::uuid[], $2::uuid[]) AS n(org_id, item_id)
-                   JOIN inventory.items i ON i.org_id = n.org_id AND i.id = n.item_id
-                  WHERE NOT i.allow_negative ORDER BY i.sku LIMIT 1",
-                &[orgs.into(), items.into()],
-            )
+            Spi::connect(|client| {
+                client
+                    .select(
+                        "SELECT 'item ' || i.sku FROM unnest($1::uuid[], $2::uuid[]) AS n(org_id, item_id)
+                           JOIN inventory.items i ON i.org_id = n.org_id AND i.id = n.item_id
+                          WHERE NOT i.allow_negative ORDER BY i.sku LIMIT 1",
+                        Some(1),
+                        &[orgs.into(), items.into()],
+                    )?
+                    .next()
+                    .map_or(Ok(None), |row| row.get::<String>(1))
+            })
             .expect("reading items failed")
         }
         Some(other) => panic!("unknown negative-stock rule {other:?}"),
@@ -275,6 +281,13 @@ fn append_only_guard<'a>(
 
 fn exec(sql: &str) {
     Spi::run(sql).unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
+/// Drops one of our triggers when it is there (DROP TRIGGER IF EXISTS would NOTICE when it is not).
+fn drop_trigger(name: &str, ledger: pg_sys::Oid, ledger_name: &str) {
+    if one_text("SELECT tgname::text FROM pg_trigger WHERE tgrelid = $1 AND tgname = $2", &[ledger.into(), name.into()]).is_some() {
+        exec(&format!("DROP TRIGGER {name} ON {ledger_name}"));
+    }
 }
 
 fn one_text(sql: &str, args: &[pgrx::datum::DatumWithOid]) -> Option<String> {
@@ -405,17 +418,17 @@ fn track(ledger: pg_sys::Oid, balance_table: &str, mut keys: Vec<String>, qty: S
 
     let tracking = Tracking { balance_table: balance_name.clone(), qty: qty.clone(), id: id_column.clone(), rule: rule.map(str::to_string), keys: keys.clone() };
     let args = tracking.args().iter().map(quote_literal).collect::<Vec<_>>().join(", ");
-    exec(&format!("DROP TRIGGER IF EXISTS {BALANCE_TRIGGER} ON {ledger_name}"));
+    for trigger in [BALANCE_TRIGGER, GUARD_ROWS, GUARD_TRUNCATE] {
+        drop_trigger(trigger, ledger, &ledger_name);
+    }
     exec(&format!(
         "CREATE TRIGGER {BALANCE_TRIGGER} AFTER INSERT ON {ledger_name} REFERENCING NEW TABLE AS inventory_new_rows
          FOR EACH STATEMENT EXECUTE FUNCTION inventory.balance_maintenance({args})"
     ));
-    exec(&format!("DROP TRIGGER IF EXISTS {GUARD_ROWS} ON {ledger_name}"));
     exec(&format!(
         "CREATE TRIGGER {GUARD_ROWS} BEFORE UPDATE OR DELETE ON {ledger_name}
          FOR EACH ROW EXECUTE FUNCTION inventory.append_only_guard()"
     ));
-    exec(&format!("DROP TRIGGER IF EXISTS {GUARD_TRUNCATE} ON {ledger_name}"));
     exec(&format!(
         "CREATE TRIGGER {GUARD_TRUNCATE} BEFORE TRUNCATE ON {ledger_name}
          FOR EACH STATEMENT EXECUTE FUNCTION inventory.append_only_guard()"
@@ -451,7 +464,7 @@ fn untrack_balances(ledger: Option<RegClass>) {
     };
     let ledger_name = one_text("SELECT $1::regclass::text", &[ledger.into()]).expect("ledger exists");
     for trigger in [BALANCE_TRIGGER, GUARD_ROWS, GUARD_TRUNCATE] {
-        exec(&format!("DROP TRIGGER IF EXISTS {trigger} ON {ledger_name}"));
+        drop_trigger(trigger, ledger, &ledger_name);
     }
     Spi::run_with_args("DELETE FROM inventory.tracked_ledgers WHERE ledger = $1::regclass", &[ledger.into()])
         .expect("unregistering failed");
