@@ -2,16 +2,17 @@
 # Every test layer, from a fresh machine: installs what is missing, then runs
 #   unit      #[pg_test] units (cargo pgrx test, in a cluster of pgrx's own, as the postgres user)
 #   contract  the pg_regress suite (tests/pg_regress), against scratch clusters
+#   isolation the concurrency specs (tests/isolation), with PGXS's pg_isolation_regress
 #   security  the adversarial pgTAP suite (tests/pgtap), as an application role and as a table owner
 #   e2e       end-to-end scripts (tests/e2e/*.sh), each starting and stopping its own clusters
 # Every layer runs even when an earlier one failed; the exit status is non-zero if any failed.
-# Run one layer with: scripts/test.sh unit|contract|security|e2e
+# Run one layer with: scripts/test.sh unit|contract|isolation|security|e2e
 set -uo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh || exit 1
 
 layers=("$@")
-[ ${#layers[@]} -gt 0 ] || layers=(unit contract security e2e)
+[ ${#layers[@]} -gt 0 ] || layers=(unit contract isolation security e2e)
 passed=0 failed=0 failures=()
 
 tests_passed=0 tests_failed=0
@@ -68,13 +69,16 @@ for layer in "${layers[@]}"; do
       # pgrx test installs its own test build of the library; install the real one for the SQL layers.
       scripts/install.sh || exit 1
       run "contract: pg_regress" tests/pg_regress/run.sh ;;
+    isolation)
+      scripts/install.sh || exit 1
+      run "isolation: pg_isolation_regress" tests/isolation/run.sh ;;
     security)
       scripts/install.sh || exit 1
       run "security: pgTAP" tests/pgtap/run.sh ;;
     e2e)
       scripts/install.sh || exit 1
       for t in tests/e2e/*.sh; do run "e2e: $(basename "$t" .sh)" "$t"; done ;;
-    *) echo "unknown layer: $layer (unit, contract, security, e2e)"; exit 2 ;;
+    *) echo "unknown layer: $layer (unit, contract, isolation, security, e2e)"; exit 2 ;;
   esac
 done
 
