@@ -63,17 +63,53 @@ ROLLBACK;
 SELECT set_config('app.org_id', 'globex', true);
 \echo 'SQLSTATE' :LAST_ERROR_SQLSTATE
 
-\echo '== 9. The tenant ends with the transaction'
+\echo '== 9. Stock: Acme receives bolts, moves some, and on_hand reads the balances kept in the same transaction'
+BEGIN;
+SELECT inventory.set_org_by_subdomain('acme') = :'acme_id' AS as_acme;
+INSERT INTO inventory.items (sku, name) VALUES ('BOLT-M8', 'Bolt M8') RETURNING id AS bolt \gset
+INSERT INTO inventory.locations (code, name) VALUES ('A1', 'Aisle 1') RETURNING id AS a1 \gset
+INSERT INTO inventory.locations (code, name) VALUES ('B1', 'Bay 1') RETURNING id AS b1 \gset
+SELECT inventory.post(:'bolt', :'a1', 100, reason => 'receipt', reference => 'PO-1') AS ledger_id;
+SELECT inventory.transfer(:'bolt', :'a1', :'b1', 30, reference => 'MOVE-1') AS ledger_ids;
+SELECT inventory.on_hand(:'bolt') AS everywhere, inventory.on_hand(:'bolt', :'a1') AS at_a1,
+       inventory.on_hand(:'bolt', :'b1') AS at_b1;
+SELECT l.code, b.qty, b.last_ledger_id FROM inventory.balances b JOIN inventory.locations l ON l.id = b.location_id ORDER BY l.code;
+COMMIT;
+
+\echo '== 10. Not enough stock (23514), and the ledger is append-only (55000): corrections are reversing entries'
+BEGIN;
+SELECT inventory.set_org_by_subdomain('acme') = :'acme_id' AS as_acme;
+SELECT inventory.post(:'bolt', :'b1', -31);
+\echo 'SQLSTATE' :LAST_ERROR_SQLSTATE
+ROLLBACK;
+BEGIN;
+SELECT inventory.set_org_by_subdomain('acme') = :'acme_id' AS as_acme;
+UPDATE inventory.ledger SET qty = 90 WHERE reference = 'PO-1';
+\echo 'SQLSTATE' :LAST_ERROR_SQLSTATE
+ROLLBACK;
+BEGIN;
+SELECT inventory.set_org_by_subdomain('acme') = :'acme_id' AS as_acme;
+SELECT inventory.post(:'bolt', :'a1', -10, reason => 'reverses 10 of PO-1 counted twice', reference => 'PO-1') AS ledger_id;
+SELECT inventory.on_hand(:'bolt', :'a1') AS at_a1;
+COMMIT;
+
+\echo '== 11. Globex sees none of Acme''s stock'
+BEGIN;
+SELECT inventory.set_org_by_api_key(:'globex_key') = :'globex_id' AS as_globex;
+SELECT count(*) AS ledger_rows, (SELECT count(*) FROM inventory.balances) AS balance_rows FROM inventory.ledger;
+COMMIT;
+
+\echo '== 12. The tenant ends with the transaction'
 BEGIN;
 SELECT inventory.set_org(:'globex_id') = :'globex_id' AS as_globex;
 COMMIT;
 SELECT inventory.current_org_id() IS NULL AS no_tenant_after_commit;
 
-\echo '== 10. The isolation report, as the administrator: no errors; the warnings say what is left and why'
+\echo '== 13. The isolation report, as the administrator: no errors; the warnings say what is left and why'
 RESET ROLE;
 SELECT severity, object, problem FROM inventory.isolation_report();
 
-\echo '== 11. An administrator rotates Globex''s key: the old key stops working at once'
+\echo '== 14. An administrator rotates Globex''s key: the old key stops working at once'
 SELECT left(inventory.rotate_api_key(:'globex_id'), 12) || '…' AS new_globex_key_starts;
 SET ROLE demo_app;
 SELECT inventory.set_org_by_api_key(:'globex_key');

@@ -33,10 +33,12 @@ BEGIN
         inventory.resolve_org(uuid, text, text),
         inventory.post(uuid, uuid, numeric, uuid, text, text), inventory.transfer(uuid, uuid, uuid, numeric, uuid, text),
         inventory.on_hand(uuid, uuid) TO %s', role);
-    -- The built-in schema: items, locations and lots are the application's to maintain; the ledger is
-    -- append-only (INSERT only); balances are read-only (the balance trigger writes them).
+    -- The built-in schema: items, locations and lots are the application's to maintain; balances are
+    -- read-only (the balance trigger writes them). The ledger is append-only: UPDATE and DELETE are
+    -- granted only so that an attempt meets the guard's 55000 and its advice (post a reversing entry)
+    -- rather than a bare permission error; the guard refuses every one.
     EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON inventory.items, inventory.locations, inventory.lots TO %s', role);
-    EXECUTE format('GRANT SELECT, INSERT ON inventory.ledger TO %s', role);
+    EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON inventory.ledger TO %s', role);
     EXECUTE format('GRANT SELECT ON inventory.balances TO %s', role);
 END
 $$;

@@ -544,3 +544,63 @@ fn rebuild(ledger: pg_sys::Oid, org_id: Option<pgrx::Uuid>) -> i64 {
     .expect("rebuilding balances failed")
     .unwrap_or_default()
 }
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pgrx::pg_schema]
+mod tests {
+    use super::*;
+    use crate::test_support::sqlstate_of;
+
+    fn tracking() -> Tracking {
+        Tracking::from_args(&[
+            "public.\"InventoryBalance\"".into(),
+            "qtyCanonical".into(),
+            "id".into(),
+            "".into(),
+            "itemId".into(),
+            "lotId".into(),
+        ])
+    }
+
+    #[pg_test]
+    fn trigger_arguments_round_trip() {
+        let t = tracking();
+        assert_eq!(t.keys, vec!["itemId", "lotId"]);
+        assert_eq!(t.id.as_deref(), Some("id"));
+        assert_eq!(t.rule, None);
+        assert_eq!(Tracking::from_args(&t.args()).args(), t.args());
+    }
+
+    #[pg_test]
+    fn generated_sql_quotes_every_column_and_orders_keys() {
+        let t = tracking();
+        let aggregate = t.aggregate_sql("new rows");
+        assert!(aggregate.contains("\"itemId\" AS k1, \"lotId\" AS k2"), "{aggregate}");
+        assert!(aggregate.contains("FROM \"new rows\""), "{aggregate}");
+        assert!(aggregate.contains("array_agg(g.k1::text ORDER BY g.k1, g.k2)"), "{aggregate}");
+        let upsert = t.upsert_sql(&["text".into(), "text".into()]);
+        assert!(upsert.contains("ORDER BY u.ord"), "{upsert}");
+        assert!(upsert.contains("ON CONFLICT (\"itemId\", \"lotId\")"), "{upsert}");
+        assert!(upsert.contains("last_ledger_id = greatest"), "{upsert}");
+    }
+
+    #[pg_test]
+    fn a_tracked_camel_case_ledger_stays_exact() {
+        Spi::run(
+            "CREATE TABLE t_ledger (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, \"itemId\" text NOT NULL,
+                                    \"lotId\" text, \"qtyCanonical\" numeric(65, 30) NOT NULL);
+             INSERT INTO t_ledger (\"itemId\", \"lotId\", \"qtyCanonical\") VALUES ('a', NULL, 2), ('a', NULL, 3), ('b', 'x', 1);
+             SELECT inventory.track_balances('t_ledger', 't_balance', ARRAY['itemId', 'lotId'], 'qtyCanonical');
+             INSERT INTO t_ledger (\"itemId\", \"lotId\", \"qtyCanonical\") SELECT 'a', NULL, 1 FROM generate_series(1, 100);",
+        )
+        .unwrap();
+        let a = Spi::get_one::<pgrx::AnyNumeric>("SELECT qty FROM t_balance WHERE \"itemId\" = 'a' AND \"lotId\" IS NULL")
+            .unwrap()
+            .unwrap();
+        assert_eq!(a.to_string().trim_end_matches('0').trim_end_matches('.'), "105");
+        let rows = Spi::get_one::<i64>("SELECT count(*) FROM t_balance").unwrap();
+        assert_eq!(rows, Some(2));
+        assert_eq!(sqlstate_of("INSERT INTO t_ledger (\"itemId\", \"qtyCanonical\") VALUES ('a', 0)"), "22023");
+        assert_eq!(sqlstate_of("DELETE FROM t_ledger"), "55000");
+    }
+}
