@@ -101,45 +101,126 @@ impl Tracking {
         )
     }
 
-    /// The upsert, parameterised by the arrays `aggregate_sql` returns. `types` are the balance table's
-    /// key column types, so the text round trip lands back in them.
+    /// The upsert of many keys, parameterised by the arrays `aggregate_sql` returns (as text[] and
+    /// bigint[]). `types` are the balance table's key column types, so the text lands back in them.
     fn upsert_sql(&self, types: &[String]) -> String {
         let n = self.keys.len();
-        let casts = types
-            .iter()
-            .enumerate()
-            .map(|(i, t)| format!("u.k{}::{t}", i + 1))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let casts = types.iter().enumerate().map(|(i, t)| format!("u.k{}::{t}", i + 1)).collect::<Vec<_>>();
         let params = (1..=n + 1).map(|i| format!("${i}::text[]")).collect::<Vec<_>>().join(", ");
         let aliases = (1..=n).map(|i| format!("k{i}")).collect::<Vec<_>>().join(", ");
-        let (id_col, id_val, id_set) = match &self.id {
-            Some(_) => (
-                ", last_ledger_id",
-                ", u.m",
-                ", last_ledger_id = greatest(b.last_ledger_id, excluded.last_ledger_id)",
-            ),
-            None => ("", "", ""),
+        let id_val = if self.id.is_some() { ", u.m" } else { "" };
+        self.upsert_into(&format!(
+            "SELECT {}, u.q::numeric{id_val}, now() \
+               FROM unnest({params}, ${m}::bigint[]) WITH ORDINALITY AS u({aliases}, q, m, ord) \
+              ORDER BY u.ord",
+            casts.join(", "),
+            m = n + 2,
+        ))
+    }
+
+    /// The upsert of one key, for a statement that inserted one row: parameters are the key values and
+    /// the quantity as text and the ledger id as bigint.
+    fn single_upsert_sql(&self, types: &[String]) -> String {
+        let n = self.keys.len();
+        let values = types.iter().enumerate().map(|(i, t)| format!("${}::{t}", i + 1)).collect::<Vec<_>>();
+        let id_val = if self.id.is_some() { format!(", ${}::bigint", n + 2) } else { String::new() };
+        self.upsert_into(&format!("VALUES ({}, ${}::numeric{id_val}, now())", values.join(", "), n + 1))
+    }
+
+    /// INSERT … ON CONFLICT DO UPDATE from `source`, returning each key (as text) and whether its
+    /// balance is now below zero.
+    fn upsert_into(&self, source: &str) -> String {
+        let (id_col, id_set) = match &self.id {
+            Some(_) => (", last_ledger_id", ", last_ledger_id = greatest(b.last_ledger_id, excluded.last_ledger_id)"),
+            None => ("", ""),
         };
         let returning = self.keys.iter().map(|k| format!("b.{}::text", quote_identifier(k))).collect::<Vec<_>>();
         format!(
-            "INSERT INTO {table} AS b ({keys}, qty{id_col}, updated_at) \
-             SELECT {casts}, u.q::numeric{id_val}, now() \
-               FROM unnest({params}, ${m}::bigint[]) WITH ORDINALITY AS u({aliases}, q, m, ord) \
-              ORDER BY u.ord \
+            "INSERT INTO {table} AS b ({keys}, qty{id_col}, updated_at) {source} \
              ON CONFLICT ({keys}) DO UPDATE SET qty = b.qty + excluded.qty{id_set}, updated_at = excluded.updated_at \
              RETURNING {returning}, b.qty < 0",
             table = self.balance_table,
             keys = self.key_list(),
-            m = n + 2,
             returning = returning.join(", "),
         )
     }
 }
 
+/// The two statements of one trigger, prepared once per session and kept (plans that read the
+/// transition table work again on every call: the table is registered under the same name each time).
+struct Plans {
+    aggregate: OwnedPreparedStatement,
+    upsert: OwnedPreparedStatement,
+    single: OwnedPreparedStatement,
+    /// Where the ledger's key, qty and id columns are, and their output functions.
+    key_columns: Vec<(i32, pg_sys::Oid)>,
+    qty_column: (i32, pg_sys::Oid),
+    id_column: Option<i32>,
+}
+
+/// A ledger column's attribute number and output function, from the trigger's relation.
+fn ledger_column(tupdesc: pg_sys::TupleDesc, name: &str) -> (i32, pg_sys::Oid) {
+    // SAFETY: the trigger's relation descriptor is valid for the call.
+    unsafe {
+        for i in 0..(*tupdesc).natts as usize {
+            let att = &*(*tupdesc).attrs.as_ptr().add(i);
+            if !att.attisdropped && std::ffi::CStr::from_ptr(att.attname.data.as_ptr()).to_bytes() == name.as_bytes() {
+                let (mut output, mut varlena) = (pg_sys::InvalidOid, false);
+                pg_sys::getTypeOutputInfo(att.atttypid, &mut output, &mut varlena);
+                return (att.attnum as i32, output);
+            }
+        }
+    }
+    panic!("the ledger has no column {name:?}: re-run inventory.track_balances after renaming columns")
+}
+
+/// The one row a single-row INSERT put in the transition table: its keys and quantity as text, its id.
+/// It reads through a read pointer of its own, so other readers of the table are not disturbed.
+unsafe fn single_row(td: &pg_sys::TriggerData, plans: &Plans) -> (Vec<Option<String>>, Option<String>, Option<i64>) {
+    unsafe {
+        let store = td.tg_newtable;
+        let slot = pg_sys::MakeSingleTupleTableSlot((*td.tg_relation).rd_att, &pg_sys::TTSOpsMinimalTuple);
+        let pointer = pg_sys::tuplestore_alloc_read_pointer(store, 0);
+        pg_sys::tuplestore_select_read_pointer(store, pointer);
+        pg_sys::tuplestore_rescan(store);
+        let found = pg_sys::tuplestore_gettupleslot(store, true, false, slot);
+        pg_sys::tuplestore_select_read_pointer(store, 0);
+        assert!(found, "the transition table holds one row");
+        let text = |(attnum, output): (i32, pg_sys::Oid)| {
+            let mut isnull = false;
+            let datum = pg_sys::slot_getattr(slot, attnum, &mut isnull);
+            (!isnull).then(|| {
+                std::ffi::CStr::from_ptr(pg_sys::OidOutputFunctionCall(output, datum)).to_string_lossy().into_owned()
+            })
+        };
+        let keys = plans.key_columns.iter().map(|c| text(*c)).collect();
+        let qty = text(plans.qty_column);
+        let id = plans.id_column.and_then(|attnum| {
+            let mut isnull = false;
+            let datum = pg_sys::slot_getattr(slot, attnum, &mut isnull);
+            (!isnull).then(|| datum.value() as i64)
+        });
+        pg_sys::ExecDropSingleTupleTableSlot(slot);
+        (keys, qty, id)
+    }
+}
+
+/// A numeric's text is zero when all its digits are.
+fn is_zero(numeric: &str) -> bool {
+    numeric.bytes().any(|b| b.is_ascii_digit()) && numeric.bytes().filter(u8::is_ascii_digit).all(|b| b == b'0')
+}
+
+fn refuse_zero(tracking: &Tracking) -> ! {
+    errors::raise(
+        PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+        format!("a ledger quantity ({}) cannot be zero or NULL", tracking.qty),
+        "Post a non-zero quantity: positive to receive, negative to issue.",
+    )
+}
+
 thread_local! {
-    /// Upsert plans kept for the session, by trigger OID (a trigger's arguments never change).
-    static UPSERT_PLANS: RefCell<HashMap<pg_sys::Oid, OwnedPreparedStatement>> = RefCell::new(HashMap::new());
+    /// Kept plans by trigger OID (a trigger's arguments never change).
+    static PLANS: RefCell<HashMap<pg_sys::Oid, Plans>> = RefCell::new(HashMap::new());
 }
 
 fn key_types(client: &SpiClient, tracking: &Tracking) -> SpiResult<Vec<String>> {
@@ -179,44 +260,69 @@ fn balance_maintenance<'a>(
         // table visible to queries by name.
         unsafe { pg_sys::SPI_register_trigger_data(trigger_data) };
         let n = tracking.keys.len();
-        let aggregate = client.select(&tracking.aggregate_sql(&new_rows), Some(1), &[])?.first();
-        let mut arrays: Vec<Option<Vec<Option<String>>>> = Vec::with_capacity(n + 1);
-        for i in 1..=n + 1 {
-            arrays.push(aggregate.get::<Vec<Option<String>>>(i)?);
-        }
-        let max_ids = aggregate.get::<Vec<Option<i64>>>(n + 2)?;
-        if aggregate.get::<bool>(n + 3)? == Some(true) {
-            errors::raise(
-                PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-                format!("a ledger quantity ({}) cannot be zero or NULL", tracking.qty),
-                "Post a non-zero quantity: positive to receive, negative to issue.",
-            );
-        }
-        if arrays[0].is_none() {
-            return Ok(Vec::new()); // an INSERT of no rows
-        }
-        let plan_missing = UPSERT_PLANS.with(|p| !p.borrow().contains_key(&trigger_oid));
-        if plan_missing {
+        if PLANS.with(|p| !p.borrow().contains_key(&trigger_oid)) {
+            let aggregate = client.prepare(&tracking.aggregate_sql(&new_rows), &[])?.keep();
             let types = key_types(client, &tracking)?;
             let mut oids = vec![PgOid::from(pg_sys::TEXTARRAYOID); n + 1];
             oids.push(PgOid::from(pg_sys::INT8ARRAYOID));
-            let plan = client.prepare_mut(&tracking.upsert_sql(&types), &oids)?.keep();
-            UPSERT_PLANS.with(|p| p.borrow_mut().insert(trigger_oid, plan));
+            let upsert = client.prepare_mut(&tracking.upsert_sql(&types), &oids)?.keep();
+            let mut oids = vec![PgOid::from(pg_sys::TEXTOID); n + 1];
+            oids.push(PgOid::from(pg_sys::INT8OID));
+            let single = client.prepare_mut(&tracking.single_upsert_sql(&types), &oids)?.keep();
+            // SAFETY: the trigger's relation is open for the call.
+            let tupdesc = unsafe { (*(*trigger_data).tg_relation).rd_att };
+            let plans = Plans {
+                aggregate,
+                upsert,
+                single,
+                key_columns: tracking.keys.iter().map(|k| ledger_column(tupdesc, k)).collect(),
+                qty_column: ledger_column(tupdesc, &tracking.qty),
+                id_column: tracking.id.as_ref().map(|id| ledger_column(tupdesc, id).0),
+            };
+            PLANS.with(|p| p.borrow_mut().insert(trigger_oid, plans));
         }
-        let mut args: Vec<pgrx::datum::DatumWithOid> = arrays.into_iter().map(|a| a.into()).collect();
-        args.push(max_ids.into());
-        let applied = UPSERT_PLANS.with(|plans| {
+        PLANS.with(|plans| {
             let plans = plans.borrow();
-            let plan = plans.get(&trigger_oid).expect("plan prepared above");
-            client.update(plan, None, &args).map(|rows| {
-                rows.filter_map(|row| match row.get::<bool>(n + 1) {
+            let plans = plans.get(&trigger_oid).expect("plans prepared above");
+            // SAFETY: the transition table belongs to this trigger call.
+            let rows_inserted = unsafe { pg_sys::tuplestore_tuple_count((*trigger_data).tg_newtable) };
+            let applied = match rows_inserted {
+                0 => return Ok(Vec::new()),
+                // One row (the common OLTP case): no aggregate query, one VALUES upsert.
+                1 => {
+                    // SAFETY: as above.
+                    let (keys, qty, id) = unsafe { single_row(&*trigger_data, plans) };
+                    if qty.as_deref().is_none_or(is_zero) {
+                        refuse_zero(&tracking);
+                    }
+                    let mut args: Vec<pgrx::datum::DatumWithOid> = keys.into_iter().map(|k| k.into()).collect();
+                    args.push(qty.into());
+                    args.push(id.into());
+                    client.update(&plans.single, None, &args)?
+                }
+                _ => {
+                    let aggregate = client.select(&plans.aggregate, Some(1), &[])?.first();
+                    let mut arrays: Vec<Option<Vec<Option<String>>>> = Vec::with_capacity(n + 1);
+                    for i in 1..=n + 1 {
+                        arrays.push(aggregate.get::<Vec<Option<String>>>(i)?);
+                    }
+                    let max_ids = aggregate.get::<Vec<Option<i64>>>(n + 2)?;
+                    if aggregate.get::<bool>(n + 3)? == Some(true) {
+                        refuse_zero(&tracking);
+                    }
+                    let mut args: Vec<pgrx::datum::DatumWithOid> = arrays.into_iter().map(|a| a.into()).collect();
+                    args.push(max_ids.into());
+                    client.update(&plans.upsert, None, &args)?
+                }
+            };
+            // Keys whose balance went below zero.
+            Ok(applied
+                .filter_map(|row| match row.get::<bool>(n + 1) {
                     Ok(Some(true)) => Some((1..=n).map(|i| row.get::<String>(i).ok().flatten()).collect()),
                     _ => None,
                 })
-                .collect::<Vec<Vec<Option<String>>>>()
-            })
-        })?;
-        Ok(applied)
+                .collect::<Vec<Vec<Option<String>>>>())
+        })
     })
     .unwrap_or_else(|e| panic!("balance maintenance failed: {e}"));
     if !negatives.is_empty() {
