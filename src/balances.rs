@@ -475,6 +475,21 @@ fn track(ledger: pg_sys::Oid, balance_table: &str, mut keys: Vec<String>, qty: S
         &[ledger.into()],
     );
 
+    // An unqualified balance table goes beside the ledger (this function's search_path is pinned, so
+    // the caller's would not apply anyway).
+    let balance_table = one_text(
+        "SELECT CASE cardinality(p) WHEN 1 THEN quote_ident(n.nspname) || '.' || quote_ident(p[1])
+                                    WHEN 2 THEN quote_ident(p[1]) || '.' || quote_ident(p[2]) END
+           FROM parse_ident($1) p, pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $2",
+        &[balance_table.into(), ledger.into()],
+    )
+    .unwrap_or_else(|| {
+        errors::invalid_argument(
+            format!("balance table name {balance_table:?} is not a table name"),
+            "Pass a name like 'public.\"InventoryBalance\"' or 'stock_balances'.",
+        )
+    });
+    let balance_table = balance_table.as_str();
     let existing = one_text("SELECT to_regclass($1)::text", &[balance_table.into()]);
     let balance_name = match existing {
         Some(name) => name,
@@ -688,6 +703,16 @@ mod tests {
         assert!(upsert.contains("ORDER BY u.ord"), "{upsert}");
         assert!(upsert.contains("ON CONFLICT (\"itemId\", \"lotId\")"), "{upsert}");
         assert!(upsert.contains("last_ledger_id = greatest"), "{upsert}");
+    }
+
+    #[pg_test]
+    fn numeric_zero_is_recognised_in_any_scale() {
+        for zero in ["0", "0.000", "-0", "0.000000000000000000000000000000"] {
+            assert!(is_zero(zero), "{zero}");
+        }
+        for other in ["1", "0.001", "-10", "100.0", "NaN", ""] {
+            assert!(!is_zero(other), "{other}");
+        }
     }
 
     #[pg_test]

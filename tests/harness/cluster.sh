@@ -16,7 +16,8 @@ HARNESS_ROOT=${HARNESS_ROOT:-}
 declare -gA CLUSTER_PORT=()
 _harness_next_port=${HARNESS_BASE_PORT:-54320}
 
-_as_postgres() { runuser -u postgres -- "$@"; }
+# From /: the postgres user may not be able to enter the current directory (a clone under /root, say).
+_as_postgres() { (cd / && runuser -u postgres -- "$@"); }
 
 _harness_init() {
   if [ -z "$HARNESS_ROOT" ]; then

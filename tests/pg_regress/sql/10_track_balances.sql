@@ -64,6 +64,14 @@ SELECT regress.try($$SELECT inventory.track_balances('public.no_such_ledger', 'p
 CREATE TABLE public.float_ledger (id bigint PRIMARY KEY, item text, qty double precision);
 SELECT regress.try($$SELECT inventory.track_balances('public.float_ledger', 'public.b3', ARRAY['item'], 'qty')$$);
 SELECT regress.try($$SELECT inventory.untrack_balances(NULL)$$);
+SELECT regress.try($$SELECT inventory.track_balances('public."InventoryLedger"', 'a.b.c', ARRAY['itemId'], 'qtyCanonical')$$);
+SELECT regress.try($$SELECT inventory.track_balances('public."InventoryLedger"', 'no good', ARRAY['itemId'], 'qtyCanonical')$$);
+-- An unqualified balance table is made beside the ledger.
+CREATE SCHEMA stock;
+CREATE TABLE stock.simple_ledger (id bigint PRIMARY KEY, item text NOT NULL, qty integer NOT NULL);
+INSERT INTO stock.simple_ledger VALUES (1, 'a', 3), (2, 'a', 4);
+SELECT inventory.track_balances('stock.simple_ledger', 'simple_balances', ARRAY['item'], 'qty');
+SELECT item, qty, last_ledger_id FROM stock.simple_balances;
 ROLLBACK;
 
 -- A tenant-scoped application ledger: its balance table is made tenant-scoped the same way, keyed by
