@@ -149,6 +149,7 @@ impl Tracking {
 /// The two statements of one trigger, prepared once per session and kept (plans that read the
 /// transition table work again on every call: the table is registered under the same name each time).
 struct Plans {
+    tracking: Tracking,
     aggregate: OwnedPreparedStatement,
     upsert: OwnedPreparedStatement,
     single: OwnedPreparedStatement,
@@ -248,19 +249,25 @@ fn key_types(client: &SpiClient, tracking: &Tracking) -> SpiResult<Vec<String>> 
 fn balance_maintenance<'a>(
     trigger: &'a pgrx::PgTrigger<'a>,
 ) -> Result<Option<PgHeapTuple<'a, pgrx::AllocatedByRust>>, pgrx::PgTriggerError> {
-    let tracking = Tracking::from_args(&trigger.extra_args()?);
-    let new_rows = trigger
-        .new_transition_table_name()?
-        .unwrap_or_else(|| panic!("the balance trigger needs REFERENCING NEW TABLE"))
-        .to_string();
     let trigger_oid = trigger.trigger().tgoid;
     let trigger_data = trigger.trigger_data() as *const pg_sys::TriggerData as *mut pg_sys::TriggerData;
+    // The arguments are read once per session; later statements find them with the kept plans.
+    let first_call = match PLANS.with(|p| p.borrow().contains_key(&trigger_oid)) {
+        true => None,
+        false => {
+            let new_rows = trigger
+                .new_transition_table_name()?
+                .unwrap_or_else(|| panic!("the balance trigger needs REFERENCING NEW TABLE"))
+                .to_string();
+            Some((Tracking::from_args(&trigger.extra_args()?), new_rows))
+        }
+    };
     let negatives = Spi::connect_mut(|client| -> SpiResult<Vec<Vec<Option<String>>>> {
         // SAFETY: the trigger data outlives this SPI connection; registering it makes the transition
         // table visible to queries by name.
         unsafe { pg_sys::SPI_register_trigger_data(trigger_data) };
-        let n = tracking.keys.len();
-        if PLANS.with(|p| !p.borrow().contains_key(&trigger_oid)) {
+        if let Some((tracking, new_rows)) = first_call {
+            let n = tracking.keys.len();
             let aggregate = client.prepare(&tracking.aggregate_sql(&new_rows), &[])?.keep();
             let types = key_types(client, &tracking)?;
             let mut oids = vec![PgOid::from(pg_sys::TEXTARRAYOID); n + 1];
@@ -272,18 +279,20 @@ fn balance_maintenance<'a>(
             // SAFETY: the trigger's relation is open for the call.
             let tupdesc = unsafe { (*(*trigger_data).tg_relation).rd_att };
             let plans = Plans {
-                aggregate,
-                upsert,
-                single,
                 key_columns: tracking.keys.iter().map(|k| ledger_column(tupdesc, k)).collect(),
                 qty_column: ledger_column(tupdesc, &tracking.qty),
                 id_column: tracking.id.as_ref().map(|id| ledger_column(tupdesc, id).0),
+                tracking,
+                aggregate,
+                upsert,
+                single,
             };
             PLANS.with(|p| p.borrow_mut().insert(trigger_oid, plans));
         }
         PLANS.with(|plans| {
             let plans = plans.borrow();
             let plans = plans.get(&trigger_oid).expect("plans prepared above");
+            let (tracking, n) = (&plans.tracking, plans.tracking.keys.len());
             // SAFETY: the transition table belongs to this trigger call.
             let rows_inserted = unsafe { pg_sys::tuplestore_tuple_count((*trigger_data).tg_newtable) };
             let applied = match rows_inserted {
@@ -293,7 +302,7 @@ fn balance_maintenance<'a>(
                     // SAFETY: as above.
                     let (keys, qty, id) = unsafe { single_row(&*trigger_data, plans) };
                     if qty.as_deref().is_none_or(is_zero) {
-                        refuse_zero(&tracking);
+                        refuse_zero(tracking);
                     }
                     let mut args: Vec<pgrx::datum::DatumWithOid> = keys.into_iter().map(|k| k.into()).collect();
                     args.push(qty.into());
@@ -308,7 +317,7 @@ fn balance_maintenance<'a>(
                     }
                     let max_ids = aggregate.get::<Vec<Option<i64>>>(n + 2)?;
                     if aggregate.get::<bool>(n + 3)? == Some(true) {
-                        refuse_zero(&tracking);
+                        refuse_zero(tracking);
                     }
                     let mut args: Vec<pgrx::datum::DatumWithOid> = arrays.into_iter().map(|a| a.into()).collect();
                     args.push(max_ids.into());
@@ -326,7 +335,7 @@ fn balance_maintenance<'a>(
     })
     .unwrap_or_else(|e| panic!("balance maintenance failed: {e}"));
     if !negatives.is_empty() {
-        refuse_negative(&tracking, &negatives);
+        PLANS.with(|p| refuse_negative(&p.borrow()[&trigger_oid].tracking, &negatives));
     }
     Ok(None)
 }

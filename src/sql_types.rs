@@ -10,6 +10,20 @@ use pgrx::pgrx_sql_entity_graph::metadata::{
 use pgrx::FromDatum;
 use std::ffi::CStr;
 
+/// Arguments unboxed through their `FromDatum`, as pgrx does for its own types.
+macro_rules! arg_from_datum {
+    ($($t:ty),*) => {$(
+        unsafe impl<'fcx> ArgAbi<'fcx> for $t {
+            unsafe fn unbox_arg_unchecked(arg: Arg<'_, 'fcx>) -> Self {
+                let index = arg.index();
+                unsafe { arg.unbox_arg_using_from_datum() }
+                    .unwrap_or_else(|| panic!("argument {index} must not be null"))
+            }
+        }
+    )*};
+}
+arg_from_datum!(SqlName, RegClass, NameArray);
+
 /// An identifier as PostgreSQL passed it (at most 63 bytes, unquoted).
 pub struct SqlName(pub String);
 
@@ -24,12 +38,6 @@ impl FromDatum for SqlName {
     }
 }
 
-unsafe impl<'fcx> ArgAbi<'fcx> for SqlName {
-    unsafe fn unbox_arg_unchecked(arg: Arg<'_, 'fcx>) -> Self {
-        let index = arg.index();
-        unsafe { arg.unbox_arg_using_from_datum() }.unwrap_or_else(|| panic!("argument {index} must not be null"))
-    }
-}
 
 unsafe impl SqlTranslatable for SqlName {
     const TYPE_IDENT: &'static str = pgrx::pgrx_resolved_type!(SqlName);
@@ -48,12 +56,6 @@ impl FromDatum for RegClass {
     }
 }
 
-unsafe impl<'fcx> ArgAbi<'fcx> for RegClass {
-    unsafe fn unbox_arg_unchecked(arg: Arg<'_, 'fcx>) -> Self {
-        let index = arg.index();
-        unsafe { arg.unbox_arg_using_from_datum() }.unwrap_or_else(|| panic!("argument {index} must not be null"))
-    }
-}
 
 unsafe impl SqlTranslatable for RegClass {
     const TYPE_IDENT: &'static str = pgrx::pgrx_resolved_type!(RegClass);
@@ -98,12 +100,6 @@ impl FromDatum for NameArray {
     }
 }
 
-unsafe impl<'fcx> ArgAbi<'fcx> for NameArray {
-    unsafe fn unbox_arg_unchecked(arg: Arg<'_, 'fcx>) -> Self {
-        let index = arg.index();
-        unsafe { arg.unbox_arg_using_from_datum() }.unwrap_or_else(|| panic!("argument {index} must not be null"))
-    }
-}
 
 unsafe impl SqlTranslatable for NameArray {
     const TYPE_IDENT: &'static str = pgrx::pgrx_resolved_type!(NameArray);
