@@ -13,6 +13,7 @@
 //! id column, negative-stock rule, key columns…)`), so a statement costs no catalog lookup.
 
 use crate::errors;
+use crate::spi_util::{exec, one_text};
 use crate::sql_types::{NameArray, RegClass, SqlName};
 use pgrx::pg_sys::errcodes::PgSqlErrorCode;
 use pgrx::prelude::*;
@@ -394,19 +395,11 @@ fn append_only_guard<'a>(
     )
 }
 
-fn exec(sql: &str) {
-    Spi::run(sql).unwrap_or_else(|e| panic!("{sql}: {e}"))
-}
-
 /// Drops one of our triggers when it is there (DROP TRIGGER IF EXISTS would NOTICE when it is not).
 fn drop_trigger(name: &str, ledger: pg_sys::Oid, ledger_name: &str) {
     if one_text("SELECT tgname::text FROM pg_trigger WHERE tgrelid = $1 AND tgname = $2", &[ledger.into(), name.into()]).is_some() {
         exec(&format!("DROP TRIGGER {name} ON {ledger_name}"));
     }
-}
-
-fn one_text(sql: &str, args: &[pgrx::datum::DatumWithOid]) -> Option<String> {
-    Spi::get_one_with_args::<String>(sql, args).ok().flatten()
 }
 
 /// Starts materialized balances for a ledger: creates the balance table when it does not exist,

@@ -8,29 +8,16 @@
 //! missing column is the exception: it needs ACCESS EXCLUSIVE first.
 
 use crate::errors;
+use crate::spi_util::{exec, rows, text};
 use crate::sql_types::{RegClass, SqlName};
 use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
-use pgrx::spi::{quote_identifier, quote_literal, SpiHeapTupleData, SpiResult};
+use pgrx::spi::{quote_identifier, quote_literal};
 use pgrx::Uuid;
 
 /// The policy every tenant-scoped table gets; its name marks it as ours.
 const POLICY: &str = "tenant_isolation";
 const CONTEXT_DEFAULT: &str = "inventory.require_org_id()";
-
-/// Rows of a query, each mapped by `map`.
-fn rows<T>(sql: &str, args: &[DatumWithOid], mut map: impl FnMut(&SpiHeapTupleData) -> SpiResult<T>) -> Vec<T> {
-    Spi::connect(|client| client.select(sql, None, args)?.map(|row| map(&row)).collect::<SpiResult<Vec<T>>>())
-        .unwrap_or_else(|e| panic!("catalog query failed: {e}"))
-}
-
-fn exec(sql: &str) {
-    Spi::run(sql).unwrap_or_else(|e| panic!("{sql}: {e}"))
-}
-
-fn text(row: &SpiHeapTupleData, i: usize) -> SpiResult<String> {
-    Ok(row.get::<String>(i)?.unwrap_or_default())
-}
 
 /// PostgreSQL keeps the first 63 bytes of an identifier; cut at a character boundary.
 fn truncate_identifier(mut name: String) -> String {

@@ -12,6 +12,7 @@ mod guc;
 mod host;
 mod isolation;
 mod organizations;
+mod spi_util;
 mod sql_types;
 mod tenant;
 #[cfg(any(test, feature = "pg_test"))]
