@@ -13,7 +13,7 @@
 //! id column, negative-stock rule, key columns…)`), so a statement costs no catalog lookup.
 
 use crate::errors;
-use crate::spi_util::{exec, one_text};
+use crate::spi_util::{exec, one_text, rows, text};
 use crate::sql_types::{NameArray, RegClass, SqlName};
 use pgrx::pg_sys::errcodes::PgSqlErrorCode;
 use pgrx::prelude::*;
@@ -351,19 +351,12 @@ fn refuse_negative(tracking: &Tracking, negatives: &[Vec<Option<String>>]) {
             // The built-in ledger's keys are (org_id, item_id, location_id, lot_id).
             let orgs: Vec<Option<String>> = negatives.iter().map(|k| k[0].clone()).collect();
             let items: Vec<Option<String>> = negatives.iter().map(|k| k[1].clone()).collect();
-            Spi::connect(|client| {
-                client
-                    .select(
-                        "SELECT 'item ' || i.sku FROM unnest($1::uuid[], $2::uuid[]) AS n(org_id, item_id)
-                           JOIN inventory.items i ON i.org_id = n.org_id AND i.id = n.item_id
-                          WHERE NOT i.allow_negative ORDER BY i.sku LIMIT 1",
-                        Some(1),
-                        &[orgs.into(), items.into()],
-                    )?
-                    .next()
-                    .map_or(Ok(None), |row| row.get::<String>(1))
-            })
-            .expect("reading items failed")
+            one_text(
+                "SELECT 'item ' || i.sku FROM unnest($1::uuid[], $2::uuid[]) AS n(org_id, item_id)
+                   JOIN inventory.items i ON i.org_id = n.org_id AND i.id = n.item_id
+                  WHERE NOT i.allow_negative ORDER BY i.sku LIMIT 1",
+                &[orgs.into(), items.into()],
+            )
         }
         Some(other) => panic!("unknown negative-stock rule {other:?}"),
     };
@@ -510,19 +503,13 @@ fn track(ledger: pg_sys::Oid, balance_table: &str, mut keys: Vec<String>, qty: S
             ));
             let name = one_text("SELECT $1::regclass::text", &[balance_table.into()]).expect("just created");
             // Every role that may read the ledger may read its balances.
-            let readers: Vec<String> = Spi::connect(|client| {
-                client
-                    .select(
-                        "SELECT DISTINCT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(r.rolname) END
-                           FROM pg_class c, aclexplode(c.relacl) a LEFT JOIN pg_roles r ON r.oid = a.grantee
-                          WHERE c.oid = $1 AND a.privilege_type = 'SELECT'",
-                        None,
-                        &[ledger.into()],
-                    )?
-                    .map(|row| row.get::<String>(1).map(Option::unwrap_or_default))
-                    .collect::<SpiResult<Vec<String>>>()
-            })
-            .expect("reading the ledger's grants failed");
+            let readers = rows(
+                "SELECT DISTINCT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(r.rolname) END
+                   FROM pg_class c, aclexplode(c.relacl) a LEFT JOIN pg_roles r ON r.oid = a.grantee
+                  WHERE c.oid = $1 AND a.privilege_type = 'SELECT'",
+                &[ledger.into()],
+                |row| text(row, 1),
+            );
             for role in readers {
                 exec(&format!("GRANT SELECT ON {name} TO {role}"));
             }
@@ -609,28 +596,22 @@ fn rebuild_balances(
 }
 
 fn rebuild(ledger: pg_sys::Oid, org_id: Option<pgrx::Uuid>) -> i64 {
-    let row = Spi::connect(|client| {
-        let r = client
-            .select(
-                "SELECT ledger::text, balance_table::text, key_columns::text[], qty_column::text, id_column::text, org_column::text
-                   FROM inventory.tracked_ledgers WHERE ledger = $1::regclass",
-                Some(1),
-                &[ledger.into()],
-            )?
-            .first();
-        if r.is_empty() {
-            return Ok(None);
-        }
-        Ok::<_, pgrx::spi::SpiError>(Some((
-            r.get::<String>(1)?.unwrap_or_default(),
-            r.get::<String>(2)?.unwrap_or_default(),
-            r.get::<Vec<String>>(3)?.unwrap_or_default(),
-            r.get::<String>(4)?.unwrap_or_default(),
-            r.get::<String>(5)?,
-            r.get::<String>(6)?,
-        )))
-    })
-    .expect("reading the registry failed");
+    let row = rows(
+        "SELECT ledger::text, balance_table::text, key_columns::text[], qty_column::text, id_column::text, org_column::text
+           FROM inventory.tracked_ledgers WHERE ledger = $1::regclass",
+        &[ledger.into()],
+        |r| {
+            Ok((
+                text(r, 1)?,
+                text(r, 2)?,
+                r.get::<Vec<String>>(3)?.unwrap_or_default(),
+                text(r, 4)?,
+                r.get::<String>(5)?,
+                r.get::<String>(6)?,
+            ))
+        },
+    )
+    .pop();
     let Some((ledger_name, balance_name, keys, qty, id, org)) = row else {
         errors::invalid_argument(
             "this table's balances are not tracked",

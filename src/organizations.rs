@@ -8,6 +8,7 @@
 use crate::api_key;
 use crate::errors;
 use crate::host;
+use crate::spi_util::rows;
 use crate::tenant;
 use pgrx::datum::DatumWithOid;
 use pgrx::pg_sys::errcodes::PgSqlErrorCode;
@@ -25,19 +26,16 @@ pub enum Found {
 
 /// Runs a query whose rows are `(id uuid, active boolean[, key_hash bytea])` and returns the first row
 /// that `accept` takes (by its key hash, when there is one).
-fn find(query: &str, args: &[DatumWithOid], accept: impl Fn(Option<Vec<u8>>) -> bool) -> Found {
-    Spi::connect(|client| {
-        for row in client.select(query, None, args)? {
-            let extra = if row.columns() > 2 { row.get::<Vec<u8>>(3)? } else { None };
-            if accept(extra) {
-                let id = row.get::<Uuid>(1)?.expect("organizations.id is NOT NULL");
-                let active = row.get::<bool>(2)?.expect("organizations.active is NOT NULL");
-                return Ok(if active { Found::Active(id) } else { Found::Inactive });
-            }
-        }
-        Ok::<_, pgrx::spi::SpiError>(Found::Nothing)
-    })
-    .expect("organization lookup failed")
+fn find(query: &str, args: &[DatumWithOid], accept: impl Fn(Option<&[u8]>) -> bool) -> Found {
+    let candidates = rows(query, args, |row| {
+        let hash = if row.columns() > 2 { row.get::<Vec<u8>>(3)? } else { None };
+        Ok((row.get::<Uuid>(1)?.expect("organizations.id is NOT NULL"), row.get::<bool>(2)? == Some(true), hash))
+    });
+    match candidates.into_iter().find(|(_, _, hash)| accept(hash.as_deref())) {
+        Some((id, true, _)) => Found::Active(id),
+        Some((_, false, _)) => Found::Inactive,
+        None => Found::Nothing,
+    }
 }
 
 pub fn find_by_id(org_id: Uuid) -> Found {
@@ -68,7 +66,7 @@ pub fn find_by_api_key(key: &str) -> Found {
            JOIN inventory.organizations o ON o.id = k.org_id
           WHERE k.key_prefix = $1",
         &[prefix.into()],
-        |stored| stored.is_some_and(|hash| api_key::verify(key, &hash)),
+        |stored| stored.is_some_and(|hash| api_key::verify(key, hash)),
     )
 }
 
