@@ -32,7 +32,8 @@ BEGIN
         inventory.set_org(uuid), inventory.set_org_by_subdomain(text), inventory.set_org_by_api_key(text),
         inventory.resolve_org(uuid, text, text),
         inventory.post(uuid, uuid, numeric, uuid, text, text), inventory.transfer(uuid, uuid, uuid, numeric, uuid, text),
-        inventory.on_hand(uuid, uuid) TO %s', role);
+        inventory.on_hand(uuid, uuid),
+        inventory.reconcile(regclass, uuid, numeric, boolean), inventory.reconcile_run(regclass, uuid, numeric, boolean) TO %s', role);
     -- The built-in schema: items, locations and lots are the application's to maintain; balances are
     -- read-only (the balance trigger writes them). The ledger is append-only: UPDATE and DELETE are
     -- granted only so that an attempt meets the guard's 55000 and its advice (post a reversing entry)
@@ -40,6 +41,8 @@ BEGIN
     EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON inventory.items, inventory.locations, inventory.lots TO %s', role);
     EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON inventory.ledger TO %s', role);
     EXECUTE format('GRANT SELECT ON inventory.balances TO %s', role);
+    -- Reconciliation of the role's own tenant, and its history.
+    EXECUTE format('GRANT SELECT ON inventory.reconcile_runs, inventory.reconcile_findings TO %s', role);
 END
 $$;
 COMMENT ON FUNCTION inventory.grant_app_access(regrole) IS

@@ -595,29 +595,62 @@ fn rebuild_balances(
     rebuild(ledger, org_id)
 }
 
-fn rebuild(ledger: pg_sys::Oid, org_id: Option<pgrx::Uuid>) -> i64 {
-    let row = rows(
-        "SELECT ledger::text, balance_table::text, key_columns::text[], qty_column::text, id_column::text, org_column::text
-           FROM inventory.tracked_ledgers WHERE ledger = $1::regclass",
-        &[ledger.into()],
+/// One row of `inventory.tracked_ledgers`, names as quoted SQL (regclass text) or plain column names.
+pub struct Registered {
+    pub ledger: pg_sys::Oid,
+    pub ledger_name: String,
+    pub balance_oid: pg_sys::Oid,
+    pub balance_name: String,
+    pub keys: Vec<String>,
+    pub qty: String,
+    pub id: Option<String>,
+    pub org: Option<String>,
+}
+
+impl Registered {
+    pub fn key_list(&self, alias: &str) -> String {
+        self.keys.iter().map(|k| format!("{alias}{}", quote_identifier(k))).collect::<Vec<_>>().join(", ")
+    }
+
+    /// Serializes everything that rewrites this ledger's balances outside the trigger (rebuild and
+    /// reconcile), until the end of the transaction. Postings do not take it.
+    pub fn lock_for_maintenance(&self) {
+        let key = (0x696e76_i64 << 32) | i64::from(u32::from(self.balance_oid));
+        Spi::run_with_args("SELECT pg_catalog.pg_advisory_xact_lock($1)", &[key.into()]).expect("advisory lock");
+    }
+}
+
+/// The tracked ledgers (all of them, or one), in OID order so that every caller locks them in the same order.
+pub fn registered(only: Option<pg_sys::Oid>) -> Vec<Registered> {
+    rows(
+        "SELECT ledger::oid, ledger::text, balance_table::oid, balance_table::text, key_columns::text[],
+                qty_column::text, id_column::text, org_column::text
+           FROM inventory.tracked_ledgers WHERE $1::oid IS NULL OR ledger = $1::oid ORDER BY ledger::oid",
+        &[only.into()],
         |r| {
-            Ok((
-                text(r, 1)?,
-                text(r, 2)?,
-                r.get::<Vec<String>>(3)?.unwrap_or_default(),
-                text(r, 4)?,
-                r.get::<String>(5)?,
-                r.get::<String>(6)?,
-            ))
+            Ok(Registered {
+                ledger: r.get::<pg_sys::Oid>(1)?.expect("oid"),
+                ledger_name: text(r, 2)?,
+                balance_oid: r.get::<pg_sys::Oid>(3)?.expect("oid"),
+                balance_name: text(r, 4)?,
+                keys: r.get::<Vec<String>>(5)?.unwrap_or_default(),
+                qty: text(r, 6)?,
+                id: r.get::<String>(7)?,
+                org: r.get::<String>(8)?,
+            })
         },
     )
-    .pop();
-    let Some((ledger_name, balance_name, keys, qty, id, org)) = row else {
-        errors::invalid_argument(
-            "this table's balances are not tracked",
-            "Track it first with inventory.track_balances(…).",
-        )
-    };
+}
+
+/// 22023: the ledger is not in `inventory.tracked_ledgers`.
+pub fn not_tracked() -> ! {
+    errors::invalid_argument("this table's balances are not tracked", "Track it first with inventory.track_balances(…).")
+}
+
+fn rebuild(ledger: pg_sys::Oid, org_id: Option<pgrx::Uuid>) -> i64 {
+    let Some(registered) = registered(Some(ledger)).pop() else { not_tracked() };
+    registered.lock_for_maintenance();
+    let Registered { ledger_name, balance_name, keys, qty, id, org, .. } = registered;
     exec(&format!("LOCK TABLE {ledger_name} IN SHARE MODE"));
     let key_list = keys.iter().map(quote_identifier).collect::<Vec<_>>().join(", ");
     let (filter, args): (String, Vec<pgrx::datum::DatumWithOid>) = match (org_id, &org) {

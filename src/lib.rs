@@ -12,6 +12,7 @@ mod guc;
 mod host;
 mod isolation;
 mod organizations;
+mod reconcile;
 mod spi_util;
 mod sql_types;
 mod tenant;
@@ -26,6 +27,11 @@ extension_sql_file!(
     "../sql/ledger.sql",
     name = "ledger",
     requires = [isolation::enable_tenant_isolation, balances::track_balances, balances::balance_maintenance, balances::append_only_guard]
+);
+extension_sql_file!(
+    "../sql/reconcile.sql",
+    name = "reconcile",
+    requires = ["ledger", reconcile::reconcile_run]
 );
 extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
 

@@ -74,12 +74,7 @@ pub fn find_by_api_key(key: &str) -> Found {
 /// only its current tenant's. The caller is the session's role (after SET ROLE), since inside this
 /// SECURITY DEFINER function `current_user` is the extension's owner.
 fn authorize_management_of(org_id: Uuid) {
-    // SAFETY: plain catalog lookups on the backend's own state.
-    let bypasses_rls = unsafe {
-        let caller = pg_sys::GetOuterUserId();
-        pg_sys::superuser_arg(caller) || pg_sys::has_bypassrls_privilege(caller)
-    };
-    if bypasses_rls {
+    if tenant::caller_bypasses_rls() {
         return;
     }
     match tenant::current() {

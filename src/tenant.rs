@@ -19,6 +19,17 @@ pub fn current() -> Option<Uuid> {
     org_id_in(&ORG_ID, ORG_ID_NAME).or_else(|| org_id_in(&DEFAULT_ORG_ID, DEFAULT_ORG_ID_NAME))
 }
 
+/// Whether the session's role (after SET ROLE) is one that row-level security does not apply to: a
+/// superuser or a BYPASSRLS role. Inside a SECURITY DEFINER function `current_user` is the function's
+/// owner, so the caller is the outer user.
+pub fn caller_bypasses_rls() -> bool {
+    // SAFETY: plain catalog lookups on the backend's own state.
+    unsafe {
+        let caller = pg_sys::GetOuterUserId();
+        pg_sys::superuser_arg(caller) || pg_sys::has_bypassrls_privilege(caller)
+    }
+}
+
 /// The organization a setting names, or none when it is empty. Text that is not a UUID raises 22P02
 /// (it can only be there when it was set before the library was loaded).
 fn org_id_in(setting: &GucSetting<Option<CString>>, name: &CStr) -> Option<Uuid> {

@@ -1,0 +1,476 @@
+//! Reconciliation (SPEC §7): compares every tracked ledger's balances with the sums of its rows,
+//! corrects small differences, flags the rest, records the run and tells listeners.
+//!
+//! Why it is safe while postings continue:
+//! - One statement, one snapshot. The survey reads the ledger and its balance table in a single query
+//!   (a `UNION ALL` of both, grouped by key: one pass over the ledger), so it sees every committed
+//!   posting on both sides and no in-flight one on either: the balance trigger writes a posting's
+//!   balance in the posting's own transaction, so an open transaction cannot look like drift.
+//! - Corrections apply the difference, never the surveyed absolute value. Legitimate postings change a
+//!   ledger sum and its balance by the same amount, so the drift measured in the snapshot is still the
+//!   drift later; `qty = qty - variance` on the newest row version keeps every posting that committed
+//!   since, and waits for (then keeps) one that is in flight.
+//! - Lock order. The rows to correct are locked first, sorted by key, as the balance trigger locks them,
+//!   so a reconcile and multi-row postings do not deadlock each other. Orphan rows are deleted only if
+//!   their quantity is still the surveyed one (re-checked under that lock), else corrected by difference.
+//! - Reconciles and `rebuild_balances` of one balance table run one at a time (a transaction-level
+//!   advisory lock, `Registered::lock_for_maintenance`): both rewrite balances outside the trigger, and
+//!   two corrections of the same drift would apply it twice. Postings never take that lock.
+//! Run it in READ COMMITTED (pg_cron does). Under REPEATABLE READ a correction that meets a concurrent
+//! posting fails with a serialization error instead, and loses nothing either.
+
+use crate::balances::{not_tracked, registered, Registered};
+use crate::errors;
+use crate::spi_util::{one_text, rows};
+use crate::sql_types::RegClass;
+use crate::tenant;
+use pgrx::pg_sys::errcodes::PgSqlErrorCode;
+use pgrx::prelude::*;
+use pgrx::spi::{quote_identifier, quote_literal};
+use pgrx::{AnyNumeric, Uuid};
+
+/// One key the survey found wrong, as text ready for `inventory.reconcile_findings`.
+struct Finding {
+    org: Option<String>,
+    key: Option<String>,
+    expected: Option<String>,
+    actual: Option<String>,
+    variance: Option<String>,
+    kind: Option<String>,
+    action: Option<String>,
+    last_id: Option<String>,
+}
+
+#[derive(Default)]
+struct Totals {
+    ledgers: i64,
+    keys_checked: i64,
+    findings: i64,
+    corrected: i64,
+    flagged: i64,
+}
+
+impl Totals {
+    fn status(&self) -> &'static str {
+        match (self.findings, self.flagged) {
+            (0, _) => "clean",
+            (_, 0) => "corrected",
+            _ => "flagged",
+        }
+    }
+}
+
+/// Runs a reconciliation and returns its run id; `inventory.reconcile` returns its findings.
+/// SECURITY DEFINER: it reads every tenant's rows under forced row-level security and writes balances
+/// no application role may write, so it decides itself what the caller may cover (`scope`).
+#[pg_extern(volatile, parallel_unsafe, security_definer)]
+#[search_path(pg_catalog, pg_temp)]
+fn reconcile_run(
+    only_ledger: default!(Option<RegClass>, "NULL"),
+    only_org: default!(Option<Uuid>, "NULL"),
+    tolerance: default!(Option<AnyNumeric>, "0.01"),
+    auto_correct: default!(Option<bool>, "true"),
+) -> i64 {
+    let tolerance = match tolerance {
+        Some(t) if t >= AnyNumeric::from(0) => t.to_string(),
+        _ => errors::invalid_argument("tolerance must be zero or more", "e.g. tolerance => 0.01"),
+    };
+    let Some(auto_correct) = auto_correct else {
+        errors::invalid_argument("auto_correct must not be NULL", "Pass true or false.")
+    };
+    let org = scope(only_org);
+    let ledgers = ledgers_to_check(only_ledger.map(|RegClass(oid)| oid), org);
+    let run_id = start_run(org, &tolerance, auto_correct);
+    let mut totals = Totals::default();
+    for ledger in &ledgers {
+        ledger.lock_for_maintenance();
+        let (keys_checked, findings) = survey(ledger, org, &tolerance, auto_correct);
+        record(run_id, ledger, &findings);
+        correct(run_id, ledger);
+        totals.ledgers += 1;
+        totals.keys_checked += keys_checked;
+        totals.findings += findings.len() as i64;
+        totals.corrected += findings.iter().filter(|f| f.action.as_deref() == Some("corrected")).count() as i64;
+    }
+    totals.flagged = totals.findings - totals.corrected;
+    finish_run(run_id, org, &totals);
+    run_id
+}
+
+/// Which tenant the run covers (`None`: all). Administrators (superusers, BYPASSRLS roles) choose with
+/// `only_org`, else the tenant context, else all tenants. Anyone else needs a tenant context and covers
+/// that tenant only.
+fn scope(only_org: Option<Uuid>) -> Option<Uuid> {
+    if tenant::caller_bypasses_rls() {
+        return only_org.or_else(tenant::current);
+    }
+    let Some(current) = tenant::current() else { errors::no_tenant_context() };
+    match only_org {
+        Some(other) if other != current => errors::raise(
+            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            "an application role can only reconcile its current tenant",
+            "Leave only_org NULL (it defaults to the tenant context), or ask an administrator.",
+        ),
+        _ => Some(current),
+    }
+}
+
+/// The tracked ledgers this run covers. For one tenant, only tenant-scoped ledgers; for a caller that
+/// row-level security applies to, only ledgers it may read. Naming a ledger the run cannot cover is an error.
+fn ledgers_to_check(only: Option<pg_sys::Oid>, org: Option<Uuid>) -> Vec<Registered> {
+    let all = registered(only);
+    if only.is_some() && all.is_empty() {
+        not_tracked()
+    }
+    let admin = tenant::caller_bypasses_rls();
+    // SAFETY: reading the backend's own state.
+    let caller = unsafe { pg_sys::GetOuterUserId() };
+    all.into_iter()
+        .filter(|r| {
+            if org.is_some() && r.org.is_none() {
+                if only.is_some() {
+                    errors::invalid_argument(
+                        format!("{} is not tenant-scoped, so it cannot be reconciled for one organization", r.ledger_name),
+                        "Call it with no tenant context and only_org NULL, as an administrator.",
+                    )
+                }
+                return false;
+            }
+            let may_read = admin
+                || one_text("SELECT has_table_privilege($1, $2, 'SELECT')::text", &[caller.into(), r.ledger.into()])
+                    .as_deref()
+                    == Some("true");
+            if !may_read && only.is_some() {
+                errors::raise(
+                    PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+                    format!("permission denied to reconcile {}", r.ledger_name),
+                    "Reconciling a ledger needs SELECT on it.",
+                )
+            }
+            may_read
+        })
+        .collect()
+}
+
+fn start_run(org: Option<Uuid>, tolerance: &str, auto_correct: bool) -> i64 {
+    // SAFETY: reading the backend's own state.
+    let caller = unsafe { pg_sys::GetOuterUserId() };
+    Spi::get_one_with_args::<i64>(
+        "INSERT INTO inventory.reconcile_runs (org_id, tolerance, auto_correct, run_by)
+         VALUES ($1, $2::numeric, $3, (SELECT rolname FROM pg_roles WHERE oid = $4)) RETURNING id",
+        &[org.into(), tolerance.into(), auto_correct.into(), caller.into()],
+    )
+    .expect("recording the run failed")
+    .expect("a run id")
+}
+
+/// Records the run's counts and status; when anything was flagged, sends one NOTIFY (delivered at
+/// commit) whose payload is also kept in the run row.
+fn finish_run(run_id: i64, org: Option<Uuid>, totals: &Totals) {
+    let payload = (totals.flagged > 0).then(|| {
+        serde_json::json!({
+            "run_id": run_id,
+            "org_id": org.map(|o| o.to_string()),
+            "status": totals.status(),
+            "ledgers": totals.ledgers,
+            "keys_checked": totals.keys_checked,
+            "findings": totals.findings,
+            "corrected": totals.corrected,
+            "flagged": totals.flagged,
+        })
+        .to_string()
+    });
+    Spi::run_with_args(
+        "UPDATE inventory.reconcile_runs
+            SET finished_at = clock_timestamp(), ledgers = $2, keys_checked = $3, findings = $4,
+                corrected = $5, flagged = $6, status = $7, notification = $8::jsonb
+          WHERE id = $1",
+        &[
+            run_id.into(),
+            (totals.ledgers as i32).into(),
+            totals.keys_checked.into(),
+            totals.findings.into(),
+            totals.corrected.into(),
+            totals.flagged.into(),
+            totals.status().into(),
+            payload.clone().into(),
+        ],
+    )
+    .expect("recording the run failed");
+    if let Some(payload) = payload {
+        Spi::run_with_args("SELECT pg_notify('inventory_reconcile', $1)", &[payload.into()]).expect("NOTIFY failed");
+    }
+}
+
+/// A foreign key of the ledger whose columns are all balance keys: a balance row whose key no longer
+/// finds the referenced row (an item or location deleted behind the ledger's back) is an orphan.
+struct ForeignKey {
+    table: String,
+    columns: Vec<String>,
+    referenced: Vec<String>,
+}
+
+fn foreign_keys(ledger: &Registered) -> Vec<ForeignKey> {
+    rows(
+        "SELECT c.confrelid::regclass::text, array_agg(a.attname::text ORDER BY k.n), array_agg(f.attname::text ORDER BY k.n)
+           FROM pg_constraint c
+           CROSS JOIN LATERAL unnest(c.conkey, c.confkey) WITH ORDINALITY AS k(col, fcol, n)
+           JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.col
+           JOIN pg_attribute f ON f.attrelid = c.confrelid AND f.attnum = k.fcol
+          WHERE c.conrelid = $1 AND c.contype = 'f'
+          GROUP BY c.oid, c.confrelid ORDER BY c.oid",
+        &[ledger.ledger.into()],
+        |r| {
+            Ok(ForeignKey {
+                table: r.get::<String>(1)?.unwrap_or_default(),
+                columns: r.get::<Vec<String>>(2)?.unwrap_or_default(),
+                referenced: r.get::<Vec<String>>(3)?.unwrap_or_default(),
+            })
+        },
+    )
+    .into_iter()
+    .filter(|fk| fk.columns.iter().all(|c| ledger.keys.contains(c)))
+    .collect()
+}
+
+/// The survey: one query, one snapshot, one pass over the ledger. Every key of the ledger or the
+/// balance table is grouped once; the rows that come back are the findings (kind not NULL), plus the
+/// first key when there is none, so that the key count always arrives.
+fn survey_sql(ledger: &Registered, org_filter: bool) -> String {
+    let keys = ledger.key_list("");
+    let filter = match (&ledger.org, org_filter) {
+        (Some(org), true) => format!("WHERE {} = $3::uuid", quote_identifier(org)),
+        _ => String::new(),
+    };
+    let id = ledger.id.as_deref().map(quote_identifier).unwrap_or_else(|| "NULL".into());
+    let fks = foreign_keys(ledger);
+    let joins: String = fks
+        .iter()
+        .enumerate()
+        .map(|(n, fk)| {
+            let on = fk
+                .columns
+                .iter()
+                .zip(&fk.referenced)
+                .map(|(c, f)| format!("r{n}.{} = k.{}", quote_identifier(f), quote_identifier(c)))
+                .collect::<Vec<_>>()
+                .join(" AND ");
+            format!(" LEFT JOIN {} AS r{n} ON {on}", fk.table)
+        })
+        .collect();
+    // MATCH SIMPLE: a key with a NULL in a foreign key's columns refers to nothing.
+    let dangling = fks
+        .iter()
+        .enumerate()
+        .map(|(n, fk)| {
+            let present = fk.columns.iter().map(|c| format!("k.{} IS NOT NULL", quote_identifier(c)));
+            let missing = format!("r{n}.{} IS NULL", quote_identifier(&fk.referenced[0]));
+            format!("({})", present.chain(std::iter::once(missing)).collect::<Vec<_>>().join(" AND "))
+        })
+        .chain(std::iter::once("false".to_string()))
+        .collect::<Vec<_>>()
+        .join(" OR ");
+    let org_out = ledger.org.as_deref().map(|o| format!("{}::text", quote_identifier(o))).unwrap_or_else(|| "NULL".into());
+    let key_json = ledger
+        .keys
+        .iter()
+        .filter(|k| Some(*k) != ledger.org.as_ref())
+        .map(|k| format!("{}, {}", quote_literal(k), quote_identifier(k)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "SELECT keys_checked, {org_out}, jsonb_build_object({key_json})::text, expected::text, actual::text,
+                variance::text, kind, CASE WHEN kind IS NULL THEN NULL
+                     WHEN $2::boolean AND NOT dangling AND abs(variance) <= $1::numeric THEN 'corrected' ELSE 'flagged' END,
+                last_id::text
+           FROM (SELECT c.*, coalesce(actual, 0) - expected AS variance,
+                        count(*) OVER () AS keys_checked, row_number() OVER () AS n
+                   FROM (SELECT k.*, {dangling} AS dangling,
+                                CASE WHEN k.balance_rows = 0 THEN 'missing'
+                                     WHEN k.ledger_rows = 0 OR ({dangling}) THEN 'orphan'
+                                     WHEN k.actual <> k.expected THEN 'drift' END AS kind
+                           FROM (SELECT {keys}, coalesce(sum(l_qty), 0) AS expected, sum(b_qty) AS actual,
+                                        max(l_id) AS last_id, count(*) FILTER (WHERE is_ledger) AS ledger_rows,
+                                        count(*) FILTER (WHERE NOT is_ledger) AS balance_rows
+                                   FROM (SELECT {keys}, {qty}::numeric AS l_qty, NULL::numeric AS b_qty,
+                                                {id}::bigint AS l_id, true AS is_ledger
+                                           FROM {ledger_name} {filter}
+                                         UNION ALL
+                                         SELECT {keys}, NULL, qty, NULL, false FROM {balance_name} {filter}) AS sides
+                                  GROUP BY {keys}) AS k{joins}) AS c) AS w
+          WHERE kind IS NOT NULL OR n = 1
+          ORDER BY kind IS NULL, {keys}",
+        qty = quote_identifier(&ledger.qty),
+        ledger_name = ledger.ledger_name,
+        balance_name = ledger.balance_name,
+    )
+}
+
+fn survey(ledger: &Registered, org: Option<Uuid>, tolerance: &str, auto_correct: bool) -> (i64, Vec<Finding>) {
+    let mut args = vec![tolerance.into(), auto_correct.into()];
+    let sql = survey_sql(ledger, org.is_some());
+    if org.is_some() {
+        args.push(org.into());
+    }
+    let mut keys_checked = 0;
+    let findings = rows(&sql, &args, |r| {
+        keys_checked = r.get::<i64>(1)?.unwrap_or_default();
+        Ok(Finding {
+            org: r.get(2)?,
+            key: r.get(3)?,
+            expected: r.get(4)?,
+            actual: r.get(5)?,
+            variance: r.get(6)?,
+            kind: r.get(7)?,
+            action: r.get(8)?,
+            last_id: r.get(9)?,
+        })
+    });
+    (keys_checked, findings.into_iter().filter(|f| f.kind.is_some()).collect())
+}
+
+fn record(run_id: i64, ledger: &Registered, findings: &[Finding]) {
+    if findings.is_empty() {
+        return;
+    }
+    let column = |f: fn(&Finding) -> &Option<String>| findings.iter().map(|x| f(x).clone()).collect::<Vec<_>>();
+    Spi::run_with_args(
+        "INSERT INTO inventory.reconcile_findings
+                (run_id, ledger, org_id, key, expected, actual, variance, kind, action, last_ledger_id)
+         SELECT $1, $2::regclass, f.org::uuid, f.key::jsonb, f.expected::numeric, f.actual::numeric,
+                f.variance::numeric, f.kind, f.action, f.last_id::bigint
+           FROM unnest($3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[])
+                AS f(org, key, expected, actual, variance, kind, action, last_id)",
+        &[
+            run_id.into(),
+            ledger.ledger.into(),
+            column(|f| &f.org).into(),
+            column(|f| &f.key).into(),
+            column(|f| &f.expected).into(),
+            column(|f| &f.actual).into(),
+            column(|f| &f.variance).into(),
+            column(|f| &f.kind).into(),
+            column(|f| &f.action).into(),
+            column(|f| &f.last_id).into(),
+        ],
+    )
+    .expect("recording findings failed");
+}
+
+/// Applies the run's corrections to one ledger's balances: lock (in key order), delete orphans that
+/// are still as surveyed, apply the difference to drift and to orphans that changed, insert missing rows.
+fn correct(run_id: i64, ledger: &Registered) {
+    let org_part = ledger
+        .org
+        .as_deref()
+        .map(|o| format!(" || jsonb_build_object({}, f.org_id)", quote_literal(o)))
+        .unwrap_or_default();
+    let fix = format!(
+        "WITH fix AS (
+            SELECT f.kind, f.expected, f.actual, f.variance, f.last_ledger_id, {rec_keys}
+              FROM inventory.reconcile_findings f
+             CROSS JOIN LATERAL jsonb_populate_record(NULL::{balance}, f.key{org_part}) AS rec
+             WHERE f.run_id = $1 AND f.ledger = $2::regclass AND f.action = 'corrected')",
+        rec_keys = ledger.key_list("rec."),
+        balance = ledger.balance_name,
+    );
+    let b_keys = ledger.key_list("b.");
+    let same_key = format!("ROW({b_keys})::text = ROW({})::text", ledger.key_list("fix."));
+    let (touch, touch_insert, id_col, id_val) = match &ledger.id {
+        Some(_) => (
+            ", updated_at = now()",
+            ", last_ledger_id = greatest(b.last_ledger_id, excluded.last_ledger_id), updated_at = now()",
+            ", last_ledger_id, updated_at",
+            ", last_ledger_id, now()",
+        ),
+        None => ("", "", "", ""),
+    };
+    let balance = &ledger.balance_name;
+    let keys = ledger.key_list("");
+    let statements = [
+        format!(
+            "{fix} SELECT FROM {balance} AS b
+              WHERE ROW({b_keys})::text IN (SELECT ROW({fix_keys})::text FROM fix WHERE kind <> 'missing')
+              ORDER BY {b_keys} FOR UPDATE OF b",
+            fix_keys = ledger.key_list("fix.")
+        ),
+        format!("{fix} DELETE FROM {balance} AS b USING fix WHERE fix.kind = 'orphan' AND {same_key} AND b.qty = fix.actual"),
+        format!(
+            "{fix} UPDATE {balance} AS b SET qty = b.qty - fix.variance{touch}
+               FROM fix WHERE fix.kind IN ('drift', 'orphan') AND {same_key}"
+        ),
+        format!(
+            "{fix} INSERT INTO {balance} AS b ({keys}, qty{id_col})
+             SELECT {keys}, expected{id_val} FROM fix WHERE kind = 'missing' ORDER BY {keys}
+             ON CONFLICT ({keys}) DO UPDATE SET qty = b.qty + excluded.qty{touch_insert}"
+        ),
+    ];
+    for sql in statements {
+        Spi::run_with_args(&sql, &[run_id.into(), ledger.ledger.into()]).unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+}
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pgrx::pg_schema]
+mod tests {
+    use super::*;
+    use crate::test_support::sqlstate_of;
+
+    fn ledger_with_balances() {
+        Spi::run(
+            "CREATE TABLE r_ledger (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, \"itemId\" text NOT NULL,
+                                    \"lotId\" text, \"qtyCanonical\" numeric NOT NULL);
+             SELECT inventory.track_balances('r_ledger', 'r_balance', ARRAY['itemId', 'lotId'], 'qtyCanonical');
+             INSERT INTO r_ledger (\"itemId\", \"lotId\", \"qtyCanonical\") VALUES ('a', NULL, 5), ('b', 'x', 2), ('c', NULL, 1);",
+        )
+        .unwrap();
+    }
+
+    fn findings(sql: &str) -> Vec<(String, String, String)> {
+        rows(sql, &[], |r| Ok((r.get::<String>(1)?.unwrap(), r.get::<String>(2)?.unwrap(), r.get::<String>(3)?.unwrap())))
+    }
+
+    #[pg_test]
+    fn a_clean_ledger_has_no_findings_and_a_clean_run() {
+        ledger_with_balances();
+        let run = Spi::get_one::<i64>("SELECT inventory.reconcile_run('r_ledger')").unwrap().unwrap();
+        let status = one_text(&format!("SELECT status || ' ' || keys_checked FROM inventory.reconcile_runs WHERE id = {run}"), &[]);
+        assert_eq!(status.as_deref(), Some("clean 3"));
+    }
+
+    #[pg_test]
+    fn drift_within_tolerance_is_corrected_by_the_difference_and_the_rest_is_flagged() {
+        ledger_with_balances();
+        Spi::run(
+            "UPDATE r_balance SET qty = qty + 0.01 WHERE \"itemId\" = 'a';
+             UPDATE r_balance SET qty = qty - 3 WHERE \"itemId\" = 'b';
+             DELETE FROM r_balance WHERE \"itemId\" = 'c';
+             INSERT INTO r_balance (\"itemId\", \"lotId\", qty, last_ledger_id, updated_at) VALUES ('z', NULL, 0.005, 0, now());",
+        )
+        .unwrap();
+        let found = findings(
+            "SELECT key::text, kind, action FROM inventory.reconcile('r_ledger') ORDER BY key->>'itemId'",
+        );
+        assert_eq!(
+            found,
+            vec![
+                (r#"{"lotId": null, "itemId": "a"}"#.into(), "drift".into(), "corrected".into()),
+                (r#"{"lotId": "x", "itemId": "b"}"#.into(), "drift".into(), "flagged".into()),
+                (r#"{"lotId": null, "itemId": "c"}"#.into(), "missing".into(), "flagged".into()),
+                (r#"{"lotId": null, "itemId": "z"}"#.into(), "orphan".into(), "corrected".into()),
+            ]
+        );
+        let a = one_text("SELECT qty::text FROM r_balance WHERE \"itemId\" = 'a'", &[]);
+        assert_eq!(a.as_deref(), Some("5.00"));
+        assert_eq!(one_text("SELECT count(*)::text FROM r_balance WHERE \"itemId\" = 'z'", &[]).as_deref(), Some("0"));
+        let payload = one_text("SELECT notification->>'flagged' FROM inventory.reconcile_runs ORDER BY id DESC LIMIT 1", &[]);
+        assert_eq!(payload.as_deref(), Some("2"));
+    }
+
+    #[pg_test]
+    fn bad_arguments_fail_with_their_sqlstates() {
+        assert_eq!(sqlstate_of("SELECT inventory.reconcile_run(tolerance => -1)"), "22023");
+        assert_eq!(sqlstate_of("SELECT inventory.reconcile_run(auto_correct => NULL)"), "22023");
+        assert_eq!(sqlstate_of("SELECT inventory.reconcile_run('pg_class')"), "22023");
+    }
+}
