@@ -44,6 +44,9 @@ COMMENT ON PROCEDURE inventory.backfill_org_column(regclass, uuid, name, integer
 
 -- The lint: every way the given schemas (default: all but the system ones) still leak across tenants.
 -- A table's org column is the one it was made tenant-scoped with, else a column named org_id.
+-- Not held to the tenant-table rules: a table that tenants can only read (row-level security forced,
+-- every policy FOR SELECT) and that the helper did not make tenant-scoped, such as the reconcile
+-- history, whose runs over all tenants belong to no tenant. No tenant can write such a table.
 CREATE FUNCTION inventory.isolation_report(schemas name[] DEFAULT NULL)
 RETURNS TABLE (severity text, object text, problem text, fix text)
 LANGUAGE sql STABLE
@@ -66,6 +69,9 @@ tenant AS (
       JOIN pg_attribute a ON a.attrelid = c.oid AND NOT a.attisdropped AND a.attnum > 0
                          AND a.attname = coalesce(t.org_column, 'org_id')
      WHERE c.relkind IN ('r', 'p') AND c.relpersistence <> 't'
+       AND NOT (t.relid IS NULL AND c.relrowsecurity AND c.relforcerowsecurity
+                AND EXISTS (SELECT FROM pg_policy p WHERE p.polrelid = c.oid)
+                AND NOT EXISTS (SELECT FROM pg_policy p WHERE p.polrelid = c.oid AND p.polcmd <> 'r'))
 ),
 -- The root of a partition tree, for fixes that go through the helper.
 tenant_root AS (

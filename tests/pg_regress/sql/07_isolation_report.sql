@@ -73,3 +73,15 @@ ROLLBACK;
 SET ROLE app_user;
 SELECT regress.try('SELECT * FROM inventory.isolation_report()');
 RESET ROLE;
+-- A history table that tenants can only read (forced row-level security, SELECT policies only) may
+-- hold rows of no tenant, as inventory.reconcile_runs does; once any policy lets tenants write, the
+-- table is held to every rule again.
+BEGIN;
+CREATE SCHEMA hist;
+CREATE TABLE hist.runs (id bigint PRIMARY KEY, org_id uuid);
+ALTER TABLE hist.runs ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
+CREATE POLICY tenant_read ON hist.runs FOR SELECT USING (org_id = (SELECT inventory.current_org_id()));
+SELECT count(*) AS read_only_findings FROM inventory.isolation_report(ARRAY['hist']) WHERE object LIKE '%hist.runs%';
+CREATE POLICY tenant_write ON hist.runs FOR INSERT WITH CHECK (org_id = (SELECT inventory.current_org_id()));
+SELECT severity, object, problem FROM inventory.isolation_report(ARRAY['hist']) WHERE object LIKE '%hist.runs%' ORDER BY 1, 2;
+ROLLBACK;
