@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # End-to-end load: pgbench with 8 clients posting for a bounded time (LOAD_SECONDS, default 20) as an
 # application role, to random keys and to one hot key, single rows and multi-row transfers. Then every
-# balance must equal its ledger sum, and no transaction may have failed.
+# balance must equal its ledger sum, and no transaction may have failed. Meanwhile a superuser runs
+# inventory.reconcile() over and over, as pg_cron would: under load it must never report a finding
+# (no open posting may look like drift).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/../harness/cluster.sh"
@@ -47,11 +49,23 @@ SELECT CASE WHEN :kind = 1
 COMMIT;
 SQL
 log=$(mktemp)
+(
+  end=$((SECONDS + seconds))
+  while [ $SECONDS -lt "$end" ]; do
+    cluster_psql load -d postgres -qAt -c "SELECT count(*) FROM inventory.reconcile()" >/dev/null || exit 1
+    sleep 0.5
+  done
+) &
+reconciler=$!
 pgbench -n -U load_app -c 8 -j 2 -T "$seconds" -f "$script" postgres >"$log" 2>&1 || { cat "$log"; echo "load: pgbench failed"; exit 1; }
 grep -E "^(number of (transactions actually processed|failed transactions)|tps)" "$log" || true
 processed=$(sed -nE 's/^number of transactions actually processed: ([0-9]+).*/\1/p' "$log")
 failed=$(sed -nE 's/^number of failed transactions: ([0-9]+).*/\1/p' "$log")
 rm -f "$log"
+wait "$reconciler" || { echo "load: a reconcile beside the load failed"; exit 1; }
+read -r runs findings < <(cluster_psql load -d postgres -At -F ' ' -c "SELECT count(*), coalesce(sum(findings), 0) FROM inventory.reconcile_runs")
+echo "load: $runs reconcile runs beside the load, $findings findings"
+[ "$runs" -gt 0 ] && [ "$findings" = 0 ] || { echo "load: reconcile reported drift under load"; exit 1; }
 [ "${failed:-0}" = 0 ] || { echo "load: $failed transactions failed"; exit 1; }
 [ "${processed:-0}" -gt 0 ] || { echo "load: no transaction ran"; exit 1; }
 result=$(cluster_psql load -d postgres -At <<'SQL'
