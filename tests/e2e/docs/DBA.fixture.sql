@@ -1,5 +1,7 @@
 -- The database docs/DBA.md describes: the extension, a legacy organization, and Prisma-style tables.
 CREATE EXTENSION inventory_ext;
+CREATE EXTENSION pg_cron;
+CREATE DATABASE warehouse;
 INSERT INTO inventory.organizations (id, name, subdomain)
     VALUES ('00000000-0000-4000-8000-00000000000a', 'Legacy', 'legacy');
 CREATE TABLE public."Item" (id text PRIMARY KEY, sku text NOT NULL UNIQUE, name text NOT NULL);
