@@ -19,27 +19,10 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"; cluster_stop_all' EXIT
 psql_q() { cluster_psql bench -d postgres -qAt "$@"; }
 
+psql_q >/dev/null -f "$here/fixture.sql"
 psql_q >/dev/null <<'SQL'
-CREATE EXTENSION inventory_ext;
-INSERT INTO inventory.organizations (id, name) VALUES ('00000000-0000-4000-8000-0000000000be', 'Bench');
-ALTER DATABASE postgres SET app.org_id = '00000000-0000-4000-8000-0000000000be';
-SET app.org_id = '00000000-0000-4000-8000-0000000000be';
-INSERT INTO inventory.items (id, sku, name)
-SELECT ('00000000-0000-4000-a000-' || lpad(i::text, 12, '0'))::uuid, 'SKU-' || i, 'Item ' || i FROM generate_series(1, 100) i;
-INSERT INTO inventory.locations (id, code, name)
-SELECT ('00000000-0000-4000-b000-' || lpad(i::text, 12, '0'))::uuid, 'L' || i, 'Location ' || i FROM generate_series(1, 10) i;
-CREATE SCHEMA bench;
--- The same shape and foreign keys as inventory.ledger, without the extension's triggers.
-CREATE TABLE bench.bare (LIKE inventory.ledger INCLUDING DEFAULTS INCLUDING IDENTITY INCLUDING INDEXES);
-ALTER TABLE bench.bare ADD FOREIGN KEY (org_id) REFERENCES inventory.organizations (id),
-                       ADD FOREIGN KEY (org_id, item_id) REFERENCES inventory.items (org_id, id),
-                       ADD FOREIGN KEY (org_id, location_id) REFERENCES inventory.locations (org_id, id),
-                       ADD FOREIGN KEY (org_id, lot_id) REFERENCES inventory.lots (org_id, id);
-CREATE TABLE bench.perrow (LIKE bench.bare INCLUDING DEFAULTS INCLUDING IDENTITY INCLUDING INDEXES);
-ALTER TABLE bench.perrow ADD FOREIGN KEY (org_id) REFERENCES inventory.organizations (id),
-                         ADD FOREIGN KEY (org_id, item_id) REFERENCES inventory.items (org_id, id),
-                         ADD FOREIGN KEY (org_id, location_id) REFERENCES inventory.locations (org_id, id),
-                         ADD FOREIGN KEY (org_id, lot_id) REFERENCES inventory.lots (org_id, id);
+SELECT bench.ledger_like('bare');
+SELECT bench.ledger_like('perrow');
 CREATE TABLE bench.perrow_balances (LIKE inventory.balances INCLUDING DEFAULTS);
 ALTER TABLE bench.perrow_balances ADD UNIQUE NULLS NOT DISTINCT (org_id, item_id, location_id, lot_id);
 CREATE FUNCTION bench.perrow_upsert() RETURNS trigger LANGUAGE plpgsql AS $$

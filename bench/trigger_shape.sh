@@ -24,29 +24,11 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"; cluster_stop_all' EXIT
 psql_q() { cluster_psql shape -d postgres -qAt "$@"; }
 
+psql_q >/dev/null -f "$here/fixture.sql"
 psql_q >/dev/null <<'SQL'
-CREATE EXTENSION inventory_ext;
-INSERT INTO inventory.organizations (id, name) VALUES ('00000000-0000-4000-8000-0000000000be', 'Bench');
-ALTER DATABASE postgres SET app.org_id = '00000000-0000-4000-8000-0000000000be';
-SET app.org_id = '00000000-0000-4000-8000-0000000000be';
-INSERT INTO inventory.items (id, sku, name)
-SELECT ('00000000-0000-4000-a000-' || lpad(i::text, 12, '0'))::uuid, 'SKU-' || i, 'Item ' || i FROM generate_series(1, 100) i;
-INSERT INTO inventory.locations (id, code, name)
-SELECT ('00000000-0000-4000-b000-' || lpad(i::text, 12, '0'))::uuid, 'L' || i, 'Location ' || i FROM generate_series(1, 10) i;
-CREATE SCHEMA bench;
+SELECT bench.ledger_like(t) FROM unnest(ARRAY['bare', 'stmt', 'stmt_newtab', 'before_row']) t;
 CREATE FUNCTION bench.nothing() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$;
 CREATE FUNCTION bench.pass() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$;
-DO $$
-DECLARE t text;
-BEGIN
-  FOREACH t IN ARRAY ARRAY['bare', 'stmt', 'stmt_newtab', 'before_row'] LOOP
-    EXECUTE format('CREATE TABLE bench.%I (LIKE inventory.ledger INCLUDING DEFAULTS INCLUDING IDENTITY INCLUDING INDEXES)', t);
-    EXECUTE format('ALTER TABLE bench.%I ADD FOREIGN KEY (org_id) REFERENCES inventory.organizations (id),
-        ADD FOREIGN KEY (org_id, item_id) REFERENCES inventory.items (org_id, id),
-        ADD FOREIGN KEY (org_id, location_id) REFERENCES inventory.locations (org_id, id),
-        ADD FOREIGN KEY (org_id, lot_id) REFERENCES inventory.lots (org_id, id)', t);
-  END LOOP;
-END $$;
 CREATE TRIGGER t AFTER INSERT ON bench.stmt FOR EACH STATEMENT EXECUTE FUNCTION bench.nothing();
 CREATE TRIGGER t AFTER INSERT ON bench.stmt_newtab REFERENCING NEW TABLE AS n FOR EACH STATEMENT EXECUTE FUNCTION bench.nothing();
 CREATE TRIGGER t BEFORE INSERT ON bench.before_row FOR EACH ROW EXECUTE FUNCTION bench.pass();

@@ -42,6 +42,12 @@ INSERT INTO adv.stock (org_id, id, year, item_id, qty) VALUES
     ('bbbbbbbb-0000-4000-8000-000000000002', 2, 2026, 'b0000000-0000-4000-8000-00000000000a', 9),
     ('bbbbbbbb-0000-4000-8000-000000000002', 3, 2027, 'b0000000-0000-4000-8000-00000000000a', 1);
 
+-- adv.moves is a tracked ledger; tenant B's balance drifts, and an administrator's run over all tenants
+-- records it (a run and a finding that tenant A must never see).
+SELECT inventory.track_balances('adv.moves', 'adv.move_balances', ARRAY['item_id'], 'qty');
+UPDATE adv.move_balances SET qty = qty + 1 WHERE org_id = 'bbbbbbbb-0000-4000-8000-000000000002';
+SELECT inventory.reconcile_run(auto_correct => false) > 0 AS recorded;
+
 -- What an owner may add: a view (it runs with the owner's privileges) and a SECURITY DEFINER function.
 SET ROLE adv_owner;
 CREATE VIEW adv.all_items AS SELECT org_id, sku FROM adv.items;
