@@ -70,6 +70,16 @@ CREATE TABLE inventory.balances (
     UNIQUE NULLS NOT DISTINCT (org_id, item_id, location_id, lot_id)
 );
 
+-- pg_dump carries the tenants' rows (SPEC §8), but not the balances: they are derived. On restore,
+-- CREATE EXTENSION installs the balance trigger before the data is loaded, so the ledger's COPY goes
+-- through it and rebuilds every balance with one grouped upsert; dumping the balances as well would
+-- count every ledger row twice. The ledger's id sequence goes along, so new postings continue after it.
+SELECT pg_catalog.pg_extension_config_dump('inventory.items', '');
+SELECT pg_catalog.pg_extension_config_dump('inventory.locations', '');
+SELECT pg_catalog.pg_extension_config_dump('inventory.lots', '');
+SELECT pg_catalog.pg_extension_config_dump('inventory.ledger', '');
+SELECT pg_catalog.pg_extension_config_dump('inventory.ledger_id_seq', '');
+
 SELECT count(*) FROM inventory.enable_tenant_isolation('inventory.items');
 SELECT count(*) FROM inventory.enable_tenant_isolation('inventory.locations');
 SELECT count(*) FROM inventory.enable_tenant_isolation('inventory.lots');

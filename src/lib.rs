@@ -6,6 +6,7 @@
 use pgrx::prelude::*;
 
 mod api_key;
+mod backup;
 mod balances;
 mod errors;
 mod guc;
@@ -33,6 +34,7 @@ extension_sql_file!(
     name = "reconcile",
     requires = ["ledger", reconcile::reconcile_run]
 );
+extension_sql_file!("../sql/backup.sql", name = "backup", requires = ["ledger"]);
 extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
 
 #[pg_guard]

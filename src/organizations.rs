@@ -73,7 +73,7 @@ pub fn find_by_api_key(key: &str) -> Found {
 /// Administrators may manage any organization; a caller that row-level security applies to may manage
 /// only its current tenant's. The caller is the session's role (after SET ROLE), since inside this
 /// SECURITY DEFINER function `current_user` is the extension's owner.
-fn authorize_management_of(org_id: Uuid) {
+pub fn authorize_management_of(org_id: Uuid) {
     if tenant::caller_bypasses_rls() {
         return;
     }
