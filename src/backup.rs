@@ -292,7 +292,7 @@ fn refuse_existing(org_id: Uuid, doc: &str) {
         )
     };
     if let Some(row) = rows(
-        "SELECT CASE WHEN o.id = $1 THEN 'id' ELSE 'subdomain' END, coalesce(o.subdomain, o.id::text)
+        "SELECT CASE WHEN o.id = $1 THEN 'id' ELSE 'subdomain' END, CASE WHEN o.id = $1 THEN o.id::text ELSE o.subdomain END
            FROM inventory.organizations o, (SELECT $2::jsonb->'organization'->>'subdomain' AS subdomain) d
           WHERE o.id = $1 OR o.subdomain = d.subdomain ORDER BY o.id = $1 DESC LIMIT 1",
         &[org_id.into(), doc.into()],
