@@ -4,6 +4,8 @@
 #   cluster_psql NAME [psql args ...]                # psql as the postgres superuser
 #   cluster_env NAME                                 # prints PGHOST/PGPORT/PGUSER exports
 #   cluster_stop NAME                                # fast shutdown and removal
+#   cluster_start_from NAME BACKUP [--recover] [conf] # a cluster from a base backup (PITR)
+#   cluster_kill9 NAME / cluster_start_again NAME    # crash the postmaster; restart (crash recovery)
 #
 # Every cluster started here is stopped and removed when the sourcing shell exits, also on failure
 # (an EXIT trap). Clusters listen on a private Unix socket only; their files live in a fresh temporary
@@ -30,20 +32,25 @@ _harness_init() {
 
 cluster_dir() { echo "$HARNESS_ROOT/$1"; }
 
-cluster_start() {
-  local name=$1; shift
+# A new cluster's directory and port; prints nothing.
+_harness_new() {
+  local name=$1
   _harness_init
   local dir; dir=$(cluster_dir "$name")
-  local port=$_harness_next_port
-  _harness_next_port=$((_harness_next_port + 1))
   mkdir -p "$dir"
   chown postgres "$dir"
-  _as_postgres "$PG_BIN/initdb" -D "$dir/data" -U postgres -A trust -E UTF8 --locale=C.UTF-8 \
-    >"$dir/initdb.log" 2>&1 || { cat "$dir/initdb.log" >&2; return 1; }
+  CLUSTER_PORT[$name]=$_harness_next_port
+  _harness_next_port=$((_harness_next_port + 1))
+}
+
+# The harness's settings, then the caller's, at the end of postgresql.conf (later lines win).
+_harness_configure() {
+  local name=$1; shift
+  local dir; dir=$(cluster_dir "$name")
   {
     echo "listen_addresses = ''"
     echo "unix_socket_directories = '$dir'"
-    echo "port = $port"
+    echo "port = ${CLUSTER_PORT[$name]}"
     echo "shared_preload_libraries = 'pg_cron,inventory_ext'"
     echo "cron.database_name = 'postgres'"
     echo "max_connections = 100"
@@ -51,11 +58,60 @@ cluster_start() {
     local line
     for line in "$@"; do echo "$line"; done
   } >>"$dir/data/postgresql.conf"
+}
+
+# Starts (or restarts) a cluster and waits until it accepts connections.
+cluster_start_again() {
+  local name=$1 dir; dir=$(cluster_dir "$1")
   # RUST_BACKTRACE in the server's environment would put Rust backtraces into error details.
   _as_postgres env -u RUST_BACKTRACE -u RUST_LIB_BACKTRACE \
-    "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null \
+    "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 120 start >/dev/null \
     || { cat "$dir/server.log" >&2; return 1; }
-  CLUSTER_PORT[$name]=$port
+}
+
+cluster_start() {
+  local name=$1; shift
+  _harness_new "$name"
+  local dir; dir=$(cluster_dir "$name")
+  _as_postgres "$PG_BIN/initdb" -D "$dir/data" -U postgres -A trust -E UTF8 --locale=C.UTF-8 \
+    >"$dir/initdb.log" 2>&1 || { cat "$dir/initdb.log" >&2; return 1; }
+  _harness_configure "$name" "$@"
+  cluster_start_again "$name"
+}
+
+# A cluster started from a copy of a base backup (a plain-format pg_basebackup directory), with the
+# harness's socket and port and the caller's settings (restore_command, recovery targets, …). Put a
+# recovery.signal into the copy first (cluster_start_from NAME DIR --recover) for archive recovery.
+cluster_start_from() {
+  local name=$1 backup=$2; shift 2
+  local signal=
+  if [ "${1:-}" = --recover ]; then signal=1; shift; fi
+  _harness_new "$name"
+  local dir; dir=$(cluster_dir "$name")
+  _as_postgres cp -a "$backup" "$dir/data"
+  chmod 700 "$dir/data"
+  rm -f "$dir/data/postmaster.pid"
+  [ -z "$signal" ] || _as_postgres touch "$dir/data/recovery.signal"
+  _harness_configure "$name" "$@"
+  cluster_start_again "$name"
+}
+
+# Power-cut style: SIGKILL to the postmaster, then to whatever of its children is still there once
+# they have had a moment to notice. The data directory stays; cluster_start_again runs crash recovery.
+cluster_kill9() {
+  local name=$1 dir pm children; dir=$(cluster_dir "$1")
+  pm=$(head -1 "$dir/data/postmaster.pid")
+  children=$(pgrep -P "$pm" || true)
+  kill -9 "$pm"
+  local i
+  for i in $(seq 50); do
+    # shellcheck disable=SC2086
+    kill -0 $children 2>/dev/null || break
+    sleep 0.1
+  done
+  # shellcheck disable=SC2086
+  [ -z "$children" ] || kill -9 $children 2>/dev/null || true
+  while kill -0 "$pm" 2>/dev/null; do sleep 0.1; done
 }
 
 cluster_env() {
