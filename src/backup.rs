@@ -283,7 +283,7 @@ fn check_document(doc: &Value) -> Uuid {
 }
 
 /// 23505: the document's ids (or subdomain) are already in this database.
-fn refuse_existing(org_id: Uuid, doc: &str) {
+fn refuse_existing(org_id: Uuid, doc: &Value) {
     let taken = |path: String, what: String| -> ! {
         errors::raise(
             PgSqlErrorCode::ERRCODE_UNIQUE_VIOLATION,
@@ -293,9 +293,9 @@ fn refuse_existing(org_id: Uuid, doc: &str) {
     };
     if let Some(row) = rows(
         "SELECT CASE WHEN o.id = $1 THEN 'id' ELSE 'subdomain' END, CASE WHEN o.id = $1 THEN o.id::text ELSE o.subdomain END
-           FROM inventory.organizations o, (SELECT $2::jsonb->'organization'->>'subdomain' AS subdomain) d
+           FROM inventory.organizations o, (SELECT $2::jsonb->>'subdomain' AS subdomain) d
           WHERE o.id = $1 OR o.subdomain = d.subdomain ORDER BY o.id = $1 DESC LIMIT 1",
-        &[org_id.into(), doc.into()],
+        &[org_id.into(), doc["organization"].to_string().into()],
         |r| Ok((r.get::<String>(1)?.unwrap_or_default(), r.get::<String>(2)?.unwrap_or_default())),
     )
     .pop()
@@ -305,13 +305,12 @@ fn refuse_existing(org_id: Uuid, doc: &str) {
     for s in SECTIONS.iter().filter(|s| s.fields[0].kind == Kind::Uuid) {
         let found = rows(
             &format!(
-                "SELECT e.ord - 1, k.id::text FROM jsonb_array_elements($1::jsonb->{key}) WITH ORDINALITY AS e(row, ord)
+                "SELECT e.ord - 1, k.id::text FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS e(row, ord)
                    CROSS JOIN LATERAL (SELECT (e.row->>'id')::uuid AS id) AS k
                    JOIN {table} t ON t.id = k.id ORDER BY e.ord LIMIT 1",
-                key = quote_literal(s.key),
                 table = s.table
             ),
-            &[doc.into()],
+            &[doc[s.key].to_string().into()],
             |r| Ok((r.get::<i64>(1)?.unwrap_or_default(), r.get::<String>(2)?.unwrap_or_default())),
         )
         .pop();
@@ -339,12 +338,11 @@ fn insert_sql(s: &Section) -> String {
     let columns: Vec<&Field> = s.fields.iter().filter(|f| !(s.key == "ledger" && f.name == "id")).collect();
     format!(
         "INSERT INTO {table} (org_id, {names})
-         SELECT $2, {values} FROM jsonb_array_elements($1::jsonb->{key}) AS e(row)
+         SELECT $2, {values} FROM jsonb_array_elements($1::jsonb) AS e(row)
           ORDER BY {order}",
         table = s.table,
         names = columns.iter().map(|f| f.name).collect::<Vec<_>>().join(", "),
         values = columns.iter().map(|f| column_sql(f, "e.row")).collect::<Vec<_>>().join(", "),
-        key = quote_literal(s.key),
         order = column_sql(&s.fields[0], "e.row"),
     )
 }
@@ -364,20 +362,20 @@ fn import_org(doc: Option<JsonB>) -> Uuid {
     }
     let Some(JsonB(doc)) = doc else { malformed("the document", "must not be NULL") };
     let org_id = check_document(&doc);
-    let doc = doc.to_string();
+    // Each statement gets only its own section: a large ledger is parsed once, by its INSERT.
     refuse_existing(org_id, &doc);
     let org_columns: Vec<&str> = ORGANIZATION.iter().map(|f| f.name).collect();
     Spi::run_with_args(
         &format!(
-            "INSERT INTO inventory.organizations ({}) SELECT {} FROM (SELECT $1::jsonb->'organization' AS row) AS o",
+            "INSERT INTO inventory.organizations ({}) SELECT {} FROM (SELECT $1::jsonb AS row) AS o",
             org_columns.join(", "),
             ORGANIZATION.iter().map(|f| column_sql(f, "o.row")).collect::<Vec<_>>().join(", "),
         ),
-        &[doc.as_str().into()],
+        &[doc["organization"].to_string().into()],
     )
     .expect("importing the organization failed");
     for s in SECTIONS {
-        Spi::run_with_args(&insert_sql(s), &[doc.as_str().into(), org_id.into()]).unwrap_or_else(|e| panic!("importing {}: {e}", s.key));
+        Spi::run_with_args(&insert_sql(s), &[doc[s.key].to_string().into(), org_id.into()]).unwrap_or_else(|e| panic!("importing {}: {e}", s.key));
     }
     org_id
 }
