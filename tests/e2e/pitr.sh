@@ -48,7 +48,7 @@ eval "$(cluster_env primary)"
 base=$work/base
 mkdir "$base"; chown postgres "$base"; chmod 700 "$base"
 # --- the command of docs/DISASTER_RECOVERY.md ("Base backups")
-runuser -u postgres -- "$PG_BIN/pg_basebackup" --pgdata="$base" --wal-method=stream --checkpoint=fast
+runuser -u postgres -- pg_basebackup --pgdata="$base" --wal-method=stream --checkpoint=fast
 # ---
 
 post primary 20 B
