@@ -5,9 +5,8 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/../harness/cluster.sh"
-fail() { echo "crash: $*"; exit 1; }
-work=$(mktemp -d); chmod 755 "$work"
-trap 'rm -rf "$work"; cluster_stop_all' EXIT
+harness_workdir
+work=$WORK
 clients=4
 
 cluster_start crash

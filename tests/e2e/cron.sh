@@ -9,7 +9,6 @@ source "$here/../harness/cluster.sh"
 # Jobs run in background workers: this cluster has no TCP listener for pg_cron to connect to.
 cluster_start cron "cron.use_background_workers = on" "max_worker_processes = 16"
 q() { cluster_psql cron -X -qAt -v ON_ERROR_STOP=1 "$@"; }
-fail() { echo "cron: $*"; exit 1; }
 
 q -d postgres >/dev/null <<'SQL'
 CREATE EXTENSION pg_cron;

@@ -9,9 +9,8 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/../harness/cluster.sh"
-fail() { echo "dump_restore: $*"; exit 1; }
-work=$(mktemp -d); chmod 755 "$work"
-trap 'rm -rf "$work"; cluster_stop_all' EXIT
+harness_workdir
+work=$WORK
 
 cluster_start source
 cluster_psql source -q -d postgres -c "CREATE DATABASE shop"

@@ -7,9 +7,8 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/../harness/cluster.sh"
-fail() { echo "pitr: $*"; exit 1; }
-work=$(mktemp -d); chmod 755 "$work"
-trap 'rm -rf "$work"; cluster_stop_all' EXIT
+harness_workdir
+work=$WORK
 archive=$work/wal_archive
 mkdir "$archive"; chown postgres "$archive"
 

@@ -6,9 +6,8 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/../harness/cluster.sh"
-fail() { echo "tenant_move: $*"; exit 1; }
-work=$(mktemp -d); chmod 755 "$work"
-trap 'rm -rf "$work"; cluster_stop_all' EXIT
+harness_workdir
+work=$WORK
 org=f0000000-0000-4000-8000-00000000000f
 
 seed() {  # cluster, org id, ledger rows

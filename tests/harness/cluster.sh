@@ -32,6 +32,17 @@ _harness_init() {
 
 cluster_dir() { echo "$HARNESS_ROOT/$1"; }
 
+# For end-to-end scripts: $WORK, a directory for the script's files that the postgres user can read,
+# removed with the clusters; and fail, which says what went wrong (prefixed with the script's name) and
+# exits non-zero.
+harness_workdir() {
+  _harness_init
+  WORK=$HARNESS_ROOT/work
+  mkdir -p "$WORK"
+  chmod 755 "$WORK"
+}
+fail() { echo "$(basename "$0" .sh): $*" >&2; exit 1; }
+
 # A new cluster's directory and port; prints nothing.
 _harness_new() {
   local name=$1
