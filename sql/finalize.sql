@@ -68,6 +68,26 @@ COMMENT ON FUNCTION inventory.rotate_api_key(uuid) IS
 COMMENT ON FUNCTION inventory.set_organization_active(uuid, boolean) IS
     'Administrators: activates or deactivates an organization.';
 
+-- Choosing a tenant: app.org_id is a SUSET setting, so setting it takes the SET privilege on it. Every
+-- role has it by default, given here the first time the extension is created in this cluster;
+-- inventory.revoke_tenant_switch takes it away (docs/SECURITY.md). Parameter privileges belong to the
+-- cluster, so a later CREATE EXTENSION (another database, a restore) leaves a hardened cluster hardened.
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_parameter_acl WHERE parname = 'app.org_id') THEN
+        GRANT SET ON PARAMETER app.org_id TO PUBLIC;
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION inventory.revoke_tenant_switch(regrole) IS
+    'Hardened context: the role may no longer choose its tenant (SET app.org_id, set_org, …), only enter one with an API key.';
+COMMENT ON FUNCTION inventory.revoke_tenant_switch(text) IS
+    'The same, by name; revoke_tenant_switch(''public'') hardens every role without its own grant.';
+COMMENT ON FUNCTION inventory.grant_tenant_switch(regrole) IS
+    'Gives a role back the right to choose its tenant.';
+COMMENT ON FUNCTION inventory.grant_tenant_switch(text) IS
+    'The same, by name; grant_tenant_switch(''public'') undoes revoke_tenant_switch(''public'').';
+
 -- Nothing is executable by PUBLIC unless listed here. The readers stay public because row-level
 -- security policies call current_org_id() with the privileges of whoever queries a tenant table.
 REVOKE ALL ON ALL ROUTINES IN SCHEMA inventory FROM PUBLIC;

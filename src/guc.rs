@@ -1,5 +1,7 @@
 //! The library's settings, all defined here (SPEC §2):
-//! - `app.org_id`: the tenant of the current transaction, text form of an organization's UUID;
+//! - `app.org_id`: the tenant of the current transaction, text form of an organization's UUID. It is
+//!   SUSET so that setting it takes the SET privilege on it (PostgreSQL 15's `GRANT SET ON PARAMETER`),
+//!   which CREATE EXTENSION gives to PUBLIC and the hardened context takes away (tenant_switch.rs);
 //! - `inventory.default_org_id`: the tenant of sessions that set none (superuser only; for migrations).
 //!
 //! Both are checked when set, so a bad value fails at `SET` with 22P02. When the library is not preloaded,
@@ -25,7 +27,19 @@ thread_local! {
     static DEFINING: Cell<bool> = const { Cell::new(false) };
 }
 
+thread_local! {
+    /// Whether the library was loaded by shared_preload_libraries (the hardened context needs it: only
+    /// then is `app.org_id` a checked setting from the first statement of every session).
+    static PRELOADED: Cell<bool> = const { Cell::new(false) };
+}
+
+pub fn preloaded() -> bool {
+    PRELOADED.with(|p| p.get())
+}
+
 pub fn init() {
+    // SAFETY: reads a backend global.
+    PRELOADED.with(|p| p.set(unsafe { pg_sys::process_shared_preload_libraries_in_progress }));
     DEFINING.with(|d| d.set(true));
     // SAFETY: called once from _PG_init; the hooks are #[pg_guard]ed and the settings are 'static.
     unsafe {
@@ -34,7 +48,7 @@ pub fn init() {
             c"Tenant (organization UUID) of the current transaction; empty means no tenant.",
             c"Set it per transaction: SET LOCAL app.org_id = '...' or inventory.set_org(...).",
             &ORG_ID,
-            GucContext::Userset,
+            GucContext::Suset,
             GucFlags::default(),
             Some(check_org_id),
             None,

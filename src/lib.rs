@@ -17,6 +17,7 @@ mod reconcile;
 mod spi_util;
 mod sql_types;
 mod tenant;
+mod tenant_switch;
 #[cfg(any(test, feature = "pg_test"))]
 mod test_support;
 

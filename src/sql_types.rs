@@ -1,5 +1,5 @@
 //! Argument types pgrx 0.18 lacks, so that SQL signatures read exactly as the contract says:
-//! `name` (`org_column name DEFAULT 'org_id'`), `name[]`, and `regclass` as a bare OID (pgrx's own `PgRelation`
+//! `name` (`org_column name DEFAULT 'org_id'`), `name[]`, and `regclass`/`regrole` as a bare OID (pgrx's own `PgRelation`
 //! keeps the relation open, and PostgreSQL then refuses to ALTER it: "being used by active queries").
 
 use pgrx::callconv::{Arg, ArgAbi};
@@ -22,7 +22,7 @@ macro_rules! arg_from_datum {
         }
     )*};
 }
-arg_from_datum!(SqlName, RegClass, NameArray);
+arg_from_datum!(SqlName, RegClass, RegRole, NameArray);
 
 /// An identifier as PostgreSQL passed it (at most 63 bytes, unquoted).
 pub struct SqlName(pub String);
@@ -46,24 +46,33 @@ unsafe impl SqlTranslatable for SqlName {
     const RETURN_SQL: Result<ReturnsRef, ReturnsError> = Ok(ReturnsRef::One(SqlMappingRef::literal("name")));
 }
 
-/// A relation's OID, passed as `regclass`.
-#[derive(Clone, Copy)]
-pub struct RegClass(pub pg_sys::Oid);
+/// OID types passed as their OID: `regclass` (a relation) and `regrole` (a role).
+macro_rules! oid_type {
+    ($($(#[$doc:meta])* $t:ident => $sql:literal),*) => {$(
+        $(#[$doc])*
+        #[derive(Clone, Copy)]
+        pub struct $t(pub pg_sys::Oid);
 
-impl FromDatum for RegClass {
-    unsafe fn from_polymorphic_datum(datum: pg_sys::Datum, is_null: bool, _: pg_sys::Oid) -> Option<Self> {
-        (!is_null).then(|| RegClass(pg_sys::Oid::from(datum.value() as u32)))
-    }
+        impl FromDatum for $t {
+            unsafe fn from_polymorphic_datum(datum: pg_sys::Datum, is_null: bool, _: pg_sys::Oid) -> Option<Self> {
+                (!is_null).then(|| $t(pg_sys::Oid::from(datum.value() as u32)))
+            }
+        }
+
+        unsafe impl SqlTranslatable for $t {
+            const TYPE_IDENT: &'static str = pgrx::pgrx_resolved_type!($t);
+            const TYPE_ORIGIN: TypeOrigin = TypeOrigin::External;
+            const ARGUMENT_SQL: Result<SqlMappingRef, ArgumentError> = Ok(SqlMappingRef::literal($sql));
+            const RETURN_SQL: Result<ReturnsRef, ReturnsError> = Ok(ReturnsRef::One(SqlMappingRef::literal($sql)));
+        }
+    )*};
 }
-
-
-unsafe impl SqlTranslatable for RegClass {
-    const TYPE_IDENT: &'static str = pgrx::pgrx_resolved_type!(RegClass);
-    const TYPE_ORIGIN: TypeOrigin = TypeOrigin::External;
-    const ARGUMENT_SQL: Result<SqlMappingRef, ArgumentError> = Ok(SqlMappingRef::literal("regclass"));
-    const RETURN_SQL: Result<ReturnsRef, ReturnsError> =
-        Ok(ReturnsRef::One(SqlMappingRef::literal("regclass")));
-}
+oid_type!(
+    /// A relation, passed as `regclass`.
+    RegClass => "regclass",
+    /// A role, passed as `regrole`.
+    RegRole => "regrole"
+);
 
 /// A `name[]` argument, as its elements (a NULL element is kept as `None`).
 pub struct NameArray(pub Vec<Option<String>>);

@@ -9,6 +9,7 @@ use crate::errors;
 use crate::guc::{self, DEFAULT_ORG_ID, DEFAULT_ORG_ID_NAME, ORG_ID, ORG_ID_NAME};
 use crate::host;
 use crate::organizations::{self, Found};
+use crate::tenant_switch;
 use pgrx::prelude::*;
 use pgrx::guc::GucSetting;
 use pgrx::Uuid;
@@ -41,6 +42,7 @@ fn org_id_in(setting: &GucSetting<Option<CString>>, name: &CStr) -> Option<Uuid>
 
 /// Makes `org_id` the tenant until the end of the current transaction (like `SET LOCAL`).
 fn set_for_transaction(org_id: Uuid) -> Uuid {
+    tenant_switch::refuse_switch_to(org_id);
     let value = CString::new(org_id.to_string()).expect("a UUID's text has no NUL");
     // SAFETY: plain C call with NUL-terminated strings; errors are raised as PostgreSQL ERRORs.
     unsafe {
@@ -86,6 +88,7 @@ fn require_org_id() -> Uuid {
 #[pg_extern(volatile, parallel_unsafe, security_definer)]
 #[search_path(pg_catalog, pg_temp)]
 fn set_org(org_id: Option<Uuid>) -> Uuid {
+    tenant_switch::require_choice();
     enter_found(org_id.map(organizations::find_by_id))
 }
 
@@ -93,6 +96,7 @@ fn set_org(org_id: Option<Uuid>) -> Uuid {
 #[pg_extern(volatile, parallel_unsafe, security_definer)]
 #[search_path(pg_catalog, pg_temp)]
 fn set_org_by_subdomain(subdomain: Option<&str>) -> Uuid {
+    tenant_switch::require_choice();
     enter_found(subdomain.map(organizations::find_by_subdomain))
 }
 
@@ -116,6 +120,7 @@ fn resolve_org(
     api_key: default!(Option<&str>, "NULL"),
 ) -> Uuid {
     if let Some(id) = org_id {
+        tenant_switch::require_choice();
         return enter(id);
     }
     let subdomain = match host.map(host::subdomain_of) {
@@ -128,7 +133,10 @@ fn resolve_org(
     };
     if let Some(subdomain) = subdomain {
         match organizations::find_by_subdomain(&subdomain) {
-            Found::Active(id) => return set_for_transaction(id),
+            Found::Active(id) => {
+                tenant_switch::require_choice();
+                return set_for_transaction(id);
+            }
             Found::Inactive => errors::invalid_tenant_credentials(),
             Found::Nothing => {}
         }

@@ -40,3 +40,18 @@ SET ROLE lazy_app;
 SET inventory.default_org_id = :'acme_id';
 SELECT inventory.current_org_id() IS NULL AS default_not_taken;
 SHOW inventory.default_org_id;
+
+-- The hardened context needs the library preloaded: without it, its functions say so (55000).
+RESET ROLE;
+\set VERBOSITY default
+SELECT inventory.revoke_tenant_switch('public');
+\echo :LAST_ERROR_SQLSTATE
+SELECT inventory.grant_tenant_switch('lazy_app'::regrole);
+\echo :LAST_ERROR_SQLSTATE
+\set VERBOSITY terse
+-- A non-superuser sets app.org_id before the library loads: the placeholder keeps who set it, and the
+-- value survives the load because PUBLIC holds SET on the parameter (the default).
+\c
+SET ROLE lazy_app;
+SET app.org_id = :'acme_id';
+SELECT inventory.current_org_id() = :'acme_id' AS kept_after_load;

@@ -1,0 +1,124 @@
+//! The hardened tenant context (SPEC §2): who may *choose* a tenant.
+//!
+//! `app.org_id` is a SUSET setting (guc.rs), so PostgreSQL itself asks for the SET privilege on it
+//! (`GRANT SET ON PARAMETER`, PostgreSQL 15) on every route that sets it: `SET`, `SET LOCAL`, `RESET`,
+//! `set_config`, `ALTER ROLE/DATABASE … SET`, a function's `SET` clause, connection options. CREATE
+//! EXTENSION grants it to PUBLIC the first time (the default: every role chooses its tenant, as an
+//! application that sets `SET LOCAL app.org_id` needs). `revoke_tenant_switch('public')` takes it away,
+//! and the SECURITY DEFINER functions that set the tenant (`set_org`, `set_org_by_subdomain`,
+//! `resolve_org`) ask the same question of their caller. What stays open to everyone is
+//! `set_org_by_api_key`: proving a tenant's key, which then cannot be exchanged for another tenant's in
+//! the same transaction. Parameter privileges belong to the cluster, not to one database.
+
+use crate::errors;
+use crate::guc::{self, ORG_ID, ORG_ID_NAME};
+use pgrx::pg_sys::errcodes::PgSqlErrorCode;
+use pgrx::prelude::*;
+use pgrx::spi::quote_identifier;
+use pgrx::Uuid;
+
+/// Whether `role` may choose its tenant: a superuser, or a role with SET on `app.org_id`.
+pub fn may_choose(role: pg_sys::Oid) -> bool {
+    // SAFETY: catalog lookups for a NUL-terminated name and a role OID.
+    unsafe {
+        pg_sys::superuser_arg(role)
+            || pg_sys::pg_parameter_aclcheck(ORG_ID_NAME.as_ptr(), role, pg_sys::ACL_SET as pg_sys::AclMode)
+                == pg_sys::AclResult::ACLCHECK_OK
+    }
+}
+
+/// The session's role (after SET ROLE): inside a SECURITY DEFINER function `current_user` is its owner.
+fn caller() -> pg_sys::Oid {
+    // SAFETY: reads the backend's own state.
+    unsafe { pg_sys::GetOuterUserId() }
+}
+
+/// 42501 unless the caller may choose its tenant (set_org, set_org_by_subdomain, resolve_org by id or host).
+pub fn require_choice() {
+    if !may_choose(caller()) {
+        errors::raise(
+            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            "this role may not choose its tenant (inventory.revoke_tenant_switch)",
+            "Enter the tenant with inventory.set_org_by_api_key(<the tenant's API key>), or ask an administrator \
+             for inventory.grant_tenant_switch.",
+        )
+    }
+}
+
+/// 42501 when a caller that may not choose its tenant already has one other than `org_id` in this
+/// transaction: a second API key does not switch tenants.
+pub fn refuse_switch_to(org_id: Uuid) {
+    if may_choose(caller()) {
+        return;
+    }
+    let current = guc::parse_org_id(&guc::text_of(&ORG_ID)).ok().flatten();
+    if current.is_some_and(|c| c != *org_id.as_bytes()) {
+        errors::raise(
+            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            "this role already has a tenant in this transaction and may not switch to another",
+            "Commit or roll back first; each transaction acts for one tenant.",
+        )
+    }
+}
+
+/// The role clause of GRANT/REVOKE: PUBLIC, or the role's quoted name.
+fn grantee(role: &str) -> String {
+    if role.eq_ignore_ascii_case("public") {
+        return "PUBLIC".into();
+    }
+    let exists = Spi::get_one_with_args::<bool>("SELECT EXISTS (SELECT FROM pg_roles WHERE rolname = $1)", &[role.into()])
+        .ok()
+        .flatten()
+        == Some(true);
+    if !exists {
+        errors::raise(
+            PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
+            format!("role {} does not exist", quote_identifier(role)),
+            "Pass an existing role, or 'public'.",
+        )
+    }
+    quote_identifier(role)
+}
+
+fn change(verb: &str, role: Option<String>) {
+    if !guc::preloaded() {
+        errors::raise(
+            PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            "the hardened tenant context needs the library preloaded",
+            "Add inventory_ext to shared_preload_libraries in postgresql.conf and restart PostgreSQL.",
+        )
+    }
+    let Some(role) = role else { errors::invalid_argument("role must not be NULL", "Pass a role, or 'public'.") };
+    let to_or_from = if verb == "GRANT" { "TO" } else { "FROM" };
+    Spi::run(&format!("{verb} SET ON PARAMETER app.org_id {to_or_from} {}", grantee(&role))).unwrap_or_else(|e| panic!("{e}"));
+}
+
+fn role_name(role: pg_sys::Oid) -> String {
+    Spi::get_one_with_args::<String>("SELECT rolname::text FROM pg_roles WHERE oid = $1", &[role.into()])
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| errors::invalid_argument("no such role", "Pass a role, or 'public'."))
+}
+
+/// Takes away a role's (or PUBLIC's) right to choose its tenant: it can then only enter one with an API key.
+#[pg_extern(volatile, parallel_unsafe, name = "revoke_tenant_switch")]
+fn revoke_tenant_switch_role(role: Option<crate::sql_types::RegRole>) {
+    change("REVOKE", role.map(|r| role_name(r.0)));
+}
+
+/// The same for a role given by name, and the only way to name PUBLIC (`'public'` is no regrole).
+#[pg_extern(volatile, parallel_unsafe)]
+fn revoke_tenant_switch(role: Option<&str>) {
+    change("REVOKE", role.map(str::to_string));
+}
+
+/// Gives a role (or PUBLIC, the default) back the right to choose its tenant.
+#[pg_extern(volatile, parallel_unsafe, name = "grant_tenant_switch")]
+fn grant_tenant_switch_role(role: Option<crate::sql_types::RegRole>) {
+    change("GRANT", role.map(|r| role_name(r.0)));
+}
+
+#[pg_extern(volatile, parallel_unsafe)]
+fn grant_tenant_switch(role: Option<&str>) {
+    change("GRANT", role.map(str::to_string));
+}

@@ -1,0 +1,56 @@
+-- The hardened tenant context (SPEC §2): after revoke_tenant_switch('public'), the application role
+-- cannot choose its tenant by any route PostgreSQL offers, can still enter one with its API key, and
+-- cannot trade that key's tenant for another within the transaction. All in one transaction that is
+-- rolled back, so the cluster-wide parameter privilege is as it was afterwards.
+\set A '''aaaaaaaa-0000-4000-8000-000000000001'''
+\set B '''bbbbbbbb-0000-4000-8000-000000000002'''
+BEGIN;
+SELECT plan(24);
+SELECT inventory.revoke_tenant_switch('public');
+SELECT inventory.rotate_api_key(:A) AS a_key \gset
+SELECT inventory.rotate_api_key(:B) AS b_key \gset
+-- A schema of its own, so that CREATE FUNCTION fails on the SET clause and not on a missing privilege.
+CREATE SCHEMA evil AUTHORIZATION adv_app;
+-- A function someone privileged created with a SET clause, executable by the application.
+CREATE FUNCTION public.as_tenant_a() RETURNS text LANGUAGE sql SET app.org_id = 'aaaaaaaa-0000-4000-8000-000000000001'
+    AS $$ SELECT current_setting('app.org_id') $$;
+GRANT EXECUTE ON FUNCTION public.as_tenant_a() TO adv_app;
+SET LOCAL ROLE adv_app;
+
+SELECT throws_ok(format('SET app.org_id = %L', :A), '42501', NULL, 'SET is refused');
+SELECT throws_ok(format('SET LOCAL app.org_id = %L', :A), '42501', NULL, 'SET LOCAL is refused');
+SELECT throws_ok(format('SELECT set_config(%L, %L, true)', 'app.org_id', :A), '42501', NULL, 'set_config(…, true) is refused');
+SELECT throws_ok(format('SELECT set_config(%L, %L, false)', 'app.org_id', :A), '42501', NULL, 'set_config(…, false) is refused');
+SELECT throws_ok('RESET app.org_id', '42501', NULL, 'RESET is refused');
+SELECT throws_ok(format('SET app.org_id TO DEFAULT'), '42501', NULL, 'SET … TO DEFAULT is refused');
+SELECT throws_ok(format('ALTER ROLE adv_app SET app.org_id = %L', :A), '42501', NULL, 'ALTER ROLE … SET on itself is refused');
+SELECT throws_ok(format('CREATE FUNCTION evil.f() RETURNS int LANGUAGE sql SET app.org_id = %L AS %L', :A, 'SELECT 1'),
+                 '42501', NULL, 'a function it creates with a SET clause is refused');
+SELECT throws_ok('SELECT public.as_tenant_a()', '42501', NULL, 'a SET clause of someone else''s function does not set it either');
+SELECT throws_ok(format('SELECT inventory.set_org(%L)', :A), '42501', NULL, 'set_org is refused');
+SELECT throws_ok($$SELECT inventory.set_org_by_subdomain('tenant-a')$$, '42501', NULL, 'set_org_by_subdomain is refused');
+SELECT throws_ok(format('SELECT inventory.resolve_org(%L)', :A), '42501', NULL, 'resolve_org by id is refused');
+SELECT throws_ok($$SELECT inventory.resolve_org(host => 'tenant-a.example.com')$$, '42501', NULL, 'resolve_org by host is refused');
+SELECT is(inventory.current_org_id(), NULL, 'after every refused attempt there is still no tenant');
+SELECT is((SELECT count(*) FROM adv.items), 0::bigint, 'and nothing is visible');
+
+-- The API key still works, once per transaction.
+SELECT is(inventory.set_org_by_api_key(:'a_key'), :A::uuid, 'set_org_by_api_key enters its tenant');
+SELECT is((SELECT count(*) FROM adv.items), 2::bigint, 'and sees that tenant''s rows');
+SELECT throws_ok(format('SELECT inventory.set_org_by_api_key(%L)', :'b_key'), '42501', NULL,
+                 'another tenant''s key does not switch tenants within the transaction');
+SELECT is(inventory.set_org_by_api_key(:'a_key'), :A::uuid, 'the same key again is fine');
+SELECT throws_ok(format('SELECT inventory.resolve_org(api_key => %L)', :'b_key'), '42501', NULL,
+                 'nor does resolve_org with the other key');
+SELECT throws_ok(format('SET LOCAL app.org_id = %L', :B), '42501', NULL, 'and SET LOCAL cannot switch either');
+SELECT is(inventory.current_org_id(), :A::uuid, 'the tenant is still the key''s');
+
+-- Granting it back to this role lets it choose again; the functions are for superusers only.
+RESET ROLE;
+SELECT inventory.grant_tenant_switch('adv_app'::regrole);
+SET LOCAL ROLE adv_app;
+SELECT lives_ok(format('SET LOCAL app.org_id = %L', :B), 'after grant_tenant_switch the role chooses its tenant again');
+SELECT throws_ok($$SELECT inventory.revoke_tenant_switch('public')$$, '42501', NULL,
+                 'an application role cannot call revoke_tenant_switch');
+SELECT * FROM finish();
+ROLLBACK;
