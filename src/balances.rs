@@ -95,7 +95,7 @@ impl Tracking {
             "SELECT {arrays}, array_agg(g.s::text ORDER BY {order}), array_agg(g.m ORDER BY {order}), \
                     coalesce(bool_or(g.bad), false) \
                FROM (SELECT {group_cols}, sum({qty}) AS s, {max_id} AS m, \
-                            bool_or({qty} IS NULL OR {qty} = 0) AS bad \
+                            bool_or({qty} IS NULL OR {qty}::numeric IN (0, 'NaN', 'Infinity', '-Infinity')) AS bad \
                        FROM {new_rows} GROUP BY {keys}) g",
             new_rows = quote_identifier(new_rows),
             keys = (1..=self.keys.len()).map(|i| i.to_string()).collect::<Vec<_>>().join(", "),
@@ -207,16 +207,18 @@ unsafe fn single_row(td: &pg_sys::TriggerData, plans: &Plans) -> (Vec<Option<Str
     }
 }
 
-/// A numeric's text is zero when all its digits are.
-fn is_zero(numeric: &str) -> bool {
-    numeric.bytes().any(|b| b.is_ascii_digit()) && numeric.bytes().filter(u8::is_ascii_digit).all(|b| b == b'0')
+/// A quantity no ledger row may hold: zero (all its digits are), or not a finite number (numeric has
+/// NaN and ±Infinity; one such row would make its balance NaN or infinite for good).
+fn is_unusable_qty(numeric: &str) -> bool {
+    matches!(numeric, "NaN" | "Infinity" | "-Infinity")
+        || (numeric.bytes().any(|b| b.is_ascii_digit()) && numeric.bytes().filter(u8::is_ascii_digit).all(|b| b == b'0'))
 }
 
 fn refuse_zero(tracking: &Tracking) -> ! {
     errors::raise(
         PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-        format!("a ledger quantity ({}) cannot be zero or NULL", tracking.qty),
-        "Post a non-zero quantity: positive to receive, negative to issue.",
+        format!("a ledger quantity ({}) cannot be zero, NULL, NaN or infinite", tracking.qty),
+        "Post a non-zero, finite quantity: positive to receive, negative to issue.",
     )
 }
 
@@ -302,7 +304,7 @@ fn balance_maintenance<'a>(
                 1 => {
                     // SAFETY: as above.
                     let (keys, qty, id) = unsafe { single_row(&*trigger_data, plans) };
-                    if qty.as_deref().is_none_or(is_zero) {
+                    if qty.as_deref().is_none_or(is_unusable_qty) {
                         refuse_zero(tracking);
                     }
                     let mut args: Vec<pgrx::datum::DatumWithOid> = keys.into_iter().map(|k| k.into()).collect();
@@ -722,12 +724,12 @@ mod tests {
     }
 
     #[pg_test]
-    fn numeric_zero_is_recognised_in_any_scale() {
-        for zero in ["0", "0.000", "-0", "0.000000000000000000000000000000"] {
-            assert!(is_zero(zero), "{zero}");
+    fn zero_and_non_finite_quantities_are_recognised() {
+        for unusable in ["0", "0.000", "-0", "0.000000000000000000000000000000", "NaN", "Infinity", "-Infinity"] {
+            assert!(is_unusable_qty(unusable), "{unusable}");
         }
-        for other in ["1", "0.001", "-10", "100.0", "NaN", ""] {
-            assert!(!is_zero(other), "{other}");
+        for other in ["1", "0.001", "-10", "100.0", "1e1000", ""] {
+            assert!(!is_unusable_qty(other), "{other}");
         }
     }
 

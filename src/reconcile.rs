@@ -71,9 +71,10 @@ fn reconcile_run(
     tolerance: default!(Option<AnyNumeric>, "0.01"),
     auto_correct: default!(Option<bool>, "true"),
 ) -> i64 {
-    let tolerance = match tolerance {
-        Some(t) if t >= AnyNumeric::from(0) => t.to_string(),
-        _ => errors::invalid_argument("tolerance must be zero or more", "e.g. tolerance => 0.01"),
+    // NaN compares above every number in PostgreSQL, so it would pass ">= 0" and correct everything.
+    let tolerance = match tolerance.map(|t| (t >= AnyNumeric::from(0), t.to_string())) {
+        Some((true, t)) if !matches!(t.as_str(), "NaN" | "Infinity") => t,
+        _ => errors::invalid_argument("tolerance must be a finite number, zero or more", "e.g. tolerance => 0.01"),
     };
     let Some(auto_correct) = auto_correct else {
         errors::invalid_argument("auto_correct must not be NULL", "Pass true or false.")

@@ -40,6 +40,8 @@ SELECT qty, reason FROM inventory.ledger WHERE reason LIKE 'transfer%' ORDER BY 
 -- Bad input: 22023, and nothing is posted.
 SELECT regress.try(format('SELECT inventory.post(%L, %L, 0)', :bolt, :a1));
 SELECT regress.try(format('SELECT inventory.post(%L, %L, NULL)', :bolt, :a1));
+-- numeric has NaN and ±Infinity: one such row would poison its balance for good.
+SELECT regress.try(format('SELECT inventory.post(%L, %L, %L)', :bolt, :a1, q)) FROM unnest(ARRAY['NaN', 'Infinity', '-Infinity']) q;
 SELECT regress.try(format('SELECT inventory.transfer(%L, %L, %L, 0)', :bolt, :a1, :b1));
 SELECT regress.try(format('SELECT inventory.transfer(%L, %L, %L, -1)', :bolt, :a1, :b1));
 SELECT regress.try(format('SELECT inventory.transfer(%L, %L, %L, 1)', :bolt, :a1, :a1));

@@ -128,6 +128,7 @@ ROLLBACK;
 -- Errors, each with its SQLSTATE.
 SELECT regress.try($$SELECT inventory.reconcile(tolerance => -0.01)$$) AS negative_tolerance;
 SELECT regress.try($$SELECT inventory.reconcile(tolerance => NULL)$$) AS null_tolerance;
+SELECT regress.try(format('SELECT inventory.reconcile(tolerance => %L)', t)) AS non_finite_tolerance FROM unnest(ARRAY['NaN', 'Infinity']) t;
 SELECT regress.try($$SELECT inventory.reconcile(auto_correct => NULL)$$) AS null_auto_correct;
 SELECT regress.try($$SELECT inventory.reconcile('pg_class')$$) AS untracked_table;
 SELECT regress.try($$SELECT inventory.prune_reconcile_runs('-1 day')$$) AS negative_age;
