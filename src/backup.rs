@@ -10,6 +10,7 @@
 use crate::errors;
 use crate::organizations;
 use crate::spi_util::rows;
+use crate::sql_types::JsonbText;
 use crate::tenant;
 use pgrx::pg_sys::errcodes::PgSqlErrorCode;
 use pgrx::prelude::*;
@@ -352,7 +353,7 @@ fn insert_sql(s: &Section) -> String {
 /// without an API key: issue one with `inventory.rotate_api_key`.
 #[pg_extern(volatile, parallel_unsafe, security_definer)]
 #[search_path(pg_catalog, pg_temp)]
-fn import_org(doc: Option<JsonB>) -> Uuid {
+fn import_org(doc: Option<JsonbText>) -> Uuid {
     if !tenant::caller_bypasses_rls() {
         errors::raise(
             PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
@@ -360,7 +361,9 @@ fn import_org(doc: Option<JsonB>) -> Uuid {
             "Run it as a superuser or a role with BYPASSRLS.",
         )
     }
-    let Some(JsonB(doc)) = doc else { malformed("the document", "must not be NULL") };
+    let Some(JsonbText(text)) = doc else { malformed("the document", "must not be NULL") };
+    let doc: Value = serde_json::from_str(&text)
+        .unwrap_or_else(|e| malformed("the document", &format!("cannot be read ({e})")));
     let org_id = check_document(&doc);
     // Each statement gets only its own section: a large ledger is parsed once, by its INSERT.
     refuse_existing(org_id, &doc);

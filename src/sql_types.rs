@@ -22,7 +22,7 @@ macro_rules! arg_from_datum {
         }
     )*};
 }
-arg_from_datum!(SqlName, RegClass, RegRole, NameArray);
+arg_from_datum!(SqlName, RegClass, RegRole, NameArray, JsonbText);
 
 /// An identifier as PostgreSQL passed it (at most 63 bytes, unquoted).
 pub struct SqlName(pub String);
@@ -115,4 +115,27 @@ unsafe impl SqlTranslatable for NameArray {
     const TYPE_ORIGIN: TypeOrigin = TypeOrigin::External;
     const ARGUMENT_SQL: Result<SqlMappingRef, ArgumentError> = Ok(SqlMappingRef::literal("name[]"));
     const RETURN_SQL: Result<ReturnsRef, ReturnsError> = Ok(ReturnsRef::One(SqlMappingRef::literal("name[]")));
+}
+
+/// A `jsonb` argument as its text, so that the function parses it itself and reports its own errors
+/// (pgrx's `JsonB` fails with an internal error on a document serde_json cannot read, such as one
+/// nested deeper than serde_json's recursion limit).
+pub struct JsonbText(pub String);
+
+impl FromDatum for JsonbText {
+    unsafe fn from_polymorphic_datum(datum: pg_sys::Datum, is_null: bool, _: pg_sys::Oid) -> Option<Self> {
+        if is_null {
+            return None;
+        }
+        // SAFETY: a jsonb datum, printed by jsonb's own output function.
+        let text = unsafe { pgrx::direct_function_call::<&CStr>(pg_sys::jsonb_out, &[Some(datum)]) };
+        text.map(|t| JsonbText(t.to_string_lossy().into_owned()))
+    }
+}
+
+unsafe impl SqlTranslatable for JsonbText {
+    const TYPE_IDENT: &'static str = pgrx::pgrx_resolved_type!(JsonbText);
+    const TYPE_ORIGIN: TypeOrigin = TypeOrigin::External;
+    const ARGUMENT_SQL: Result<SqlMappingRef, ArgumentError> = Ok(SqlMappingRef::literal("jsonb"));
+    const RETURN_SQL: Result<ReturnsRef, ReturnsError> = Ok(ReturnsRef::One(SqlMappingRef::literal("jsonb")));
 }

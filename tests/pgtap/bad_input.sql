@@ -1,0 +1,161 @@
+-- Bad input through every public function: NULLs, empty and over-long strings, malformed UUIDs and
+-- hosts, SQL injection attempts in identifiers and keys, huge and non-finite numerics. Each must fail
+-- with its SQLSTATE (or, where the input is merely unusual, work), change nothing, and crash nothing
+-- (a crashed backend would end this file early). The last test fails when a function of the extension
+-- is missing from the list below.
+\set A '''aaaaaaaa-0000-4000-8000-000000000001'''
+\set injection '''x''''; DROP TABLE adv.moves; --'''
+\set quoted_injection '''x"; DROP TABLE adv.moves; --'''
+BEGIN;
+SELECT no_plan();
+CREATE TEMP TABLE covered (signature text);
+GRANT INSERT ON covered TO PUBLIC;
+CREATE FUNCTION pg_temp.covers(VARIADIC signatures text[]) RETURNS void LANGUAGE sql
+    AS $$ INSERT INTO covered SELECT unnest(signatures) $$;
+-- Built-in stock of tenant A for the ledger functions.
+SELECT set_config('app.org_id', :A, true);
+INSERT INTO inventory.items (id, sku, name) VALUES ('aaaaaaaa-0000-4000-a000-000000000001', 'BAD-1', 'item');
+INSERT INTO inventory.locations (id, code, name) VALUES
+    ('aaaaaaaa-0000-4000-b000-000000000001', 'B1', 'one'), ('aaaaaaaa-0000-4000-b000-000000000002', 'B2', 'two');
+SELECT inventory.post('aaaaaaaa-0000-4000-a000-000000000001', 'aaaaaaaa-0000-4000-b000-000000000001', 10);
+\set item '''aaaaaaaa-0000-4000-a000-000000000001'''
+\set loc '''aaaaaaaa-0000-4000-b000-000000000001'''
+\set loc2 '''aaaaaaaa-0000-4000-b000-000000000002'''
+SELECT set_config('app.org_id', '', true);
+CREATE TEMP TABLE before AS
+SELECT (SELECT count(*) FROM inventory.organizations) AS orgs, (SELECT count(*) FROM adv.items) AS items,
+       (SELECT count(*) FROM adv.moves) AS moves, (SELECT count(*) FROM inventory.ledger) AS ledger;
+
+-- Tenant context, as the application role.
+SET LOCAL ROLE adv_app;
+SELECT pg_temp.covers('inventory.current_org_id()', 'inventory.require_org_id()', 'inventory.set_org(uuid)',
+              'inventory.set_org_by_subdomain(text)', 'inventory.set_org_by_api_key(text)', 'inventory.resolve_org(uuid,text,text)');
+SELECT is(inventory.current_org_id(), NULL, 'current_org_id without a tenant is NULL');
+SELECT throws_ok('SELECT inventory.require_org_id()', '42501', NULL, 'require_org_id without a tenant');
+SELECT throws_ok($$SET LOCAL app.org_id = 'not-a-uuid'$$, '22P02', NULL, 'a malformed app.org_id');
+SELECT throws_ok(format('SET LOCAL app.org_id = %L', :injection), '22P02', NULL, 'an injection attempt as app.org_id');
+SELECT throws_ok('SELECT inventory.set_org(NULL)', '28000', NULL, 'set_org(NULL)');
+SELECT throws_ok($$SELECT inventory.set_org('00000000-0000-0000-0000-000000000000')$$, '28000', NULL, 'set_org of the nil UUID');
+SELECT throws_ok($$SELECT inventory.set_org('zzz')$$, '22P02', NULL, 'set_org of a malformed UUID');
+SELECT throws_ok(format('SELECT inventory.set_org_by_subdomain(%L)', s), '28000', NULL, 'set_org_by_subdomain(' || left(coalesce(replace(s, E'\n', '\n'), 'NULL'), 30) || ')')
+  FROM unnest(ARRAY[NULL, '', repeat('a', 100000), :injection, 'ÄCME', E'tenant-\na', 'tenant-a.', '-tenant-a']) s;
+SELECT throws_ok(format('SELECT inventory.set_org_by_api_key(%L)', k), '28000', NULL, 'set_org_by_api_key(' || left(coalesce(k, 'NULL'), 30) || ')')
+  FROM unnest(ARRAY[NULL, '', repeat('x', 100000), 'inv_' || repeat('0', 64), 'inv_' || repeat('0', 8), :injection,
+                    $$' OR '1'='1$$, 'inv_%', 'inv__________']) k;
+SELECT throws_ok(format('SELECT inventory.resolve_org(host => %L)', h), '22023', NULL, 'resolve_org(host => ' || left(h, 30) || ')')
+  FROM unnest(ARRAY['bad host', repeat('a.', 50000) || 'com', 'acme..example.com', 'acme.example.com:99999', :injection, 'acme.example.com/x']) h;
+SELECT throws_ok($$SELECT inventory.resolve_org(api_key => 'nope')$$, '28000', NULL, 'resolve_org with a wrong key');
+SELECT throws_ok('SELECT inventory.resolve_org()', '28000', NULL, 'resolve_org with nothing to go on');
+SELECT is(inventory.current_org_id(), NULL, 'after all of it there is still no tenant');
+
+-- The ledger, as the application role of tenant A.
+SELECT pg_temp.covers('inventory.post(uuid,uuid,numeric,uuid,text,text)', 'inventory.transfer(uuid,uuid,uuid,numeric,uuid,text)',
+              'inventory.on_hand(uuid,uuid)', 'inventory.reconcile(regclass,uuid,numeric,boolean)',
+              'inventory.reconcile_run(regclass,uuid,numeric,boolean)');
+SELECT set_config('app.org_id', :A, true);
+SELECT throws_ok(format('SELECT inventory.post(%L, %L, %s)', :item, :loc, q), '22023', NULL, 'post of quantity ' || q)
+  FROM unnest(ARRAY['0', 'NULL', '''NaN''', '''Infinity''', '''-Infinity''', '0.0000000000000000000000001 - 0.0000000000000000000000001']) q;
+SELECT throws_ok(format('SELECT inventory.post(%L, %L, 1e131072)', :item, :loc), '22003', NULL, 'a quantity beyond numeric');
+SELECT throws_ok(format('SELECT inventory.post(%L, %L, -1e1000)', :item, :loc), '23514', NULL, 'a huge negative quantity meets the stock guard');
+SELECT throws_ok(format('SELECT inventory.post(NULL, %L, 1)', :loc), '23502', NULL, 'post without an item');
+SELECT throws_ok(format('SELECT inventory.post(%L, %L, 1)', 'bbbbbbbb-0000-4000-a000-000000000001', :loc), '23503', NULL, 'post of an unknown item');
+SELECT throws_ok(format('SELECT inventory.transfer(%L, %L, %L, %s)', :item, :loc, :loc2, q), '22023', NULL, 'transfer of quantity ' || q)
+  FROM unnest(ARRAY['0', '-1', 'NULL', '''NaN''']) q;
+SELECT throws_ok(format('SELECT inventory.transfer(%L, %L, %L, 1)', :item, :loc, :loc), '22023', NULL, 'transfer to the same location');
+SELECT is(inventory.on_hand(NULL), 0::numeric, 'on_hand(NULL) is 0');
+SELECT is(inventory.on_hand(:item), 10::numeric, 'and the stock is as it was');
+SELECT throws_ok(format('SELECT inventory.reconcile(tolerance => %L)', t), '22023', NULL, 'reconcile with tolerance ' || coalesce(t, 'NULL'))
+  FROM unnest(ARRAY[NULL, '-1', 'NaN', 'Infinity']) t;
+SELECT throws_ok($$SELECT inventory.reconcile_run('pg_class')$$, '22023', NULL, 'reconcile_run of an untracked table');
+RESET ROLE;
+SELECT set_config('app.org_id', '', true);
+
+-- Organizations, as a superuser.
+SELECT pg_temp.covers('inventory.create_organization(text,text)', 'inventory.rotate_api_key(uuid)',
+              'inventory.set_organization_active(uuid,boolean)', 'inventory.grant_app_access(regrole)');
+SELECT throws_ok(format('SELECT inventory.create_organization(%L, %L)', n, s), c, NULL,
+                 'create_organization(' || left(coalesce(n, 'NULL'), 20) || ', ' || left(coalesce(s, 'NULL'), 30) || ')')
+  FROM (VALUES (NULL, NULL, '22023'), ('', NULL, '22023'), ('   ', NULL, '22023'), (repeat('n', 201), NULL, '22023'),
+               ('X', 'Bad_Sub', '22023'), ('X', :injection, '22023'), ('X', repeat('a', 64), '22023'),
+               ('X', 'tenant-a', '23505')) AS v(n, s, c);
+-- A NULL organization is an unknown one: the one 28000 of every bad credential (SPEC §1).
+SELECT throws_ok('SELECT inventory.rotate_api_key(NULL)', '28000', NULL, 'rotate_api_key(NULL)');
+SELECT throws_ok($$SELECT inventory.rotate_api_key('cccccccc-0000-4000-8000-000000000003')$$, '28000', NULL, 'rotate_api_key of an unknown organization');
+SELECT throws_ok('SELECT inventory.set_organization_active(NULL, true)', '28000', NULL, 'set_organization_active of a NULL organization');
+SELECT throws_ok(format('SELECT inventory.set_organization_active(%L, NULL)', :A), '22023', NULL, 'set_organization_active(…, NULL)');
+SELECT throws_ok('SELECT inventory.grant_app_access(NULL)', '22023', NULL, 'grant_app_access(NULL)');
+SELECT throws_ok(format('SELECT inventory.grant_app_access(%L)', :injection), '42602', NULL, 'grant_app_access of an injection attempt (no such role name)');
+
+-- Isolation helpers: identifiers are quoted, never pasted.
+SELECT pg_temp.covers('inventory.enable_tenant_isolation(regclass,name,uuid,boolean)', 'inventory.disable_tenant_isolation(regclass)',
+              'inventory.isolation_report(name[])', 'inventory.backfill_org_column(regclass,uuid,name,integer)');
+SELECT throws_ok('SELECT inventory.enable_tenant_isolation(NULL)', '22023', NULL, 'enable_tenant_isolation(NULL)');
+CREATE TEMP TABLE scratch_tenant (id int);
+SELECT throws_ok('SELECT inventory.enable_tenant_isolation(''scratch_tenant'')', '22023', NULL, 'enable_tenant_isolation of a temporary table');
+SELECT throws_ok(format('SELECT inventory.enable_tenant_isolation(%L)', :injection), '42602', NULL, 'an injection attempt as the table (no such relation name)');
+SELECT throws_ok(format('SELECT inventory.enable_tenant_isolation(%L, %L, %L)', 'adv.moves', 'org_id', 'not-a-uuid'), '22P02', NULL,
+                 'enable_tenant_isolation with a malformed backfill organization');
+SELECT throws_ok('SELECT inventory.disable_tenant_isolation(NULL)', '22023', NULL, 'disable_tenant_isolation(NULL)');
+SELECT is((SELECT count(*) FROM inventory.isolation_report(ARRAY[:injection]) WHERE object NOT LIKE 'role %'), 0::bigint,
+          'isolation_report of an injection attempt as a schema finds no such schema (only the cluster''s role warnings)');
+SELECT throws_ok('CALL inventory.backfill_org_column(NULL, NULL)', '22023', NULL, 'backfill_org_column(NULL, NULL)');
+SELECT throws_ok(format('CALL inventory.backfill_org_column(%L, %L, %L)', 'adv.moves', :A, :quoted_injection), '42703', NULL,
+                 'backfill_org_column with an injection attempt as the column');
+
+-- Balances: identifiers are quoted, never pasted.
+SELECT pg_temp.covers('inventory.track_balances(regclass,text,name[],name,boolean)', 'inventory.untrack_balances(regclass)',
+              'inventory.rebuild_balances(regclass,uuid)', 'inventory.balance_maintenance()', 'inventory.append_only_guard()');
+SELECT throws_ok('SELECT inventory.track_balances(NULL, NULL, NULL, NULL)', '22023', NULL, 'track_balances of NULLs');
+SELECT throws_ok($$SELECT inventory.track_balances('adv.moves', 'adv.b', '{}', 'qty')$$, '22023', NULL, 'track_balances without keys');
+SELECT throws_ok(format('SELECT inventory.track_balances(%L, %L, ARRAY[%L]::name[], %L)', 'adv.moves', 'adv.b', :quoted_injection, 'qty'),
+                 '42703', NULL, 'track_balances with an injection attempt as a key column');
+SELECT throws_ok(format('SELECT inventory.track_balances(%L, %L, ARRAY[%L]::name[], %L)', 'adv.moves', 'adv.b', 'item_id', :quoted_injection),
+                 '42703', NULL, 'track_balances with an injection attempt as the qty column');
+SELECT throws_ok(format('SELECT inventory.track_balances(%L, %L, ARRAY[%L]::name[], %L)', 'adv.items', 'adv.b', 'id', 'sku'),
+                 '22023', NULL, 'track_balances with a text quantity column');
+SELECT throws_ok('SELECT inventory.untrack_balances(NULL)', '22023', NULL, 'untrack_balances(NULL)');
+SELECT throws_ok('SELECT inventory.rebuild_balances(NULL)', '22023', NULL, 'rebuild_balances(NULL)');
+SELECT throws_ok($$SELECT inventory.rebuild_balances('adv.items')$$, '22023', NULL, 'rebuild_balances of an untracked table');
+-- Trigger functions called as functions (only a superuser can): pgrx's trigger wrapper reports it as an
+-- internal error (XX000) before our code runs; the backend survives.
+SELECT throws_ok('SELECT inventory.balance_maintenance()', 'XX000', NULL, 'the balance trigger called as a function');
+SELECT throws_ok('SELECT inventory.append_only_guard()', 'XX000', NULL, 'the append-only guard called as a function');
+
+-- Reconciliation, backups, tenant moves, the hardened context.
+SELECT pg_temp.covers('inventory.prune_reconcile_runs(interval)', 'inventory.schedule_reconcile(text,text)',
+              'inventory.unschedule_reconcile(text)', 'inventory.require_pg_cron()', 'inventory.export_org(uuid)',
+              'inventory.import_org(jsonb)', 'inventory.backup_status(interval)',
+              'inventory.revoke_tenant_switch(regrole)', 'inventory.revoke_tenant_switch(text)',
+              'inventory.grant_tenant_switch(regrole)', 'inventory.grant_tenant_switch(text)');
+SELECT throws_ok(format('SELECT inventory.prune_reconcile_runs(%L)', a), '22023', NULL, 'prune_reconcile_runs(' || coalesce(a, 'NULL') || ')')
+  FROM unnest(ARRAY[NULL, '-1 day']) a;
+SELECT throws_ok($$SELECT inventory.schedule_reconcile('not a schedule')$$, '55000', NULL, 'schedule_reconcile where pg_cron is not installed');
+SELECT throws_ok('SELECT inventory.unschedule_reconcile(NULL)', '55000', NULL, 'unschedule_reconcile where pg_cron is not installed');
+SELECT throws_ok('SELECT inventory.require_pg_cron()', '55000', NULL, 'require_pg_cron where pg_cron is not installed');
+SELECT throws_ok('SELECT inventory.export_org(NULL)', '22023', NULL, 'export_org(NULL)');
+SELECT throws_ok($$SELECT inventory.export_org('cccccccc-0000-4000-8000-000000000003')$$, '22023', NULL, 'export_org of an unknown organization');
+SELECT throws_ok(format('SELECT inventory.import_org(%L)', d), '22023', NULL, 'import_org(' || left(coalesce(d, 'NULL'), 40) || ')')
+  FROM unnest(ARRAY[NULL, 'null', '[]', '"x"', '{}', '{"format": "inventory_ext.org/1", "organization": {}}',
+                    '{"format": "inventory_ext.org/1", "organization": ' || repeat('[', 200) || repeat(']', 200) || '}']) d;
+SELECT throws_ok(format('SELECT * FROM inventory.backup_status(%L)', a), '22023', NULL, 'backup_status(' || coalesce(a, 'NULL') || ')')
+  FROM unnest(ARRAY[NULL, '-1 hour', '0']) a;
+SELECT throws_ok(format('SELECT inventory.revoke_tenant_switch(%L::text)', r), c, NULL, 'revoke_tenant_switch(' || left(coalesce(r, 'NULL'), 30) || ')')
+  FROM (VALUES (NULL, '22023'), ('no_such_role', '42704'), (:injection, '42704')) AS v(r, c);
+SELECT throws_ok('SELECT inventory.revoke_tenant_switch(NULL::regrole)', '22023', NULL, 'revoke_tenant_switch(NULL::regrole)');
+SELECT throws_ok(format('SELECT inventory.grant_tenant_switch(%L::text)', :injection), '42704', NULL, 'grant_tenant_switch of an injection attempt');
+SELECT throws_ok('SELECT inventory.grant_tenant_switch(NULL::regrole)', '22023', NULL, 'grant_tenant_switch(NULL::regrole)');
+
+-- Nothing changed, nothing was dropped, every function was tried.
+SELECT is((SELECT row(orgs, items, moves, ledger)::text FROM before),
+          row((SELECT count(*) FROM inventory.organizations), (SELECT count(*) FROM adv.items),
+              (SELECT count(*) FROM adv.moves), (SELECT count(*) FROM inventory.ledger))::text,
+          'no organization, item, move or ledger row was added or removed');
+SELECT has_table('adv', 'moves', 'adv.moves is still there');
+SELECT is(ARRAY(SELECT p.oid::regprocedure::text
+                  FROM pg_proc p
+                  JOIN pg_depend d ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e'
+                  JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'inventory_ext'
+                EXCEPT SELECT signature FROM covered ORDER BY 1), '{}'::text[],
+          'every function of the extension is in this file');
+SELECT * FROM finish();
+ROLLBACK;
