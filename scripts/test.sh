@@ -3,7 +3,8 @@
 #   unit      #[pg_test] units (cargo pgrx test, in a cluster of pgrx's own, as the postgres user)
 #   contract  the pg_regress suite (tests/pg_regress), against scratch clusters
 #   isolation the concurrency specs (tests/isolation), with PGXS's pg_isolation_regress
-#   security  the adversarial pgTAP suite (tests/pgtap), as an application role and as a table owner
+#   security  pgTAP (tests/pgtap: cross-tenant attacks as an application role and as a table owner, the
+#             hardened context, catalog checks, bad input), the Rust fuzzers, PgBouncer, sqlsmith (tests/security)
 #   e2e       end-to-end scripts (tests/e2e/*.sh), each starting and stopping its own clusters
 # Every layer runs even when an earlier one failed; the exit status is non-zero if any failed.
 # Run one layer with: scripts/test.sh unit|contract|isolation|security|e2e
@@ -53,10 +54,11 @@ run() {  # name, command...
   fi
 }
 
-unit_tests() {
+# cargo pgrx test in a cluster of pgrx's own, as the postgres user; an argument filters the tests by name.
+pgrx_tests() {
   local d; d=$(mktemp -d)
   chown postgres "$d"
-  cargo pgrx test pg15 --runas postgres --pgdata "$d/pgdata"
+  cargo pgrx test pg15 "$@" --runas postgres --pgdata "$d/pgdata"
   local rc=$?
   rm -rf "$d"
   return $rc
@@ -64,7 +66,7 @@ unit_tests() {
 
 for layer in "${layers[@]}"; do
   case $layer in
-    unit) run "unit: #[pg_test]" unit_tests ;;
+    unit) run "unit: #[pg_test]" pgrx_tests ;;
     contract)
       # pgrx test installs its own test build of the library; install the real one for the SQL layers.
       scripts/install.sh || exit 1
@@ -73,8 +75,11 @@ for layer in "${layers[@]}"; do
       scripts/install.sh || exit 1
       run "isolation: pg_isolation_regress" tests/isolation/run.sh ;;
     security)
+      # docs/SECURITY.md: the whole security suite, re-runnable alone with `scripts/test.sh security`.
       scripts/install.sh || exit 1
-      run "security: pgTAP" tests/pgtap/run.sh ;;
+      run "security: pgTAP" tests/pgtap/run.sh
+      run "security: fuzz (src/fuzz_tests.rs)" pgrx_tests fuzz
+      for t in tests/security/*.sh; do run "security: $(basename "$t" .sh)" "$t"; done ;;
     e2e)
       scripts/install.sh || exit 1
       for t in tests/e2e/*.sh; do run "e2e: $(basename "$t" .sh)" "$t"; done ;;

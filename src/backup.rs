@@ -184,7 +184,7 @@ fn malformed(path: &str, problem: &str) -> ! {
     )
 }
 
-fn is_numeric(s: &str) -> bool {
+pub(crate) fn is_numeric(s: &str) -> bool {
     let s = s.strip_prefix(['+', '-']).unwrap_or(s);
     let (mantissa, exponent) = match s.split_once(['e', 'E']) {
         Some((m, e)) => (m, Some(e.strip_prefix(['+', '-']).unwrap_or(e))),
@@ -200,7 +200,7 @@ fn is_numeric(s: &str) -> bool {
 
 /// Dates and timestamps as PostgreSQL's JSON writes them (`2026-11-29`, `2026-11-29T01:17:50.81+00:00`);
 /// the cast on import checks the values themselves.
-fn is_date_like(s: &str, with_time: bool) -> bool {
+pub(crate) fn is_date_like(s: &str, with_time: bool) -> bool {
     let b = s.as_bytes();
     let date = b.len() >= 10 && b[..4].iter().all(u8::is_ascii_digit) && b[4] == b'-' && b[7] == b'-';
     date && (if with_time { true } else { b.len() == 10 })

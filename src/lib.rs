@@ -20,6 +20,8 @@ mod tenant;
 mod tenant_switch;
 #[cfg(any(test, feature = "pg_test"))]
 mod test_support;
+#[cfg(test)]
+mod fuzz_tests;
 
 ::pgrx::pg_module_magic!(name, version);
 
