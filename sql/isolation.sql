@@ -17,6 +17,12 @@ AS $$
 DECLARE
     filled bigint;
     total bigint := 0;
+    pages bigint;
+    rows_per_page numeric;
+    step bigint;
+    first_page bigint := 0;
+    lo tid;
+    hi tid;
 BEGIN
     IF tbl IS NULL OR backfill_org IS NULL OR org_column IS NULL OR coalesce(batch_size, 0) < 1 THEN
         RAISE EXCEPTION 'backfill_org_column needs a table, an organization, a column and a positive batch size'
@@ -25,8 +31,24 @@ BEGIN
     IF NOT EXISTS (SELECT FROM inventory.organizations WHERE id = backfill_org) THEN
         RAISE EXCEPTION 'backfill_org % names no organization', backfill_org USING ERRCODE = '22023';
     END IF;
+    -- Walk the table once, a range of pages at a time (a TID range scan: each batch reads only its
+    -- pages, so the whole backfill is one pass however big the table).
+    pages := pg_catalog.pg_relation_size(tbl) / pg_catalog.current_setting('block_size')::int;
+    SELECT CASE WHEN c.relpages > 0 AND c.reltuples > 0 THEN c.reltuples / c.relpages ELSE 100 END
+      INTO rows_per_page FROM pg_catalog.pg_class c WHERE c.oid = tbl;
+    step := greatest(1, ceil(batch_size / rows_per_page));
+    WHILE first_page < pages LOOP
+        lo := format('(%s,0)', first_page)::tid;
+        hi := format('(%s,0)', first_page + step)::tid;
+        EXECUTE format('UPDATE %s SET %I = $1 WHERE ctid >= $2 AND ctid < $3 AND %I IS NULL', tbl, org_column, org_column)
+            USING backfill_org, lo, hi;
+        GET DIAGNOSTICS filled = ROW_COUNT;
+        total := total + filled;
+        first_page := first_page + step;
+        COMMIT;
+    END LOOP;
+    -- Rows still NULL: versions that moved past the walk while it ran (an UPDATE by the application).
     LOOP
-        -- ctid batches: each one a short transaction on rows still NULL.
         EXECUTE format(
             'UPDATE %s SET %I = $1 WHERE ctid = ANY (ARRAY(SELECT ctid FROM %s WHERE %I IS NULL LIMIT $2)) AND %I IS NULL',
             tbl, org_column, tbl, org_column, org_column)

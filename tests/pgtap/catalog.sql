@@ -35,7 +35,7 @@ SELECT is(ARRAY(SELECT signature || ': ' || statement FROM dynamic_sql
 -- whose text form PostgreSQL quotes. The list is what was reviewed; a new %s makes this test fail.
 SELECT is(ARRAY(SELECT signature || ' ' || count(*) FROM dynamic_sql, regexp_matches(statement, '%s', 'g')
                  GROUP BY signature ORDER BY 1),
-          ARRAY['inventory.backfill_org_column(regclass,uuid,name,integer) 2',
+          ARRAY['inventory.backfill_org_column(regclass,uuid,name,integer) 3',
                 'inventory.grant_app_access(regrole) 7'],
           '%s appears only where a regclass (backfill_org_column: tbl) or a regrole (grant_app_access: role) is interpolated');
 SELECT is(ARRAY(SELECT c.oid::regclass::text

@@ -3,6 +3,11 @@
 
 A block fenced as ```sql must succeed. A block fenced as ```sql fails SQLSTATE must fail, and with that
 SQLSTATE. The script stops (psql exits non-zero) at the first block that does otherwise, and says which.
+
+    sql_blocks.py PAGE.md [--from HEADING] [--until HEADING]
+
+runs only the blocks after the heading that contains the text given with --from, and before the one
+given with --until (an end-to-end test runs a guide in parts, and acts between them).
 """
 import re
 import sys
@@ -26,10 +31,24 @@ def blocks(markdown):
         sys.exit(f"unterminated ```sql block at line {start}")
 
 
-def script(path):
+def part(markdown, start, until):
+    """The lines between the heading containing `start` and the one containing `until` (blank lines
+    stand in for the others, so that line numbers stay those of the page)."""
+    lines, keep = markdown.splitlines(), start is None
+    out = []
+    for line in lines:
+        if line.startswith("#") and start is not None and start in line:
+            keep = True
+        if line.startswith("#") and until is not None and until in line:
+            keep = False
+        out.append(line if keep else "")
+    return "\n".join(out)
+
+
+def script(path, start=None, until=None):
     out = ["\\set ON_ERROR_STOP 1", "\\set VERBOSITY default"]
     count = 0
-    for line, expected, sql in blocks(open(path, encoding="utf-8").read()):
+    for line, expected, sql in blocks(part(open(path, encoding="utf-8").read(), start, until)):
         count += 1
         where = f"{path}:{line}"
         out.append(f"\\echo '-- block at {where}'")
@@ -53,4 +72,9 @@ def script(path):
 
 
 if __name__ == "__main__":
-    sys.stdout.write(script(sys.argv[1]))
+    args = sys.argv[1:]
+    options = {"--from": None, "--until": None}
+    while len(args) > 1 and args[-2] in options:
+        options[args[-2]] = args[-1]
+        args = args[:-2]
+    sys.stdout.write(script(args[0], options["--from"], options["--until"]))
