@@ -7,12 +7,9 @@
 # Usage: bench/balances.sh [bulk rows, default 1000000] [seconds per pgbench run, default 15]
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-repo=$(cd "$here/.." && pwd)
 rows=${1:-1000000}
 seconds=${2:-15}
-"$repo/scripts/setup.sh" >/dev/null
-INVENTORY_RELEASE=1 "$repo/scripts/install.sh"
-source "$repo/tests/harness/cluster.sh"
+source "$here/common.sh"
 cluster_start bench "shared_buffers = '1GB'" "max_wal_size = '4GB'" "checkpoint_timeout = '30min'"
 eval "$(cluster_env bench)"
 tmp=$(mktemp -d)

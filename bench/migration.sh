@@ -5,11 +5,8 @@
 # Usage: bench/migration.sh [ledger rows, default 10000000]
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-repo=$(cd "$here/.." && pwd)
 rows=${1:-10000000}
-"$repo/scripts/setup.sh" >/dev/null
-INVENTORY_RELEASE=1 "$repo/scripts/install.sh"
-source "$repo/tests/harness/cluster.sh"
+source "$here/common.sh"
 harness_workdir
 cluster_start migbench "shared_buffers = '2GB'" "max_wal_size = '16GB'" "maintenance_work_mem = '512MB'" "checkpoint_timeout = '30min'"
 cluster_psql migbench -q -d postgres -c "CREATE DATABASE shop"

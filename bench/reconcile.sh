@@ -7,11 +7,8 @@
 # Usage: bench/reconcile.sh [ledger rows, default 10000000]
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-repo=$(cd "$here/.." && pwd)
 rows=${1:-10000000}
-"$repo/scripts/setup.sh" >/dev/null
-INVENTORY_RELEASE=1 "$repo/scripts/install.sh"
-source "$repo/tests/harness/cluster.sh"
+source "$here/common.sh"
 cluster_start reconbench "shared_buffers = '2GB'" "max_wal_size = '8GB'" "work_mem = '64MB'"
 psql_q() { cluster_psql reconbench -d postgres -X -qAt "$@"; }
 

@@ -8,12 +8,9 @@
 # Usage: bench/rls_overhead.sh [seconds per run, default 15] [clients, default 2]
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-repo=$(cd "$here/.." && pwd)
 seconds=${1:-15}
 clients=${2:-2}
-"$repo/scripts/setup.sh" >/dev/null
-INVENTORY_RELEASE=1 "$repo/scripts/install.sh"
-source "$repo/tests/harness/cluster.sh"
+source "$here/common.sh"
 cluster_start bench "shared_buffers = '512MB'"
 eval "$(cluster_env bench)"
 cluster_psql bench -q -d postgres >/dev/null <<'SQL'

@@ -12,12 +12,9 @@
 # Usage: bench/trigger_shape.sh [rounds, default 5] [seconds per run, default 8]
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-repo=$(cd "$here/.." && pwd)
 rounds=${1:-5}
 seconds=${2:-8}
-"$repo/scripts/setup.sh" >/dev/null
-INVENTORY_RELEASE=1 "$repo/scripts/install.sh"
-source "$repo/tests/harness/cluster.sh"
+source "$here/common.sh"
 cluster_start shape "shared_buffers = '1GB'" "max_wal_size = '4GB'"
 eval "$(cluster_env shape)"
 tmp=$(mktemp -d)
