@@ -124,8 +124,7 @@ fn ledgers_to_check(only: Option<pg_sys::Oid>, org: Option<Uuid>) -> Vec<Registe
         not_tracked()
     }
     let admin = tenant::caller_bypasses_rls();
-    // SAFETY: reading the backend's own state.
-    let caller = unsafe { pg_sys::GetOuterUserId() };
+    let caller = tenant::caller();
     all.into_iter()
         .filter(|r| {
             if org.is_some() && r.org.is_none() {
@@ -154,8 +153,7 @@ fn ledgers_to_check(only: Option<pg_sys::Oid>, org: Option<Uuid>) -> Vec<Registe
 }
 
 fn start_run(org: Option<Uuid>, tolerance: &str, auto_correct: bool) -> i64 {
-    // SAFETY: reading the backend's own state.
-    let caller = unsafe { pg_sys::GetOuterUserId() };
+    let caller = tenant::caller();
     Spi::get_one_with_args::<i64>(
         "INSERT INTO inventory.reconcile_runs (org_id, tolerance, auto_correct, run_by)
          VALUES ($1, $2::numeric, $3, (SELECT rolname FROM pg_roles WHERE oid = $4)) RETURNING id",

@@ -20,15 +20,18 @@ pub fn current() -> Option<Uuid> {
     org_id_in(&ORG_ID, ORG_ID_NAME).or_else(|| org_id_in(&DEFAULT_ORG_ID, DEFAULT_ORG_ID_NAME))
 }
 
-/// Whether the session's role (after SET ROLE) is one that row-level security does not apply to: a
-/// superuser or a BYPASSRLS role. Inside a SECURITY DEFINER function `current_user` is the function's
-/// owner, so the caller is the outer user.
+/// The session's role (after SET ROLE): inside a SECURITY DEFINER function `current_user` is the
+/// function's owner, so whoever called it is the outer user.
+pub fn caller() -> pg_sys::Oid {
+    // SAFETY: reads the backend's own state.
+    unsafe { pg_sys::GetOuterUserId() }
+}
+
+/// Whether the caller is one that row-level security does not apply to: a superuser or a BYPASSRLS role.
 pub fn caller_bypasses_rls() -> bool {
-    // SAFETY: plain catalog lookups on the backend's own state.
-    unsafe {
-        let caller = pg_sys::GetOuterUserId();
-        pg_sys::superuser_arg(caller) || pg_sys::has_bypassrls_privilege(caller)
-    }
+    let caller = caller();
+    // SAFETY: plain catalog lookups for a role OID.
+    unsafe { pg_sys::superuser_arg(caller) || pg_sys::has_bypassrls_privilege(caller) }
 }
 
 /// The organization a setting names, or none when it is empty. Text that is not a UUID raises 22P02

@@ -12,6 +12,7 @@
 
 use crate::errors;
 use crate::guc::{self, ORG_ID, ORG_ID_NAME};
+use crate::tenant::caller;
 use pgrx::pg_sys::errcodes::PgSqlErrorCode;
 use pgrx::prelude::*;
 use pgrx::spi::quote_identifier;
@@ -25,12 +26,6 @@ pub fn may_choose(role: pg_sys::Oid) -> bool {
             || pg_sys::pg_parameter_aclcheck(ORG_ID_NAME.as_ptr(), role, pg_sys::ACL_SET as pg_sys::AclMode)
                 == pg_sys::AclResult::ACLCHECK_OK
     }
-}
-
-/// The session's role (after SET ROLE): inside a SECURITY DEFINER function `current_user` is its owner.
-fn caller() -> pg_sys::Oid {
-    // SAFETY: reads the backend's own state.
-    unsafe { pg_sys::GetOuterUserId() }
 }
 
 /// 42501 unless the caller may choose its tenant (set_org, set_org_by_subdomain, resolve_org by id or host).
