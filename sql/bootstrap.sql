@@ -49,6 +49,9 @@ CREATE TABLE inventory.tracked_ledgers (
     qty_column    name NOT NULL,
     id_column     name,
     org_column    name,
+    -- The negative-stock rule: 'items.allow_negative' (the built-in ledger: the item decides), 'refuse'
+    -- (track_balances(…, allow_negative => false)) or NULL (negative balances allowed).
+    negative_rule text CHECK (negative_rule IN ('items.allow_negative', 'refuse')),
     builtin       boolean NOT NULL DEFAULT false,
     tracked_at    timestamptz NOT NULL DEFAULT now()
 );

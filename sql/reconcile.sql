@@ -13,7 +13,9 @@ CREATE TABLE inventory.reconcile_runs (
     corrected    bigint NOT NULL DEFAULT 0,
     flagged      bigint NOT NULL DEFAULT 0,
     status       text NOT NULL DEFAULT 'running'
-                 CHECK (status IN ('running', 'clean', 'corrected', 'flagged')),
+                 CHECK (status IN ('running', 'clean', 'corrected', 'flagged', 'skipped')),
+    -- Why a run was skipped (it could not start within inventory.maintenance_lock_timeout).
+    detail       text,
     org_id       uuid,
     tolerance    numeric NOT NULL,
     auto_correct boolean NOT NULL,

@@ -16,6 +16,12 @@ use std::ffi::{c_char, c_void, CStr, CString};
 
 pub static ORG_ID: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 pub static DEFAULT_ORG_ID: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+/// How long maintenance (reconcile, rebuild_balances) waits for another session's locks (maintenance.rs).
+pub static MAINTENANCE_LOCK_TIMEOUT: GucSetting<i32> = GucSetting::<i32>::new(30_000);
+
+pub fn maintenance_lock_timeout_ms() -> i32 {
+    MAINTENANCE_LOCK_TIMEOUT.get()
+}
 
 pub const ORG_ID_NAME: &CStr = c"app.org_id";
 pub const DEFAULT_ORG_ID_NAME: &CStr = c"inventory.default_org_id";
@@ -64,6 +70,16 @@ pub fn init() {
             Some(check_org_id),
             None,
             None,
+        );
+        GucRegistry::define_int_guc(
+            c"inventory.maintenance_lock_timeout",
+            c"How long reconcile and rebuild_balances wait for locks other sessions hold.",
+            c"A scheduled reconcile that cannot start within it records a skipped run; other waits fail with 55P03.",
+            &MAINTENANCE_LOCK_TIMEOUT,
+            1,
+            3_600_000,
+            GucContext::Userset,
+            GucFlags::UNIT_MS,
         );
         pg_sys::MarkGUCPrefixReserved(c"inventory".as_ptr());
     }

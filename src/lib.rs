@@ -12,12 +12,14 @@ mod errors;
 mod guc;
 mod host;
 mod isolation;
+mod maintenance;
 mod organizations;
 mod reconcile;
 mod spi_util;
 mod sql_types;
 mod tenant;
 mod tenant_switch;
+mod trust;
 #[cfg(any(test, feature = "pg_test"))]
 mod test_support;
 #[cfg(test)]
@@ -30,7 +32,7 @@ extension_sql_file!("../sql/isolation.sql", name = "isolation");
 extension_sql_file!(
     "../sql/ledger.sql",
     name = "ledger",
-    requires = [isolation::enable_tenant_isolation, balances::track_balances, balances::balance_maintenance, balances::append_only_guard]
+    requires = [isolation::enable_tenant_isolation, balances::track_balances, "trigger_functions"]
 );
 extension_sql_file!(
     "../sql/reconcile.sql",
@@ -43,6 +45,11 @@ extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     guc::init();
+    // SAFETY: registering backend-local callbacks once per process, from _PG_init.
+    unsafe {
+        pg_sys::RegisterXactCallback(Some(tenant_switch::forget_entered_tenant), std::ptr::null_mut());
+        pg_sys::CacheRegisterRelcacheCallback(Some(balances::trigger::relation_changed), pg_sys::Datum::from(0));
+    }
 }
 
 /// Required by `cargo pgrx test`.

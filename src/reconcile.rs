@@ -19,7 +19,9 @@
 //! Run it in READ COMMITTED (pg_cron does). Under REPEATABLE READ a correction that meets a concurrent
 //! posting fails with a serialization error instead, and loses nothing either.
 
-use crate::balances::{not_tracked, registered, Registered};
+use crate::balances::{not_tracked, registered, tenants_to_cover, Registered};
+use crate::maintenance;
+use crate::trust::{self, Upkeep};
 use crate::errors;
 use crate::spi_util::{one_text, rows};
 use crate::sql_types::RegClass;
@@ -51,8 +53,9 @@ struct Totals {
 }
 
 impl Totals {
-    fn status(&self) -> &'static str {
+    fn status(&self, skipped: bool) -> &'static str {
         match (self.findings, self.flagged) {
+            _ if skipped => "skipped",
             (0, _) => "clean",
             (_, 0) => "corrected",
             _ => "flagged",
@@ -81,29 +84,70 @@ fn reconcile_run(
     };
     let org = scope(only_org);
     let ledgers = ledgers_to_check(only_ledger.map(|RegClass(oid)| oid), org);
-    let run_id = start_run(org, &tolerance, auto_correct);
-    let mut totals = Totals::default();
-    for ledger in &ledgers {
-        ledger.lock_for_maintenance();
-        let (keys_checked, findings) = survey(ledger, org, &tolerance, auto_correct);
-        record(run_id, ledger, &findings);
-        correct(run_id, ledger);
-        totals.ledgers += 1;
-        totals.keys_checked += keys_checked;
-        totals.findings += findings.len() as i64;
-        totals.corrected += findings.iter().filter(|f| f.action.as_deref() == Some("corrected")).count() as i64;
+    maintenance::with_bounded_waits(|| {
+        // Every covered ledger's maintenance lock first, in OID order, each waiting at most
+        // inventory.maintenance_lock_timeout: a run that cannot start is recorded as skipped.
+        let busy = ledgers.iter().find(|ledger| !ledger.try_lock_for_maintenance());
+        let run_id = start_run(org, &tolerance, auto_correct);
+        if let Some(busy) = busy {
+            let reason = format!(
+                "could not start within inventory.maintenance_lock_timeout ({} ms): another session is reconciling \
+                 or rebuilding the balances of {}",
+                crate::guc::maintenance_lock_timeout_ms(),
+                busy.ledger_name
+            );
+            finish_run(run_id, org, &Totals::default(), Some(&reason));
+            return run_id;
+        }
+        let mut totals = Totals::default();
+        for ledger in &ledgers {
+            let upkeep = trust::upkeep_for(ledger.ledger, ledger.balance_oid);
+            let tenants = tenants_to_cover(ledger, upkeep, org);
+            let mut surveyed = Vec::new();
+            for tenant in &tenants {
+                let (keys_checked, findings) = trust::run(upkeep, || {
+                    enter_tenant(upkeep, tenant.as_deref());
+                    survey(ledger, tenant.as_deref(), &tolerance, auto_correct)
+                });
+                totals.keys_checked += keys_checked;
+                surveyed.push((tenant, findings));
+            }
+            for (_, findings) in &surveyed {
+                record(run_id, ledger, findings);
+            }
+            for (tenant, findings) in &surveyed {
+                let corrections: Vec<&Finding> = findings.iter().filter(|f| f.action.as_deref() == Some("corrected")).collect();
+                if !corrections.is_empty() {
+                    trust::run(upkeep, || {
+                        enter_tenant(upkeep, tenant.as_deref());
+                        correct(ledger, &corrections)
+                    });
+                }
+                totals.findings += findings.len() as i64;
+                totals.corrected += corrections.len() as i64;
+            }
+            totals.ledgers += 1;
+        }
+        totals.flagged = totals.findings - totals.corrected;
+        finish_run(run_id, org, &totals, None);
+        run_id
+    })
+}
+
+/// Inside `trust::run` for an owner: the tenant whose rows the owner may now read and write.
+fn enter_tenant(upkeep: Upkeep, tenant: Option<&str>) {
+    if let (Upkeep::Owner(_), Some(tenant)) = (upkeep, tenant) {
+        trust::with_tenant(tenant);
     }
-    totals.flagged = totals.findings - totals.corrected;
-    finish_run(run_id, org, &totals);
-    run_id
 }
 
 /// Which tenant the run covers (`None`: all). Administrators (superusers, BYPASSRLS roles) choose with
-/// `only_org`, else the tenant context, else all tenants. Anyone else needs a tenant context and covers
-/// that tenant only.
+/// `only_org`, else the tenant they set (`app.org_id`), else all tenants: the migration fallback
+/// `inventory.default_org_id` never narrows an administrator's run (a pg_cron job during a migration
+/// covers every tenant). Anyone else needs a tenant context and covers that tenant only.
 fn scope(only_org: Option<Uuid>) -> Option<Uuid> {
     if tenant::caller_bypasses_rls() {
-        return only_org.or_else(tenant::current);
+        return only_org.or_else(tenant::explicit);
     }
     let Some(current) = tenant::current() else { errors::no_tenant_context() };
     match only_org {
@@ -163,26 +207,30 @@ fn start_run(org: Option<Uuid>, tolerance: &str, auto_correct: bool) -> i64 {
     .expect("a run id")
 }
 
-/// Records the run's counts and status; when anything was flagged, sends one NOTIFY (delivered at
-/// commit) whose payload is also kept in the run row.
-fn finish_run(run_id: i64, org: Option<Uuid>, totals: &Totals) {
-    let payload = (totals.flagged > 0).then(|| {
-        serde_json::json!({
+/// Records the run's counts and status (or why it was skipped); when anything was flagged, or the run
+/// was skipped, sends one NOTIFY (delivered at commit) whose payload is also kept in the run row.
+fn finish_run(run_id: i64, org: Option<Uuid>, totals: &Totals, skipped: Option<&str>) {
+    let status = totals.status(skipped.is_some());
+    let payload = (totals.flagged > 0 || skipped.is_some()).then(|| {
+        let mut payload = serde_json::json!({
             "run_id": run_id,
             "org_id": org.map(|o| o.to_string()),
-            "status": totals.status(),
+            "status": status,
             "ledgers": totals.ledgers,
             "keys_checked": totals.keys_checked,
             "findings": totals.findings,
             "corrected": totals.corrected,
             "flagged": totals.flagged,
-        })
-        .to_string()
+        });
+        if let Some(reason) = skipped {
+            payload["detail"] = reason.into();
+        }
+        payload.to_string()
     });
     Spi::run_with_args(
         "UPDATE inventory.reconcile_runs
             SET finished_at = clock_timestamp(), ledgers = $2, keys_checked = $3, findings = $4,
-                corrected = $5, flagged = $6, status = $7, notification = $8::jsonb
+                corrected = $5, flagged = $6, status = $7, notification = $8::jsonb, detail = $9
           WHERE id = $1",
         &[
             run_id.into(),
@@ -191,13 +239,15 @@ fn finish_run(run_id: i64, org: Option<Uuid>, totals: &Totals) {
             totals.findings.into(),
             totals.corrected.into(),
             totals.flagged.into(),
-            totals.status().into(),
+            status.into(),
             payload.clone().into(),
+            skipped.into(),
         ],
     )
-    .expect("recording the run failed");
+    .unwrap_or_else(|e| panic!("recording the run failed: {e}"));
     if let Some(payload) = payload {
-        Spi::run_with_args("SELECT pg_notify('inventory_reconcile', $1)", &[payload.into()]).expect("NOTIFY failed");
+        Spi::run_with_args("SELECT pg_notify('inventory_reconcile', $1)", &[payload.into()])
+            .unwrap_or_else(|e| panic!("NOTIFY failed: {e}"));
     }
 }
 
@@ -305,11 +355,11 @@ fn survey_sql(ledger: &Registered, org_filter: bool) -> String {
     )
 }
 
-fn survey(ledger: &Registered, org: Option<Uuid>, tolerance: &str, auto_correct: bool) -> (i64, Vec<Finding>) {
+fn survey(ledger: &Registered, tenant: Option<&str>, tolerance: &str, auto_correct: bool) -> (i64, Vec<Finding>) {
     let mut args = vec![tolerance.into(), auto_correct.into()];
-    let sql = survey_sql(ledger, org.is_some());
-    if org.is_some() {
-        args.push(org.into());
+    let sql = survey_sql(ledger, tenant.is_some() && ledger.org.is_some());
+    if let (Some(tenant), Some(_)) = (tenant, &ledger.org) {
+        args.push(tenant.into());
     }
     let mut keys_checked = 0;
     let findings = rows(&sql, &args, |r| {
@@ -356,20 +406,23 @@ fn record(run_id: i64, ledger: &Registered, findings: &[Finding]) {
     .expect("recording findings failed");
 }
 
-/// Applies the run's corrections to one ledger's balances: lock (in key order), delete orphans that
-/// are still as surveyed, apply the difference to drift and to orphans that changed, insert missing rows.
-fn correct(run_id: i64, ledger: &Registered) {
+/// Applies corrections to one ledger's balances: lock (in key order), delete orphans that are still as
+/// surveyed, apply the difference to drift and to orphans that changed, insert missing rows. The
+/// corrections travel as parameters (not read back from inventory.reconcile_findings), so that this
+/// can run as the tables' owner (`trust::run`), who may not read the run history.
+fn correct(ledger: &Registered, corrections: &[&Finding]) {
     let org_part = ledger
         .org
         .as_deref()
-        .map(|o| format!(" || jsonb_build_object({}, f.org_id)", quote_literal(o)))
+        .map(|o| format!(" || jsonb_build_object({}, f.org::uuid)", quote_literal(o)))
         .unwrap_or_default();
     let fix = format!(
         "WITH fix AS (
-            SELECT f.kind, f.expected, f.actual, f.variance, f.last_ledger_id, {rec_keys}
-              FROM inventory.reconcile_findings f
-             CROSS JOIN LATERAL jsonb_populate_record(NULL::{balance}, f.key{org_part}) AS rec
-             WHERE f.run_id = $1 AND f.ledger = $2::regclass AND f.action = 'corrected')",
+            SELECT f.kind, f.expected::numeric AS expected, f.actual::numeric AS actual,
+                   f.variance::numeric AS variance, f.last_id::bigint AS last_ledger_id, {rec_keys}
+              FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[])
+                   AS f(kind, key, org, expected, actual, variance, last_id)
+             CROSS JOIN LATERAL jsonb_populate_record(NULL::{balance}, f.key::jsonb{org_part}) AS rec)",
         rec_keys = ledger.key_list("rec."),
         balance = ledger.balance_name,
     );
@@ -404,8 +457,19 @@ fn correct(run_id: i64, ledger: &Registered) {
              ON CONFLICT ({keys}) DO UPDATE SET qty = b.qty + excluded.qty{touch_insert}"
         ),
     ];
+    let column = |f: fn(&Finding) -> &Option<String>| corrections.iter().map(|x| f(x).clone()).collect::<Vec<_>>();
+    let args = [
+        column(|f| &f.kind),
+        column(|f| &f.key),
+        column(|f| &f.org),
+        column(|f| &f.expected),
+        column(|f| &f.actual),
+        column(|f| &f.variance),
+        column(|f| &f.last_id),
+    ];
     for sql in statements {
-        Spi::run_with_args(&sql, &[run_id.into(), ledger.ledger.into()]).unwrap_or_else(|e| panic!("{sql}: {e}"));
+        let args: Vec<pgrx::datum::DatumWithOid> = args.iter().map(|a| Some(a.clone()).into()).collect();
+        Spi::run_with_args(&sql, &args).unwrap_or_else(|e| panic!("{e}"));
     }
 }
 

@@ -17,7 +17,13 @@ use std::ffi::{CStr, CString};
 
 /// The tenant: `app.org_id`, else `inventory.default_org_id`, else none.
 pub fn current() -> Option<Uuid> {
-    org_id_in(&ORG_ID, ORG_ID_NAME).or_else(|| org_id_in(&DEFAULT_ORG_ID, DEFAULT_ORG_ID_NAME))
+    explicit().or_else(|| org_id_in(&DEFAULT_ORG_ID, DEFAULT_ORG_ID_NAME))
+}
+
+/// The tenant this transaction set itself (`app.org_id`), without the migration fallback
+/// `inventory.default_org_id`: what narrows an administrator's maintenance run.
+pub fn explicit() -> Option<Uuid> {
+    org_id_in(&ORG_ID, ORG_ID_NAME)
 }
 
 /// The session's role (after SET ROLE): inside a SECURITY DEFINER function `current_user` is the
@@ -135,11 +141,11 @@ fn resolve_org(
         None => None,
     };
     if let Some(subdomain) = subdomain {
+        // Asked before the lookup: for a role that may not choose its tenant an active, an inactive and
+        // an unknown subdomain must all give the same answer, or the error would say which exist.
+        tenant_switch::require_choice();
         match organizations::find_by_subdomain(&subdomain) {
-            Found::Active(id) => {
-                tenant_switch::require_choice();
-                return set_for_transaction(id);
-            }
+            Found::Active(id) => return set_for_transaction(id),
             Found::Inactive => errors::invalid_tenant_credentials(),
             Found::Nothing => {}
         }

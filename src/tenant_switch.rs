@@ -17,6 +17,7 @@ use pgrx::pg_sys::errcodes::PgSqlErrorCode;
 use pgrx::prelude::*;
 use pgrx::spi::quote_identifier;
 use pgrx::Uuid;
+use std::cell::Cell;
 
 /// Whether `role` may choose its tenant: a superuser, or a role with SET on `app.org_id`.
 pub fn may_choose(role: pg_sys::Oid) -> bool {
@@ -40,20 +41,42 @@ pub fn require_choice() {
     }
 }
 
-/// 42501 when a caller that may not choose its tenant already has one other than `org_id` in this
-/// transaction: a second API key does not switch tenants.
+thread_local! {
+    /// The tenant that a role which may not choose its tenant entered in this transaction (by API key).
+    /// Kept in backend memory, not only in `app.org_id`, because the setting can be emptied by routes
+    /// that need no privilege (`RESET ALL`, `DISCARD`-like resets, a function's SET clause ending): the
+    /// transaction stays bound to its first tenant whatever happens to the setting. Forgotten when the
+    /// transaction ends (`forget_entered_tenant`, a transaction callback), so nothing outlives it.
+    static ENTERED: Cell<Option<[u8; 16]>> = const { Cell::new(None) };
+}
+
+/// Transaction callback (registered in `_PG_init`): the transaction is over, so is its tenant.
+#[pg_guard]
+pub unsafe extern "C-unwind" fn forget_entered_tenant(event: pg_sys::XactEvent::Type, _arg: *mut std::ffi::c_void) {
+    use pg_sys::XactEvent::*;
+    if matches!(event, XACT_EVENT_COMMIT | XACT_EVENT_ABORT | XACT_EVENT_PREPARE | XACT_EVENT_PARALLEL_COMMIT | XACT_EVENT_PARALLEL_ABORT) {
+        ENTERED.with(|e| e.set(None));
+    }
+}
+
+/// 42501 when a caller that may not choose its tenant already entered one other than `org_id` in this
+/// transaction (or has one in `app.org_id`): a second API key does not switch tenants, whatever reset
+/// the setting in between. Otherwise records `org_id` as the transaction's tenant.
 pub fn refuse_switch_to(org_id: Uuid) {
     if may_choose(caller()) {
         return;
     }
+    let wanted = *org_id.as_bytes();
     let current = guc::parse_org_id(&guc::text_of(&ORG_ID)).ok().flatten();
-    if current.is_some_and(|c| c != *org_id.as_bytes()) {
+    let entered = ENTERED.with(|e| e.get());
+    if current.is_some_and(|c| c != wanted) || entered.is_some_and(|e| e != wanted) {
         errors::raise(
             PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
             "this role already has a tenant in this transaction and may not switch to another",
             "Commit or roll back first; each transaction acts for one tenant.",
         )
     }
+    ENTERED.with(|e| e.set(Some(wanted)));
 }
 
 /// The role clause of GRANT/REVOKE: PUBLIC, or the role's quoted name.

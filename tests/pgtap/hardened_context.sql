@@ -5,12 +5,15 @@
 \set A '''aaaaaaaa-0000-4000-8000-000000000001'''
 \set B '''bbbbbbbb-0000-4000-8000-000000000002'''
 BEGIN;
-SELECT plan(24);
+SELECT plan(35);
 SELECT inventory.revoke_tenant_switch('public');
 SELECT inventory.rotate_api_key(:A) AS a_key \gset
 SELECT inventory.rotate_api_key(:B) AS b_key \gset
 -- A schema of its own, so that CREATE FUNCTION fails on the SET clause and not on a missing privilege.
 CREATE SCHEMA evil AUTHORIZATION adv_app;
+-- An inactive organization with a subdomain, for the subdomain oracle.
+INSERT INTO inventory.organizations (id, name, subdomain, active)
+VALUES ('cccccccc-0000-4000-8000-000000000003', 'Tenant C', 'tenant-c', false);
 -- A function someone privileged created with a SET clause, executable by the application.
 CREATE FUNCTION public.as_tenant_a() RETURNS text LANGUAGE sql SET app.org_id = 'aaaaaaaa-0000-4000-8000-000000000001'
     AS $$ SELECT current_setting('app.org_id') $$;
@@ -31,6 +34,18 @@ SELECT throws_ok(format('SELECT inventory.set_org(%L)', :A), '42501', NULL, 'set
 SELECT throws_ok($$SELECT inventory.set_org_by_subdomain('tenant-a')$$, '42501', NULL, 'set_org_by_subdomain is refused');
 SELECT throws_ok(format('SELECT inventory.resolve_org(%L)', :A), '42501', NULL, 'resolve_org by id is refused');
 SELECT throws_ok($$SELECT inventory.resolve_org(host => 'tenant-a.example.com')$$, '42501', NULL, 'resolve_org by host is refused');
+-- No oracle: an active, an inactive and an unknown subdomain give one SQLSTATE and one message.
+\set refused '\'this role may not choose its tenant (inventory.revoke_tenant_switch)\''
+SELECT throws_ok($$SELECT inventory.resolve_org(host => 'tenant-a.example.com')$$, '42501', :refused,
+                 'resolve_org: an active subdomain');
+SELECT throws_ok($$SELECT inventory.resolve_org(host => 'tenant-c.example.com')$$, '42501', :refused,
+                 'resolve_org: an inactive subdomain, the same answer');
+SELECT throws_ok($$SELECT inventory.resolve_org(host => 'nobody.example.com')$$, '42501', :refused,
+                 'resolve_org: an unknown subdomain, the same answer');
+SELECT throws_ok($$SELECT inventory.set_org_by_subdomain('tenant-c')$$, '42501', :refused,
+                 'set_org_by_subdomain: an inactive subdomain, the same answer');
+SELECT throws_ok($$SELECT inventory.set_org_by_subdomain('nobody')$$, '42501', :refused,
+                 'set_org_by_subdomain: an unknown subdomain, the same answer');
 SELECT is(inventory.current_org_id(), NULL, 'after every refused attempt there is still no tenant');
 SELECT is((SELECT count(*) FROM adv.items), 0::bigint, 'and nothing is visible');
 
@@ -44,6 +59,21 @@ SELECT throws_ok(format('SELECT inventory.resolve_org(api_key => %L)', :'b_key')
                  'nor does resolve_org with the other key');
 SELECT throws_ok(format('SET LOCAL app.org_id = %L', :B), '42501', NULL, 'and SET LOCAL cannot switch either');
 SELECT is(inventory.current_org_id(), :A::uuid, 'the tenant is still the key''s');
+
+-- Whatever empties the setting, the transaction stays bound to the key's tenant.
+RESET ALL;
+SELECT is(inventory.current_org_id(), NULL, 'RESET ALL empties app.org_id (PostgreSQL resets every setting)');
+SELECT throws_ok(format('SELECT inventory.set_org_by_api_key(%L)', :'b_key'), '42501', NULL,
+                 'after RESET ALL another tenant''s key still does not switch tenants');
+SELECT throws_ok(format('SELECT inventory.resolve_org(api_key => %L)', :'b_key'), '42501', NULL,
+                 'nor does resolve_org with it');
+SELECT is(inventory.set_org_by_api_key(:'a_key'), :A::uuid, 'the transaction''s own key enters its tenant again');
+SAVEPOINT inner_work;
+RESET ALL;
+RELEASE SAVEPOINT inner_work;
+SELECT throws_ok(format('SELECT inventory.set_org_by_api_key(%L)', :'b_key'), '42501', NULL,
+                 'a RESET ALL inside a released savepoint changes nothing');
+SELECT is(inventory.set_org_by_api_key(:'a_key'), :A::uuid, 'the tenant is the key''s to the end of the transaction');
 
 -- Granting it back to this role lets it choose again; the functions are for superusers only.
 RESET ROLE;

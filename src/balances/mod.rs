@@ -1,0 +1,390 @@
+//! Materialized balances for any ledger (SPEC §5, §6): `track_balances`, `untrack_balances`,
+//! `rebuild_balances` and the registry `inventory.tracked_ledgers` they keep. The balance trigger and
+//! the append-only guard are in `trigger`; who the upkeep runs as is `crate::trust`'s.
+
+pub mod trigger;
+
+use crate::errors;
+use crate::maintenance;
+use crate::spi_util::{exec, one_text, rows, text};
+use crate::sql_types::{NameArray, RegClass, SqlName};
+use pgrx::pg_sys::errcodes::PgSqlErrorCode;
+use pgrx::prelude::*;
+use crate::trust::{self, Upkeep};
+use pgrx::spi::{quote_identifier, quote_literal};
+
+/// The name of the balance trigger and the guards on every tracked ledger.
+const BALANCE_TRIGGER: &str = "inventory_balances";
+const GUARD_ROWS: &str = "inventory_append_only";
+const GUARD_TRUNCATE: &str = "inventory_append_only_truncate";
+/// Negative-stock rules: the built-in ledger's (the item's `allow_negative` decides), and "refuse every
+/// negative balance" for an application's ledger tracked with `allow_negative => false`.
+const RULE_ITEMS: &str = "items.allow_negative";
+const RULE_REFUSE: &str = "refuse";
+const BUILTIN_LEDGER: &str = "inventory.ledger";
+
+/// Drops one of our triggers when it is there (DROP TRIGGER IF EXISTS would NOTICE when it is not).
+fn drop_trigger(name: &str, ledger: pg_sys::Oid, ledger_name: &str) {
+    if one_text("SELECT tgname::text FROM pg_trigger WHERE tgrelid = $1 AND tgname = $2", &[ledger.into(), name.into()]).is_some() {
+        exec(&format!("DROP TRIGGER {name} ON {ledger_name}"));
+    }
+}
+
+/// Starts materialized balances for a ledger: creates the balance table when it does not exist,
+/// installs the triggers, fills the balances from the rows already there and records the ledger.
+#[pg_extern(volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
+fn track_balances(
+    ledger: Option<RegClass>,
+    balance_table: Option<&str>,
+    key_columns: Option<NameArray>,
+    qty_column: Option<SqlName>,
+    allow_negative: default!(Option<bool>, "true"),
+) {
+    let (Some(RegClass(ledger)), Some(balance_table), Some(keys), Some(SqlName(qty))) =
+        (ledger, balance_table, key_columns, qty_column)
+    else {
+        errors::invalid_argument(
+            "track_balances needs a ledger, a balance table, key columns and a qty column",
+            "e.g. inventory.track_balances('public.\"InventoryLedger\"', 'public.\"InventoryBalance\"', ARRAY['itemId', 'locationId'], 'qtyCanonical')",
+        )
+    };
+    let keys: Vec<String> = keys.0.into_iter().map(Option::unwrap_or_default).collect();
+    let rule = (allow_negative == Some(false)).then_some(RULE_REFUSE);
+    track(ledger, balance_table, keys, qty, rule);
+}
+
+fn track(ledger: pg_sys::Oid, balance_table: &str, mut keys: Vec<String>, qty: String, rule: Option<&str>) {
+    let ledger_name = one_text("SELECT $1::regclass::text", &[ledger.into()]).expect("ledger exists");
+    let rule = if ledger_name == BUILTIN_LEDGER { Some(RULE_ITEMS) } else { rule };
+    let column_type = |name: &str| {
+        one_text(
+            "SELECT format_type(atttypid, atttypmod) FROM pg_attribute
+              WHERE attrelid = $1 AND attname = $2 AND attnum > 0 AND NOT attisdropped",
+            &[ledger.into(), name.into()],
+        )
+    };
+    if keys.is_empty() || keys.iter().any(|k| k.is_empty()) {
+        errors::invalid_argument("key_columns must name at least one column, none empty", "e.g. ARRAY['itemId', 'locationId']");
+    }
+    let org_column = one_text(
+        "SELECT org_column::text FROM inventory.tenant_tables WHERE relid = $1::regclass",
+        &[ledger.into()],
+    );
+    if let Some(org) = &org_column {
+        // Balances of a tenant-scoped ledger are per tenant: the org column leads the key.
+        keys.retain(|k| k != org);
+        keys.insert(0, org.clone());
+    }
+    let mut key_types = Vec::new();
+    for k in keys.iter().chain(std::iter::once(&qty)) {
+        match column_type(k) {
+            Some(t) => key_types.push(t),
+            None => errors::raise(
+                PgSqlErrorCode::ERRCODE_UNDEFINED_COLUMN,
+                format!("column {} of {ledger_name} does not exist", quote_identifier(k)),
+                "Name the ledger's columns as they are spelled (camelCase columns keep their case).",
+            ),
+        }
+    }
+    let qty_type = key_types.pop().expect("qty type");
+    if !matches!(qty_type.split('(').next(), Some("numeric" | "integer" | "bigint" | "smallint")) {
+        errors::invalid_argument(
+            format!("qty column {} of {ledger_name} is {qty_type}", quote_identifier(&qty)),
+            "Quantities must be numeric (or an integer type), never floating point.",
+        );
+    }
+    // The ledger's bigint key, when it has one (an identity column, or a bigint primary key), is
+    // recorded as each balance's last_ledger_id.
+    let id_column = one_text(
+        "SELECT a.attname::text FROM pg_attribute a
+          WHERE a.attrelid = $1 AND a.atttypid = 'bigint'::regtype AND a.attnum > 0 AND NOT a.attisdropped
+            AND (a.attidentity <> '' OR EXISTS (SELECT FROM pg_constraint c WHERE c.conrelid = a.attrelid
+                                                  AND c.contype = 'p' AND c.conkey = ARRAY[a.attnum]))
+          ORDER BY a.attidentity <> '' DESC, a.attnum LIMIT 1",
+        &[ledger.into()],
+    );
+
+    // An unqualified balance table goes beside the ledger (this function's search_path is pinned, so
+    // the caller's would not apply anyway).
+    let balance_table = one_text(
+        "SELECT CASE cardinality(p) WHEN 1 THEN quote_ident(n.nspname) || '.' || quote_ident(p[1])
+                                    WHEN 2 THEN quote_ident(p[1]) || '.' || quote_ident(p[2]) END
+           FROM parse_ident($1) p, pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $2",
+        &[balance_table.into(), ledger.into()],
+    )
+    .unwrap_or_else(|| {
+        errors::invalid_argument(
+            format!("balance table name {balance_table:?} is not a table name"),
+            "Pass a name like 'public.\"InventoryBalance\"' or 'stock_balances'.",
+        )
+    });
+    let balance_table = balance_table.as_str();
+    let existing = one_text("SELECT to_regclass($1)::text", &[balance_table.into()]);
+    let balance_name = match existing {
+        Some(name) => name,
+        None => {
+            let columns = keys
+                .iter()
+                .zip(&key_types)
+                .map(|(k, t)| format!("{} {t}", quote_identifier(k)))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let key_list = keys.iter().map(quote_identifier).collect::<Vec<_>>().join(", ");
+            let last_id = if id_column.is_some() { "last_ledger_id bigint NOT NULL, " } else { "" };
+            exec(&format!(
+                "CREATE TABLE {balance_table} ({columns}, qty numeric NOT NULL, {last_id}updated_at timestamptz NOT NULL,
+                  UNIQUE NULLS NOT DISTINCT ({key_list}))"
+            ));
+            let name = one_text("SELECT $1::regclass::text", &[balance_table.into()]).expect("just created");
+            // The balance table belongs to the ledger's owner: the upkeep runs as the tables' one owner
+            // (crate::trust), so a balance table made by a superuser for a schema owner's ledger would
+            // otherwise be refused, and must never be written with more rights than that owner has.
+            let ledger_owner = one_text("SELECT quote_ident(relowner::regrole::text) FROM pg_class WHERE oid = $1", &[ledger.into()])
+                .expect("ledger exists");
+            let creator = one_text("SELECT quote_ident(current_user::text)", &[]).expect("current_user");
+            if ledger_owner != creator {
+                exec(&format!("ALTER TABLE {name} OWNER TO {ledger_owner}"));
+            }
+            // Every role that may read the ledger may read its balances.
+            let readers = rows(
+                "SELECT DISTINCT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(r.rolname) END
+                   FROM pg_class c, aclexplode(c.relacl) a LEFT JOIN pg_roles r ON r.oid = a.grantee
+                  WHERE c.oid = $1 AND a.privilege_type = 'SELECT'",
+                &[ledger.into()],
+                |row| text(row, 1),
+            );
+            for role in readers {
+                exec(&format!("GRANT SELECT ON {name} TO {role}"));
+            }
+            name
+        }
+    };
+    let balance_oid = one_text("SELECT $1::regclass::oid::text", &[balance_name.as_str().into()]).expect("exists");
+    if let Some(org) = &org_column {
+        let isolate = format!(
+            "SELECT count(*) FROM inventory.enable_tenant_isolation({}::regclass, {})",
+            quote_literal(&balance_name),
+            quote_literal(org)
+        );
+        exec(&isolate);
+    }
+
+    for trigger in [BALANCE_TRIGGER, GUARD_ROWS, GUARD_TRUNCATE] {
+        drop_trigger(trigger, ledger, &ledger_name);
+    }
+    // No arguments: the trigger reads its configuration from the registry row written below.
+    exec(&format!(
+        "CREATE TRIGGER {BALANCE_TRIGGER} AFTER INSERT ON {ledger_name} REFERENCING NEW TABLE AS {}
+         FOR EACH STATEMENT EXECUTE FUNCTION inventory.balance_maintenance()",
+        trigger::NEW_ROWS
+    ));
+    exec(&format!(
+        "CREATE TRIGGER {GUARD_ROWS} BEFORE UPDATE OR DELETE ON {ledger_name}
+         FOR EACH ROW EXECUTE FUNCTION inventory.append_only_guard()"
+    ));
+    exec(&format!(
+        "CREATE TRIGGER {GUARD_TRUNCATE} BEFORE TRUNCATE ON {ledger_name}
+         FOR EACH STATEMENT EXECUTE FUNCTION inventory.append_only_guard()"
+    ));
+    let key_array: Vec<Option<String>> = keys.iter().cloned().map(Some).collect();
+    Spi::run_with_args(
+        "INSERT INTO inventory.tracked_ledgers (ledger, balance_table, key_columns, qty_column, id_column, org_column, builtin, negative_rule)
+         VALUES ($1::regclass, $2::oid::regclass, $3::name[], $4, $5, $6, $7, $8)
+         ON CONFLICT (ledger) DO UPDATE SET balance_table = excluded.balance_table, key_columns = excluded.key_columns,
+            qty_column = excluded.qty_column, id_column = excluded.id_column, org_column = excluded.org_column,
+            negative_rule = excluded.negative_rule, tracked_at = now()",
+        &[
+            ledger.into(),
+            balance_oid.into(),
+            key_array.into(),
+            qty.as_str().into(),
+            id_column.into(),
+            org_column.into(),
+            // SAFETY: reading a backend global.
+            unsafe { pg_sys::creating_extension }.into(),
+            rule.into(),
+        ],
+    )
+    .expect("recording the tracked ledger failed");
+    rebuild(ledger, None);
+}
+
+/// Stops maintaining a ledger's balances: removes the triggers and the registration, keeps both tables.
+#[pg_extern(volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
+fn untrack_balances(ledger: Option<RegClass>) {
+    let Some(RegClass(ledger)) = ledger else {
+        errors::invalid_argument("ledger must not be NULL", "Pass the ledger table.")
+    };
+    let ledger_name = one_text("SELECT $1::regclass::text", &[ledger.into()]).expect("ledger exists");
+    for trigger in [BALANCE_TRIGGER, GUARD_ROWS, GUARD_TRUNCATE] {
+        drop_trigger(trigger, ledger, &ledger_name);
+    }
+    Spi::run_with_args("DELETE FROM inventory.tracked_ledgers WHERE ledger = $1::regclass", &[ledger.into()])
+        .expect("unregistering failed");
+}
+
+/// Recomputes balances from the ledger: all tenants, or one. It locks the ledger against writers
+/// (SHARE: in-flight postings finish first, new ones wait), so it never loses a posting.
+// Created after sql/ledger.sql: its default names the built-in ledger.
+#[pg_extern(volatile, parallel_unsafe, security_definer, requires = ["ledger"])]
+#[search_path(pg_catalog, pg_temp)]
+fn rebuild_balances(
+    ledger: default!(Option<RegClass>, "'inventory.ledger'"),
+    org_id: default!(Option<pgrx::Uuid>, "NULL"),
+) -> i64 {
+    let Some(RegClass(ledger)) = ledger else {
+        errors::invalid_argument("ledger must not be NULL", "Pass the ledger table, e.g. 'inventory.ledger'.")
+    };
+    rebuild(ledger, org_id)
+}
+
+/// One row of `inventory.tracked_ledgers`, names as quoted SQL (regclass text) or plain column names.
+pub struct Registered {
+    pub ledger: pg_sys::Oid,
+    pub ledger_name: String,
+    pub balance_oid: pg_sys::Oid,
+    pub balance_name: String,
+    pub keys: Vec<String>,
+    pub qty: String,
+    pub id: Option<String>,
+    pub org: Option<String>,
+    /// The negative-stock rule: `items.allow_negative`, `refuse`, or none.
+    pub rule: Option<String>,
+}
+
+impl Registered {
+    pub fn key_list(&self, alias: &str) -> String {
+        self.keys.iter().map(|k| format!("{alias}{}", quote_identifier(k))).collect::<Vec<_>>().join(", ")
+    }
+
+    /// Serializes everything that rewrites this ledger's balances outside the trigger (rebuild and
+    /// reconcile), until the end of the transaction, waiting at most `inventory.maintenance_lock_timeout`.
+    /// Postings do not take it. False when another session held it all that time.
+    pub fn try_lock_for_maintenance(&self) -> bool {
+        maintenance::try_lock(maintenance::lock_key(self.balance_oid))
+    }
+}
+
+/// The tracked ledgers (all of them, or one), in OID order so that every caller locks them in the same order.
+pub fn registered(only: Option<pg_sys::Oid>) -> Vec<Registered> {
+    rows(
+        "SELECT ledger::oid, ledger::text, balance_table::oid, balance_table::text, key_columns::text[],
+                qty_column::text, id_column::text, org_column::text, negative_rule
+           FROM inventory.tracked_ledgers WHERE $1::oid IS NULL OR ledger = $1::oid ORDER BY ledger::oid",
+        &[only.into()],
+        |r| {
+            Ok(Registered {
+                ledger: r.get::<pg_sys::Oid>(1)?.expect("oid"),
+                ledger_name: text(r, 2)?,
+                balance_oid: r.get::<pg_sys::Oid>(3)?.expect("oid"),
+                balance_name: text(r, 4)?,
+                keys: r.get::<Vec<String>>(5)?.unwrap_or_default(),
+                qty: text(r, 6)?,
+                id: r.get::<String>(7)?,
+                org: r.get::<String>(8)?,
+                rule: r.get::<String>(9)?,
+            })
+        },
+    )
+}
+
+/// 22023: the ledger is not in `inventory.tracked_ledgers`.
+pub fn not_tracked() -> ! {
+    errors::invalid_argument("this table's balances are not tracked", "Track it first with inventory.track_balances(…).")
+}
+
+fn rebuild(ledger: pg_sys::Oid, org_id: Option<pgrx::Uuid>) -> i64 {
+    let Some(registered) = registered(Some(ledger)).pop() else { not_tracked() };
+    maintenance::with_bounded_waits(|| {
+        if !maintenance::try_lock(maintenance::lock_key(registered.balance_oid)) {
+            errors::raise(
+                PgSqlErrorCode::ERRCODE_LOCK_NOT_AVAILABLE,
+                format!("the balances of {} are being rebuilt or reconciled by another session", registered.ledger_name),
+                "Try again later; inventory.maintenance_lock_timeout bounds how long it waits.",
+            )
+        }
+        let upkeep = trust::upkeep_for(registered.ledger, registered.balance_oid);
+        // SHARE: in-flight postings finish first, new ones wait (at most lock_timeout for this lock).
+        exec(&format!("LOCK TABLE {} IN SHARE MODE", registered.ledger_name));
+        let tenants = tenants_to_cover(&registered, upkeep, org_id);
+        trust::run(upkeep, || tenants.iter().map(|tenant| rebuild_one(&registered, upkeep, tenant.as_deref())).sum())
+    })
+}
+
+/// The tenants a maintenance run of one ledger works through, one at a time: `[None]` (all of them in
+/// one pass) when it runs with the extension's rights, else each tenant in turn, since the owner it then
+/// runs as is held to forced row-level security.
+pub fn tenants_to_cover(registered: &Registered, upkeep: Upkeep, org_id: Option<pgrx::Uuid>) -> Vec<Option<String>> {
+    match (org_id, &registered.org, upkeep) {
+        (Some(o), Some(_), _) => vec![Some(o.to_string())],
+        (Some(_), None, _) => errors::invalid_argument(
+            format!("{} is not tenant-scoped, so its balances cannot be kept per organization", registered.ledger_name),
+            "Call it without an organization.",
+        ),
+        (None, Some(_), Upkeep::Owner(_)) => {
+            rows("SELECT id::text FROM inventory.organizations ORDER BY id", &[], |r| r.get::<String>(1))
+        }
+        (None, _, _) => vec![None],
+    }
+}
+
+/// Rewrites the balances of one tenant (or all, `None`) from the ledger. Inside `trust::run`.
+fn rebuild_one(registered: &Registered, upkeep: Upkeep, tenant: Option<&str>) -> i64 {
+    let Registered { ledger_name, balance_name, keys, qty, id, org, .. } = registered;
+    if let (Upkeep::Owner(_), Some(tenant)) = (upkeep, tenant) {
+        trust::with_tenant(tenant);
+    }
+    let key_list = keys.iter().map(quote_identifier).collect::<Vec<_>>().join(", ");
+    let (filter, args): (String, Vec<pgrx::datum::DatumWithOid>) = match (tenant, org) {
+        (Some(t), Some(col)) => (format!("WHERE {} = $1::uuid", quote_identifier(col)), vec![t.into()]),
+        _ => ("".into(), vec![]),
+    };
+    Spi::run_with_args(&format!("DELETE FROM {balance_name} {filter}"), &args).unwrap_or_else(|e| panic!("{e}"));
+    let (id_col, id_val) = match &id {
+        Some(id) => (", last_ledger_id", format!(", max({})", quote_identifier(id))),
+        None => ("", String::new()),
+    };
+    Spi::get_one_with_args::<i64>(
+        &format!(
+            "WITH written AS (
+                INSERT INTO {balance_name} ({key_list}, qty{id_col}, updated_at)
+                SELECT {key_list}, sum({q}){id_val}, now() FROM {ledger_name} {filter}
+                 GROUP BY {key_list} ORDER BY {key_list}
+                RETURNING 1)
+             SELECT count(*) FROM written",
+            q = quote_identifier(qty)
+        ),
+        &args,
+    )
+    .unwrap_or_else(|e| panic!("{e}"))
+    .unwrap_or_default()
+}
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pgrx::pg_schema]
+mod tests {
+    use super::*;
+    use crate::test_support::sqlstate_of;
+
+    #[pg_test]
+    fn a_tracked_camel_case_ledger_stays_exact() {
+        Spi::run(
+            "CREATE TABLE t_ledger (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, \"itemId\" text NOT NULL,
+                                    \"lotId\" text, \"qtyCanonical\" numeric(65, 30) NOT NULL);
+             INSERT INTO t_ledger (\"itemId\", \"lotId\", \"qtyCanonical\") VALUES ('a', NULL, 2), ('a', NULL, 3), ('b', 'x', 1);
+             SELECT inventory.track_balances('t_ledger', 't_balance', ARRAY['itemId', 'lotId'], 'qtyCanonical');
+             INSERT INTO t_ledger (\"itemId\", \"lotId\", \"qtyCanonical\") SELECT 'a', NULL, 1 FROM generate_series(1, 100);",
+        )
+        .unwrap();
+        let a = Spi::get_one::<pgrx::AnyNumeric>("SELECT qty FROM t_balance WHERE \"itemId\" = 'a' AND \"lotId\" IS NULL")
+            .unwrap()
+            .unwrap();
+        assert_eq!(a.to_string().trim_end_matches('0').trim_end_matches('.'), "105");
+        let rows = Spi::get_one::<i64>("SELECT count(*) FROM t_balance").unwrap();
+        assert_eq!(rows, Some(2));
+        assert_eq!(sqlstate_of("INSERT INTO t_ledger (\"itemId\", \"qtyCanonical\") VALUES ('a', 0)"), "22023");
+        assert_eq!(sqlstate_of("DELETE FROM t_ledger"), "55000");
+    }
+}

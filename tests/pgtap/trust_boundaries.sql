@@ -1,0 +1,138 @@
+-- Trust boundaries of the balance upkeep (SPEC §6 "Who the upkeep runs as"; docs/SECURITY.md).
+-- adv_owner owns the schema adv and the tracked ledger adv.moves (fixture.sql). Every attack here tries
+-- to make the extension run adv_owner's code with more rights than adv_owner has: the evidence table
+-- records who ran the code, and adv_owner must never become a superuser. All in one transaction that is
+-- rolled back.
+\set A '''aaaaaaaa-0000-4000-8000-000000000001'''
+\set B '''bbbbbbbb-0000-4000-8000-000000000002'''
+\set a_item '''a0000000-0000-4000-8000-00000000000a'''
+\set b_item '''b0000000-0000-4000-8000-00000000000a'''
+BEGIN;
+SELECT plan(24);
+
+-- What adv_owner plants: code that tries to make it a superuser, and records who ran it.
+SET LOCAL ROLE adv_owner;
+CREATE TABLE adv.evidence (who name, was_superuser boolean, security_restricted boolean);
+CREATE FUNCTION adv.escalate() RETURNS boolean LANGUAGE plpgsql AS $$
+DECLARE
+    restricted boolean := false;
+BEGIN
+    -- LISTEN is refused inside a security-restricted operation.
+    BEGIN
+        LISTEN sro_probe;
+        UNLISTEN sro_probe;
+    EXCEPTION WHEN insufficient_privilege THEN
+        restricted := true;
+    END;
+    INSERT INTO adv.evidence SELECT current_user, rolsuper, restricted FROM pg_catalog.pg_roles WHERE rolname = current_user;
+    BEGIN
+        ALTER ROLE adv_owner SUPERUSER;
+    EXCEPTION WHEN insufficient_privilege THEN NULL;
+    END;
+    RETURN true;
+END
+$$;
+CREATE FUNCTION adv.escalate_trigger() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM adv.escalate();
+    RETURN NULL;
+END
+$$;
+GRANT INSERT ON adv.evidence TO PUBLIC;
+RESET ROLE;
+
+-- 1. The balance table's owner puts a trigger on it.
+SELECT is((SELECT relowner::regrole::text FROM pg_class WHERE oid = 'adv.move_balances'::regclass), 'adv_owner',
+          'track_balances gave the balance table to the ledger''s owner');
+-- (Before track_balances did that itself, a DBA would hand it over like this; a no-op now.)
+ALTER TABLE adv.move_balances OWNER TO adv_owner;
+SET LOCAL ROLE adv_owner;
+CREATE TRIGGER escalate AFTER INSERT OR UPDATE OR DELETE ON adv.move_balances
+    FOR EACH ROW EXECUTE FUNCTION adv.escalate_trigger();
+RESET ROLE;
+
+SET LOCAL ROLE adv_app;
+SELECT set_config('app.org_id', :A, true);
+SELECT lives_ok(format('INSERT INTO adv.moves (item_id, qty) VALUES (%L, 1)', :a_item),
+                'a posting by the application goes through');
+RESET ROLE;
+SELECT set_config('app.org_id', '', true);
+SELECT is((SELECT qty FROM adv.move_balances WHERE org_id = :A AND item_id = :a_item), 6::numeric,
+          'and its balance follows (written as the owner, in the row''s tenant)');
+SELECT is((SELECT array_agg(DISTINCT who::text) FROM adv.evidence), ARRAY['adv_owner'],
+          'the balance trigger ran the owner''s trigger as the owner');
+SELECT is((SELECT rolsuper FROM pg_roles WHERE rolname = 'adv_owner'), false, 'the owner did not become a superuser');
+SELECT is((SELECT bool_or(security_restricted) FROM adv.evidence), true,
+          'inside a security-restricted operation');
+
+-- A superuser's multi-tenant statement: each tenant's balances written in that tenant.
+INSERT INTO adv.moves (org_id, item_id, qty) VALUES (:A, :a_item, 1), (:B, :b_item, 1), (:B, :b_item, 2);
+SELECT is((SELECT string_agg(org_id || '=' || qty, ',' ORDER BY org_id) FROM adv.move_balances),
+          'aaaaaaaa-0000-4000-8000-000000000001=7,bbbbbbbb-0000-4000-8000-000000000002=13',
+          'a superuser''s insert of two tenants updates both balances (B had a drift of +1)');
+SELECT is((SELECT rolsuper FROM pg_roles WHERE rolname = 'adv_owner'), false, 'still no superuser');
+
+-- 2. Reconcile's corrections and rebuild_balances, run by a superuser, meet the same trigger.
+DELETE FROM adv.evidence;
+SELECT is((SELECT count(*) FROM inventory.reconcile(tolerance => 5) WHERE action = 'corrected'), 1::bigint,
+          'an administrator''s reconcile corrects the other tenant''s drift');
+SELECT is((SELECT qty FROM adv.move_balances WHERE org_id = :B), 12::numeric, 'by the difference');
+SELECT is((SELECT array_agg(DISTINCT who::text) FROM adv.evidence), ARRAY['adv_owner'],
+          'the correction ran the owner''s trigger as the owner');
+DELETE FROM adv.evidence;
+SELECT is(inventory.rebuild_balances('adv.moves'), 2::bigint, 'rebuild_balances writes both tenants'' balances');
+SELECT is((SELECT array_agg(DISTINCT who::text) FROM adv.evidence), ARRAY['adv_owner'],
+          'and runs the owner''s trigger as the owner');
+SELECT is((SELECT rolsuper FROM pg_roles WHERE rolname = 'adv_owner'), false, 'still no superuser');
+
+-- 3. The schema's owner drops the balance table and puts its own in its place.
+SET LOCAL ROLE adv_owner;
+DROP TABLE adv.move_balances;
+CREATE TABLE adv.move_balances (org_id uuid, item_id uuid, qty numeric NOT NULL, last_ledger_id bigint NOT NULL,
+                                updated_at timestamptz NOT NULL, UNIQUE NULLS NOT DISTINCT (org_id, item_id));
+CREATE TRIGGER escalate AFTER INSERT OR UPDATE ON adv.move_balances FOR EACH ROW EXECUTE FUNCTION adv.escalate_trigger();
+RESET ROLE;
+SELECT throws_ok(format('INSERT INTO adv.moves (org_id, item_id, qty) VALUES (%L, %L, 1)', :A, :a_item), '42P01', NULL,
+                 'a posting refuses the replaced balance table (the registry names the dropped one)');
+SELECT throws_ok('SELECT inventory.rebuild_balances(''adv.moves'')', '42P01', NULL, 'so does rebuild_balances');
+SELECT is((SELECT rolsuper FROM pg_roles WHERE rolname = 'adv_owner'), false, 'still no superuser');
+
+-- 4. The trigger function attached by hand, with arguments naming the built-in balances (a DBA granted
+-- EXECUTE on it so that owners could call track_balances themselves).
+GRANT EXECUTE ON FUNCTION inventory.balance_maintenance() TO adv_owner;
+SET LOCAL ROLE adv_owner;
+CREATE TABLE adv.fake_ledger (org_id uuid, item_id uuid, location_id uuid, lot_id uuid, qty numeric);
+CREATE TRIGGER inventory_balances AFTER INSERT ON adv.fake_ledger REFERENCING NEW TABLE AS inventory_new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION inventory.balance_maintenance('inventory.balances', 'qty', '', '',
+                                                                       'org_id', 'item_id', 'location_id', 'lot_id');
+SELECT throws_ok(format('INSERT INTO adv.fake_ledger VALUES (%L, %L, %L, NULL, -1000)', :B, :b_item, :b_item), '55000', NULL,
+                 'the trigger refuses a table that is not a registered ledger, whatever its arguments say');
+RESET ROLE;
+SELECT is((SELECT count(*) FROM inventory.balances), 0::bigint, 'nothing reached the built-in balances');
+
+-- 5. A superuser's tables with a type an untrusted role owns: its domain check would run as the
+-- extension's owner inside the upkeep.
+SET LOCAL ROLE adv_owner;
+CREATE DOMAIN adv.code AS text CHECK (adv.escalate());
+RESET ROLE;
+CREATE TABLE public.coded_ledger (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, code adv.code, qty numeric NOT NULL);
+GRANT INSERT ON public.coded_ledger TO adv_app;
+DELETE FROM adv.evidence;
+SELECT throws_ok($$SELECT inventory.track_balances('public.coded_ledger', 'public.coded_balances', ARRAY['code'], 'qty')$$,
+                 '42501', NULL, 'tracking a trusted ledger whose key type belongs to an untrusted role is refused');
+SET LOCAL ROLE adv_app;
+SELECT lives_ok($$INSERT INTO public.coded_ledger (code, qty) VALUES ('x', 1)$$, 'the ledger itself still takes rows');
+RESET ROLE;
+SELECT is((SELECT count(*) FROM adv.evidence WHERE was_superuser), 0::bigint,
+          'the domain''s check never ran with a superuser''s rights');
+
+-- 6. The other direction: a balance table whose owner differs from the ledger's is refused.
+CREATE TABLE adv.other_ledger (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, item text NOT NULL, qty numeric NOT NULL);
+ALTER TABLE adv.other_ledger OWNER TO adv_owner;
+CREATE TABLE adv.other_balances (item text, qty numeric NOT NULL, last_ledger_id bigint NOT NULL,
+                                 updated_at timestamptz NOT NULL, UNIQUE NULLS NOT DISTINCT (item));
+SELECT throws_ok($$SELECT inventory.track_balances('adv.other_ledger', 'adv.other_balances', ARRAY['item'], 'qty')$$,
+                 '42501', NULL, 'a superuser''s balance table for an owner''s ledger is refused (one owner for both)');
+SELECT is((SELECT rolsuper FROM pg_roles WHERE rolname = 'adv_owner'), false, 'and adv_owner is no superuser at the end');
+SELECT * FROM finish();
+ROLLBACK;
