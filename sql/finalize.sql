@@ -68,17 +68,62 @@ COMMENT ON FUNCTION inventory.rotate_api_key(uuid) IS
 COMMENT ON FUNCTION inventory.set_organization_active(uuid, boolean) IS
     'Administrators: activates or deactivates an organization.';
 
+-- What CREATE EXTENSION changed outside this database, so that DROP EXTENSION undoes just that
+-- (src/cluster_changes.rs). Not dumped: a restore's CREATE EXTENSION decides afresh.
+CREATE TABLE inventory.cluster_changes (
+    change     text PRIMARY KEY,
+    made_as    text NOT NULL,
+    made_at    timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE inventory.cluster_changes IS
+    'Cluster-wide changes this database''s CREATE EXTENSION made (e.g. the SET grant on app.org_id), undone by DROP EXTENSION.';
+
 -- Choosing a tenant: app.org_id is a SUSET setting, so setting it takes the SET privilege on it. Every
 -- role has it by default, given here the first time the extension is created in this cluster;
 -- inventory.revoke_tenant_switch takes it away (docs/SECURITY.md). Parameter privileges belong to the
--- cluster, so a later CREATE EXTENSION (another database, a restore) leaves a hardened cluster hardened.
+-- cluster: an entry for app.org_id means someone decided already (the default, or the hardened
+-- context, which revoke_tenant_switch keeps recorded), so a later CREATE EXTENSION (another database,
+-- a restore) leaves it as it is.
 DO $$
 BEGIN
     IF NOT EXISTS (SELECT FROM pg_catalog.pg_parameter_acl WHERE parname = 'app.org_id') THEN
         GRANT SET ON PARAMETER app.org_id TO PUBLIC;
+        INSERT INTO inventory.cluster_changes (change, made_as)
+        SELECT 'GRANT SET ON PARAMETER app.org_id TO PUBLIC', paracl::text
+          FROM pg_catalog.pg_parameter_acl WHERE parname = 'app.org_id';
     END IF;
 END
 $$;
+
+-- Undoes what CREATE EXTENSION changed outside this database; the event trigger below calls it at the
+-- start of DROP EXTENSION inventory_ext. The PUBLIC grant goes only when this database's CREATE
+-- EXTENSION made it and nobody changed it since (a hardened or hand-tuned cluster keeps its setting);
+-- pg_cron jobs of this database that call inventory.reconcile_run go (they could only fail afterwards).
+CREATE FUNCTION inventory.undo_cluster_changes() RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    jobs integer := 0;
+BEGIN
+    IF EXISTS (SELECT FROM pg_extension WHERE extname = 'pg_cron') THEN
+        EXECUTE $q$SELECT count(cron.unschedule(jobid)) FROM cron.job
+                    WHERE database = current_database() AND command ~ 'inventory\.reconcile_run\('$q$ INTO jobs;
+        IF jobs > 0 THEN
+            RAISE NOTICE 'unscheduled % pg_cron job(s) that ran inventory.reconcile_run in this database', jobs;
+        END IF;
+    END IF;
+    IF EXISTS (SELECT FROM inventory.cluster_changes c JOIN pg_parameter_acl a ON a.parname = 'app.org_id'
+                WHERE c.change = 'GRANT SET ON PARAMETER app.org_id TO PUBLIC' AND a.paracl::text = c.made_as) THEN
+        REVOKE SET ON PARAMETER app.org_id FROM PUBLIC;
+        RAISE NOTICE 'revoked the SET privilege on app.org_id from PUBLIC that CREATE EXTENSION granted'
+            USING HINT = 'If another database of this cluster still uses inventory_ext, run SELECT inventory.grant_tenant_switch(''public'') there.';
+    END IF;
+END
+$$;
+CREATE EVENT TRIGGER inventory_drop_extension ON ddl_command_start
+    WHEN TAG IN ('DROP EXTENSION', 'DROP SCHEMA')
+    EXECUTE FUNCTION inventory.on_ddl_command_start();
 COMMENT ON FUNCTION inventory.revoke_tenant_switch(regrole) IS
     'Hardened context: the role may no longer choose its tenant (SET app.org_id, set_org, …), only enter one with an API key.';
 COMMENT ON FUNCTION inventory.revoke_tenant_switch(text) IS

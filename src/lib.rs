@@ -8,6 +8,7 @@ use pgrx::prelude::*;
 mod api_key;
 mod backup;
 mod balances;
+mod cluster_changes;
 mod errors;
 mod guc;
 mod host;
@@ -16,6 +17,7 @@ mod maintenance;
 mod organizations;
 mod reconcile;
 mod spi_util;
+mod sql_text;
 mod sql_types;
 mod tenant;
 mod tenant_switch;
@@ -40,7 +42,7 @@ extension_sql_file!(
     requires = ["ledger", reconcile::reconcile_run]
 );
 extension_sql_file!("../sql/backup.sql", name = "backup", requires = ["ledger"]);
-extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize);
+extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize, requires = ["event_trigger_functions"]);
 
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {

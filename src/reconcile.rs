@@ -28,7 +28,7 @@ use crate::sql_types::RegClass;
 use crate::tenant;
 use pgrx::pg_sys::errcodes::PgSqlErrorCode;
 use pgrx::prelude::*;
-use pgrx::spi::{quote_identifier, quote_literal};
+use crate::sql_text::{ident, literal};
 use pgrx::{AnyNumeric, Uuid};
 
 /// One key the survey found wrong, as text ready for `inventory.reconcile_findings`.
@@ -288,10 +288,10 @@ fn foreign_keys(ledger: &Registered) -> Vec<ForeignKey> {
 fn survey_sql(ledger: &Registered, org_filter: bool) -> String {
     let keys = ledger.key_list("");
     let filter = match (&ledger.org, org_filter) {
-        (Some(org), true) => format!("WHERE {} = $3::uuid", quote_identifier(org)),
+        (Some(org), true) => format!("WHERE {} = $3::uuid", ident(org)),
         _ => String::new(),
     };
-    let id = ledger.id.as_deref().map(quote_identifier).unwrap_or_else(|| "NULL".into());
+    let id = ledger.id.as_deref().map(ident).unwrap_or_else(|| "NULL".into());
     let fks = foreign_keys(ledger);
     let joins: String = fks
         .iter()
@@ -301,7 +301,7 @@ fn survey_sql(ledger: &Registered, org_filter: bool) -> String {
                 .columns
                 .iter()
                 .zip(&fk.referenced)
-                .map(|(c, f)| format!("r{n}.{} = k.{}", quote_identifier(f), quote_identifier(c)))
+                .map(|(c, f)| format!("r{n}.{} = k.{}", ident(f), ident(c)))
                 .collect::<Vec<_>>()
                 .join(" AND ");
             format!(" LEFT JOIN {} AS r{n} ON {on}", fk.table)
@@ -312,19 +312,19 @@ fn survey_sql(ledger: &Registered, org_filter: bool) -> String {
         .iter()
         .enumerate()
         .map(|(n, fk)| {
-            let present = fk.columns.iter().map(|c| format!("k.{} IS NOT NULL", quote_identifier(c)));
-            let missing = format!("r{n}.{} IS NULL", quote_identifier(&fk.referenced[0]));
+            let present = fk.columns.iter().map(|c| format!("k.{} IS NOT NULL", ident(c)));
+            let missing = format!("r{n}.{} IS NULL", ident(&fk.referenced[0]));
             format!("({})", present.chain(std::iter::once(missing)).collect::<Vec<_>>().join(" AND "))
         })
         .chain(std::iter::once("false".to_string()))
         .collect::<Vec<_>>()
         .join(" OR ");
-    let org_out = ledger.org.as_deref().map(|o| format!("{}::text", quote_identifier(o))).unwrap_or_else(|| "NULL".into());
+    let org_out = ledger.org.as_deref().map(|o| format!("{}::text", ident(o))).unwrap_or_else(|| "NULL".into());
     let key_json = ledger
         .keys
         .iter()
         .filter(|k| Some(*k) != ledger.org.as_ref())
-        .map(|k| format!("{}, {}", quote_literal(k), quote_identifier(k)))
+        .map(|k| format!("{}, {}", literal(k), ident(k)))
         .collect::<Vec<_>>()
         .join(", ");
     format!(
@@ -349,7 +349,7 @@ fn survey_sql(ledger: &Registered, org_filter: bool) -> String {
                                   GROUP BY {keys}) AS k{joins}) AS c) AS w
           WHERE kind IS NOT NULL OR n = 1
           ORDER BY kind IS NULL, {keys}",
-        qty = quote_identifier(&ledger.qty),
+        qty = ident(&ledger.qty),
         ledger_name = ledger.ledger_name,
         balance_name = ledger.balance_name,
     )
@@ -414,7 +414,7 @@ fn correct(ledger: &Registered, corrections: &[&Finding]) {
     let org_part = ledger
         .org
         .as_deref()
-        .map(|o| format!(" || jsonb_build_object({}, f.org::uuid)", quote_literal(o)))
+        .map(|o| format!(" || jsonb_build_object({}, f.org::uuid)", literal(o)))
         .unwrap_or_default();
     let fix = format!(
         "WITH fix AS (

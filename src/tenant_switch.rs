@@ -15,7 +15,7 @@ use crate::guc::{self, ORG_ID, ORG_ID_NAME};
 use crate::tenant::caller;
 use pgrx::pg_sys::errcodes::PgSqlErrorCode;
 use pgrx::prelude::*;
-use pgrx::spi::quote_identifier;
+use crate::sql_text::ident;
 use pgrx::Uuid;
 use std::cell::Cell;
 
@@ -91,11 +91,11 @@ fn grantee(role: &str) -> String {
     if !exists {
         errors::raise(
             PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
-            format!("role {} does not exist", quote_identifier(role)),
+            format!("role {} does not exist", ident(role)),
             "Pass an existing role, or 'public'.",
         )
     }
-    quote_identifier(role)
+    ident(role)
 }
 
 fn change(verb: &str, role: Option<String>) {
@@ -108,7 +108,29 @@ fn change(verb: &str, role: Option<String>) {
     }
     let Some(role) = role else { errors::invalid_argument("role must not be NULL", "Pass a role, or 'public'.") };
     let to_or_from = if verb == "GRANT" { "TO" } else { "FROM" };
-    Spi::run(&format!("{verb} SET ON PARAMETER app.org_id {to_or_from} {}", grantee(&role))).unwrap_or_else(|e| panic!("{e}"));
+    let grantee = grantee(&role);
+    Spi::run(&format!("{verb} SET ON PARAMETER app.org_id {to_or_from} {grantee}")).unwrap_or_else(|e| panic!("{e}"));
+    if grantee == "PUBLIC" {
+        keep_decision_recorded(verb);
+    }
+}
+
+/// PostgreSQL deletes a parameter's ACL entry when a REVOKE leaves it at the default, and CREATE
+/// EXTENSION grants SET to PUBLIC only where there is no entry: a hardened cluster would be opened again
+/// by the next CREATE EXTENSION (a restore, another database). So hardening keeps the entry non-default
+/// by granting the bootstrap superuser (the parameter's owner) SET WITH GRANT OPTION, which it holds
+/// implicitly anyway (`{postgres=s*A/postgres}`); opening it again takes that back, so the entry is
+/// again exactly the one CREATE EXTENSION makes.
+fn keep_decision_recorded(verb: &str) {
+    let owner = Spi::get_one::<String>("SELECT quote_ident(rolname) FROM pg_catalog.pg_roles WHERE oid = 10")
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| "postgres".into());
+    let statement = match verb {
+        "REVOKE" => format!("GRANT SET ON PARAMETER app.org_id TO {owner} WITH GRANT OPTION"),
+        _ => format!("REVOKE GRANT OPTION FOR SET ON PARAMETER app.org_id FROM {owner}"),
+    };
+    Spi::run(&statement).unwrap_or_else(|e| panic!("{e}"));
 }
 
 fn role_name(role: pg_sys::Oid) -> String {

@@ -11,7 +11,7 @@ use crate::sql_types::{NameArray, RegClass, SqlName};
 use pgrx::pg_sys::errcodes::PgSqlErrorCode;
 use pgrx::prelude::*;
 use crate::trust::{self, Upkeep};
-use pgrx::spi::{quote_identifier, quote_literal};
+use crate::sql_text::{ident, ident_list, literal};
 
 /// The name of the balance trigger and the guards on every tracked ledger.
 const BALANCE_TRIGGER: &str = "inventory_balances";
@@ -82,7 +82,7 @@ fn track(ledger: pg_sys::Oid, balance_table: &str, mut keys: Vec<String>, qty: S
             Some(t) => key_types.push(t),
             None => errors::raise(
                 PgSqlErrorCode::ERRCODE_UNDEFINED_COLUMN,
-                format!("column {} of {ledger_name} does not exist", quote_identifier(k)),
+                format!("column {} of {ledger_name} does not exist", ident(k)),
                 "Name the ledger's columns as they are spelled (camelCase columns keep their case).",
             ),
         }
@@ -90,7 +90,7 @@ fn track(ledger: pg_sys::Oid, balance_table: &str, mut keys: Vec<String>, qty: S
     let qty_type = key_types.pop().expect("qty type");
     if !matches!(qty_type.split('(').next(), Some("numeric" | "integer" | "bigint" | "smallint")) {
         errors::invalid_argument(
-            format!("qty column {} of {ledger_name} is {qty_type}", quote_identifier(&qty)),
+            format!("qty column {} of {ledger_name} is {qty_type}", ident(&qty)),
             "Quantities must be numeric (or an integer type), never floating point.",
         );
     }
@@ -127,10 +127,10 @@ fn track(ledger: pg_sys::Oid, balance_table: &str, mut keys: Vec<String>, qty: S
             let columns = keys
                 .iter()
                 .zip(&key_types)
-                .map(|(k, t)| format!("{} {t}", quote_identifier(k)))
+                .map(|(k, t)| format!("{} {t}", ident(k)))
                 .collect::<Vec<_>>()
                 .join(", ");
-            let key_list = keys.iter().map(quote_identifier).collect::<Vec<_>>().join(", ");
+            let key_list = ident_list("", &keys);
             let last_id = if id_column.is_some() { "last_ledger_id bigint NOT NULL, " } else { "" };
             exec(&format!(
                 "CREATE TABLE {balance_table} ({columns}, qty numeric NOT NULL, {last_id}updated_at timestamptz NOT NULL,
@@ -164,8 +164,8 @@ fn track(ledger: pg_sys::Oid, balance_table: &str, mut keys: Vec<String>, qty: S
     if let Some(org) = &org_column {
         let isolate = format!(
             "SELECT count(*) FROM inventory.enable_tenant_isolation({}::regclass, {})",
-            quote_literal(&balance_name),
-            quote_literal(org)
+            literal(&balance_name),
+            literal(org)
         );
         exec(&isolate);
     }
@@ -256,7 +256,7 @@ pub struct Registered {
 
 impl Registered {
     pub fn key_list(&self, alias: &str) -> String {
-        self.keys.iter().map(|k| format!("{alias}{}", quote_identifier(k))).collect::<Vec<_>>().join(", ")
+        ident_list(alias, &self.keys)
     }
 
     /// Serializes everything that rewrites this ledger's balances outside the trigger (rebuild and
@@ -336,14 +336,14 @@ fn rebuild_one(registered: &Registered, upkeep: Upkeep, tenant: Option<&str>) ->
     if let (Upkeep::Owner(_), Some(tenant)) = (upkeep, tenant) {
         trust::with_tenant(tenant);
     }
-    let key_list = keys.iter().map(quote_identifier).collect::<Vec<_>>().join(", ");
+    let key_list = ident_list("", &keys);
     let (filter, args): (String, Vec<pgrx::datum::DatumWithOid>) = match (tenant, org) {
-        (Some(t), Some(col)) => (format!("WHERE {} = $1::uuid", quote_identifier(col)), vec![t.into()]),
+        (Some(t), Some(col)) => (format!("WHERE {} = $1::uuid", ident(col)), vec![t.into()]),
         _ => ("".into(), vec![]),
     };
     Spi::run_with_args(&format!("DELETE FROM {balance_name} {filter}"), &args).unwrap_or_else(|e| panic!("{e}"));
     let (id_col, id_val) = match &id {
-        Some(id) => (", last_ledger_id", format!(", max({})", quote_identifier(id))),
+        Some(id) => (", last_ledger_id", format!(", max({})", ident(id))),
         None => ("", String::new()),
     };
     Spi::get_one_with_args::<i64>(
@@ -354,7 +354,7 @@ fn rebuild_one(registered: &Registered, upkeep: Upkeep, tenant: Option<&str>) ->
                  GROUP BY {key_list} ORDER BY {key_list}
                 RETURNING 1)
              SELECT count(*) FROM written",
-            q = quote_identifier(qty)
+            q = ident(qty)
         ),
         &args,
     )

@@ -22,7 +22,8 @@ use crate::spi_util::one_text;
 use crate::trust::{self, Upkeep};
 use pgrx::pg_sys::errcodes::PgSqlErrorCode;
 use pgrx::prelude::*;
-use pgrx::spi::{quote_identifier, OwnedPreparedStatement, SpiClient, SpiResult};
+use crate::sql_text::{ident, ident_list};
+use pgrx::spi::{OwnedPreparedStatement, SpiClient, SpiResult};
 use pgrx::PgOid;
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -55,7 +56,7 @@ impl Tracking {
     }
 
     fn key_list(&self) -> String {
-        self.keys.iter().map(quote_identifier).collect::<Vec<_>>().join(", ")
+        ident_list("", &self.keys)
     }
 
     /// One row of arrays: each key column (as text), the sum of qty per key, the largest ledger id per
@@ -66,16 +67,16 @@ impl Tracking {
             .keys
             .iter()
             .enumerate()
-            .map(|(i, k)| format!("{} AS k{}", quote_identifier(k), i + 1))
+            .map(|(i, k)| format!("{} AS k{}", ident(k), i + 1))
             .collect::<Vec<_>>()
             .join(", ");
         let arrays = (1..=self.keys.len())
             .map(|i| format!("array_agg(g.k{i}::text ORDER BY {order})"))
             .collect::<Vec<_>>()
             .join(", ");
-        let qty = quote_identifier(&self.qty);
+        let qty = ident(&self.qty);
         let max_id = match &self.id {
-            Some(id) => format!("max({})", quote_identifier(id)),
+            Some(id) => format!("max({})", ident(id)),
             None => "NULL::bigint".into(),
         };
         format!(
@@ -84,7 +85,7 @@ impl Tracking {
                FROM (SELECT {group_cols}, sum({qty}) AS s, {max_id} AS m, \
                             bool_or({qty} IS NULL OR {qty}::numeric IN (0, 'NaN', 'Infinity', '-Infinity')) AS bad \
                        FROM {new_rows} GROUP BY {keys}) g",
-            new_rows = quote_identifier(new_rows),
+            new_rows = ident(new_rows),
             keys = (1..=self.keys.len()).map(|i| i.to_string()).collect::<Vec<_>>().join(", "),
         )
     }
@@ -122,7 +123,7 @@ impl Tracking {
             Some(_) => (", last_ledger_id", ", last_ledger_id = greatest(b.last_ledger_id, excluded.last_ledger_id)"),
             None => ("", ""),
         };
-        let returning = self.keys.iter().map(|k| format!("b.{}::text", quote_identifier(k))).collect::<Vec<_>>();
+        let returning = self.keys.iter().map(|k| format!("b.{}::text", ident(k))).collect::<Vec<_>>();
         format!(
             "INSERT INTO {table} AS b ({keys}, qty{id_col}, updated_at) {source} \
              ON CONFLICT ({keys}) DO UPDATE SET qty = b.qty + excluded.qty{id_set}, updated_at = excluded.updated_at \
@@ -164,7 +165,7 @@ fn ledger_column(tupdesc: pg_sys::TupleDesc, name: &str) -> (i32, pg_sys::Oid) {
     }
     errors::raise(
         PgSqlErrorCode::ERRCODE_UNDEFINED_COLUMN,
-        format!("the tracked ledger has no column {}", quote_identifier(name)),
+        format!("the tracked ledger has no column {}", ident(name)),
         "A column the balances are keyed on was renamed or dropped: re-run inventory.track_balances.",
     )
 }
@@ -269,7 +270,7 @@ fn key_types(client: &SpiClient, tracking: &Tracking) -> SpiResult<Vec<String>> 
                     t.unwrap_or_else(|| {
                         errors::raise(
                             PgSqlErrorCode::ERRCODE_UNDEFINED_COLUMN,
-                            format!("balance table {} has no column {}", tracking.balance_table, quote_identifier(k)),
+                            format!("balance table {} has no column {}", tracking.balance_table, ident(k)),
                             "The balance table was altered after inventory.track_balances: re-run it.",
                         )
                     })

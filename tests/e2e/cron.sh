@@ -2,7 +2,8 @@
 # End to end with Debian's pg_cron: schedule_reconcile in pg_cron's database (and a second call that
 # updates the same job), a job for another database through cron.schedule_in_database (as docs/DBA.md
 # shows), then wait for pg_cron to run both (up to 150 s: its finest schedule is one minute) and check
-# cron.job_run_details and inventory.reconcile_runs: the small drift corrected, the large one flagged.
+# cron.job_run_details and inventory.reconcile_runs: the small drift corrected, the large one flagged;
+# in the other database, with inventory.default_org_id set (mid-migration), every tenant covered.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/../harness/cluster.sh"
@@ -40,6 +41,16 @@ SET app.org_id = '5b000000-0000-4000-8000-00000000005b';
 INSERT INTO inventory.items (id, sku, name) VALUES ('5b000000-0000-4000-a000-000000000001', 'S', 'Shop item');
 INSERT INTO inventory.locations (id, code, name) VALUES ('5b000000-0000-4000-b000-000000000001', 'L', 'Shelf');
 SELECT inventory.post('5b000000-0000-4000-a000-000000000001', '5b000000-0000-4000-b000-000000000001', 4);
+-- A second tenant, whose balance drifts; the database is mid-migration (docs/MIGRATION_GUIDE.md): the
+-- fallback tenant is set, and the scheduled run (a superuser's) must still cover every tenant.
+INSERT INTO inventory.organizations (id, name) VALUES ('5c000000-0000-4000-8000-00000000005c', 'Shop two');
+SET app.org_id = '5c000000-0000-4000-8000-00000000005c';
+INSERT INTO inventory.items (id, sku, name) VALUES ('5c000000-0000-4000-a000-000000000001', 'S2', 'Second shop item');
+INSERT INTO inventory.locations (id, code, name) VALUES ('5c000000-0000-4000-b000-000000000001', 'L', 'Shelf');
+SELECT inventory.post('5c000000-0000-4000-a000-000000000001', '5c000000-0000-4000-b000-000000000001', 4);
+RESET app.org_id;
+UPDATE inventory.balances SET qty = qty + 2 WHERE org_id = '5c000000-0000-4000-8000-00000000005c';
+ALTER DATABASE shop SET inventory.default_org_id = '5b000000-0000-4000-8000-00000000005b';
 SQL
 if err=$(q -d shop -c "SELECT inventory.schedule_reconcile()" 2>&1); then fail "schedule_reconcile worked without pg_cron"; fi
 echo "$err" | grep -q "pg_cron is not installed in database shop" || fail "unclear error: $err"
@@ -60,8 +71,8 @@ run=$(q -d postgres -c "SELECT run_by || ' ' || ledgers || ' ' || findings || ' 
 [ "$run" = "postgres 1 2 1 1 flagged" ] || fail "first scheduled run: $run"
 balances=$(q -d postgres -c "SELECT string_agg(i.sku || '=' || b.qty, ' ' ORDER BY i.sku) FROM inventory.balances b JOIN inventory.items i ON i.id = b.item_id")
 [ "$balances" = "LARGE=13 SMALL=10.000" ] || fail "balances after the run: $balances"
-shop=$(q -d shop -c "SELECT status || ' ' || keys_checked FROM inventory.reconcile_runs ORDER BY id LIMIT 1")
-[ "$shop" = "clean 1" ] || fail "shop's run: $shop"
+shop=$(q -d shop -c "SELECT status || ' ' || keys_checked || ' ' || coalesce(org_id::text, 'all tenants') FROM inventory.reconcile_runs ORDER BY id LIMIT 1")
+[ "$shop" = "flagged 2 all tenants" ] || fail "shop's run (default_org_id set) did not cover every tenant: $shop"
 echo "cron: postgres run: $run; balances $balances; shop run: $shop"
 
 [ "$(q -d postgres -c "SELECT inventory.unschedule_reconcile()")" = t ] || fail "unschedule_reconcile did not remove the job"

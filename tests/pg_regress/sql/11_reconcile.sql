@@ -90,6 +90,17 @@ SELECT count(*) AS visible_runs, count(*) FILTER (WHERE org_id IS DISTINCT FROM 
 SELECT count(*) FILTER (WHERE org_id <> 'c1000000-0000-4000-8000-000000000001') AS other_findings FROM inventory.reconcile_findings;
 RESET ROLE;
 SET LOCAL app.org_id = '';
+-- The migration fallback inventory.default_org_id never narrows an administrator's run (a pg_cron job
+-- during a migration): it still covers every tenant, and the run says so (org_id NULL).
+SET LOCAL inventory.default_org_id = 'c1000000-0000-4000-8000-000000000001';
+SELECT count(DISTINCT org_id) AS tenants_covered_with_fallback FROM inventory.reconcile(auto_correct => false);
+SELECT org_id IS NULL AS run_covers_all_tenants FROM inventory.reconcile_runs ORDER BY id DESC LIMIT 1;
+-- An application role under the fallback acts as that tenant, and covers that tenant only.
+SET LOCAL ROLE app_user;
+SELECT count(DISTINCT org_id) AS app_tenants_with_fallback, min(org_id::text) AS app_tenant
+  FROM inventory.reconcile(auto_correct => false);
+RESET ROLE;
+SET LOCAL inventory.default_org_id = '';
 -- The administrator, with no tenant context, covers every tenant: tenant B's drift is flagged now.
 SELECT r.org_id, r.variance, r.kind, r.action FROM inventory.reconcile(tolerance => 0.5) r
  WHERE r.org_id = 'c2000000-0000-4000-8000-000000000002';

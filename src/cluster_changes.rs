@@ -1,0 +1,86 @@
+//! What CREATE EXTENSION changes outside its database, and DROP EXTENSION undoes (issue 12.9).
+//!
+//! Two things outlive a database's objects: the cluster-wide parameter privilege `SET ON PARAMETER
+//! app.org_id TO PUBLIC` (parameter ACLs belong to the cluster), and pg_cron jobs (they live in
+//! pg_cron's tables). DROP EXTENSION drops the database's objects only, so an event trigger of the
+//! extension, at the start of `DROP EXTENSION inventory_ext` (or `DROP SCHEMA inventory`, which takes it
+//! along), calls `inventory.undo_cluster_changes()` (sql/finalize.sql): it unschedules this database's
+//! pg_cron jobs that run `inventory.reconcile_run`, and revokes the PUBLIC grant when this database's
+//! CREATE EXTENSION made it and it is still exactly as made. If the DROP then fails, the transaction
+//! takes the undo back with it.
+//!
+//! The event trigger function is written by hand (not `#[pg_extern]`): it reads the statement's parse
+//! tree, which only a C-level event trigger function can see, to tell whether this extension is the
+//! one being dropped (`DROP EXTENSION pgtap` must not touch anything of ours).
+
+use crate::errors;
+use pgrx::pg_sys::errcodes::PgSqlErrorCode;
+use pgrx::prelude::*;
+use std::ffi::CStr;
+
+/// Whether a DROP statement's parse tree drops this extension (directly, or through its schema).
+///
+/// # Safety
+/// `parsetree` is a valid node of the statement being run.
+unsafe fn drops_this_extension(parsetree: *mut pg_sys::Node) -> bool {
+    unsafe {
+        if parsetree.is_null() || (*parsetree).type_ != pg_sys::NodeTag::T_DropStmt {
+            return false;
+        }
+        let drop = &*(parsetree as *mut pg_sys::DropStmt);
+        let wanted: &[u8] = match drop.removeType {
+            pg_sys::ObjectType::OBJECT_EXTENSION => b"inventory_ext",
+            pg_sys::ObjectType::OBJECT_SCHEMA => b"inventory",
+            _ => return false,
+        };
+        let objects = pgrx::PgList::<pg_sys::Node>::from_pg(drop.objects);
+        let found = objects.iter_ptr().any(|node| {
+            !node.is_null()
+                && (*node).type_ == pg_sys::NodeTag::T_String
+                && CStr::from_ptr((*(node as *mut pg_sys::String)).sval).to_bytes() == wanted
+        });
+        found
+    }
+}
+
+fn on_ddl_command_start(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    // SAFETY: PostgreSQL passes a valid fcinfo; its context is EventTriggerData when called as an event trigger.
+    let parsetree = unsafe {
+        let context = fcinfo.as_ref().map(|f| f.context).unwrap_or(std::ptr::null_mut());
+        if context.is_null() || (*context).type_ != pg_sys::NodeTag::T_EventTriggerData {
+            errors::raise(
+                PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+                "inventory.on_ddl_command_start() can only be called as an event trigger",
+                "CREATE EXTENSION installs it; there is nothing to call.",
+            )
+        }
+        (*(context as *mut pg_sys::EventTriggerData)).parsetree
+    };
+    // SAFETY: the parse tree of the statement this event trigger fires for.
+    if unsafe { drops_this_extension(parsetree) } {
+        Spi::run("SELECT inventory.undo_cluster_changes()").unwrap_or_else(|e| panic!("{e}"));
+    }
+    pg_sys::Datum::from(0)
+}
+
+#[unsafe(no_mangle)]
+#[doc(hidden)]
+pub extern "C" fn pg_finfo_on_ddl_command_start_entry() -> &'static pg_sys::Pg_finfo_record {
+    const V1_API: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
+    &V1_API
+}
+
+#[unsafe(no_mangle)]
+#[doc(hidden)]
+pub unsafe extern "C-unwind" fn on_ddl_command_start_entry(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    pg_sys::submodules::panic::pgrx_extern_c_guard(move || on_ddl_command_start(fcinfo))
+}
+
+pgrx::extension_sql!(
+    r#"
+-- The event trigger function (src/cluster_changes.rs); the event trigger itself is in sql/finalize.sql.
+CREATE FUNCTION inventory.on_ddl_command_start() RETURNS event_trigger
+    LANGUAGE c AS 'MODULE_PATHNAME', 'on_ddl_command_start_entry';
+"#,
+    name = "event_trigger_functions",
+);
