@@ -107,8 +107,9 @@ DECLARE
     jobs integer := 0;
 BEGIN
     IF EXISTS (SELECT FROM pg_extension WHERE extname = 'pg_cron') THEN
-        EXECUTE $q$SELECT count(cron.unschedule(jobid)) FROM cron.job
-                    WHERE database = current_database() AND command ~ 'inventory\.reconcile_run\('$q$ INTO jobs;
+        -- Planned only when it runs, so the function exists without pg_cron.
+        SELECT count(cron.unschedule(j.jobid)) INTO jobs FROM cron.job j
+         WHERE j.database = current_database() AND j.command ~ 'inventory\.reconcile_run\(';
         IF jobs > 0 THEN
             RAISE NOTICE 'unscheduled % pg_cron job(s) that ran inventory.reconcile_run in this database', jobs;
         END IF;

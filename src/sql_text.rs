@@ -6,7 +6,7 @@
 //! of them goes through `ident` or `literal` here (PostgreSQL's own quoting rules, via pgrx's
 //! `quote_identifier`/`quote_literal`), or arrives already quoted by PostgreSQL itself (`regclass`,
 //! `regrole` and `regprocedure` text, `quote_ident()` in a catalog query). Values that are data travel
-//! as query parameters, never as text. `tests::only_this_module_quotes` fails the build's tests when
+//! as query parameters, never as text. `source_check::only_this_module_quotes` fails the build's tests when
 //! another module quotes on its own; tests/pg_regress/sql/13_hostile_names.sql runs every generator on
 //! hostile names.
 
@@ -25,11 +25,13 @@ pub fn ident_list(prefix: &str, names: &[String]) -> String {
     names.iter().map(|n| format!("{prefix}{}", ident(n))).collect::<Vec<_>>().join(", ")
 }
 
-#[cfg(test)]
+#[cfg(any(test, feature = "pg_test"))]
+#[pgrx::pg_schema]
 mod tests {
     use super::*;
+    use pgrx::prelude::*;
 
-    #[test]
+    #[pg_test]
     fn names_and_values_are_quoted() {
         assert_eq!(ident("itemId"), "\"itemId\"");
         assert_eq!(ident("a\"; DROP TABLE x; --"), "\"a\"\"; DROP TABLE x; --\"");
@@ -37,6 +39,11 @@ mod tests {
         assert_eq!(literal("it's"), "'it''s'");
         assert_eq!(ident_list("b.", &["x".into(), "Y".into()]), "b.x, b.\"Y\"");
     }
+}
+
+/// Plain tests: no PostgreSQL symbols, so they link into the test binary.
+#[cfg(test)]
+mod source_check {
 
     /// Every other module builds SQL with `ident`/`literal`/`ident_list` and never quotes by hand.
     #[test]
