@@ -78,11 +78,9 @@ SELECT regress.try(format('SELECT inventory.import_org(%L)', x.doc)) AS malforme
     (jsonb_set(d, '{lots,0,expires_on}', '"2027-06-30T00:00:00"')),
     (jsonb_set(d, '{ledger,3,location_id}', '"e2000000-0000-4000-b000-00000000009f"')),
     (jsonb_set(d, '{lots,0,item_id}', '"e2000000-0000-4000-a000-00000000009f"')),
-    (jsonb_set(d, '{items,0,colour}', '"red"'))) AS x(doc);
--- Values that PostgreSQL's own input functions (or the organizations table's checks) reject: 22023
--- naming the field, before anything is written, rather than the cast's error without a field.
-SELECT regress.try(format('SELECT inventory.import_org(%L)', x.doc)) AS rejected_value
-  FROM doc, LATERAL (VALUES
+    (jsonb_set(d, '{items,0,colour}', '"red"')),
+    -- Values that PostgreSQL's own input functions (or the organizations table's checks) reject: named
+    -- here, before anything is written, rather than by the cast's error without a field.
     (jsonb_set(d, '{lots,0,expires_on}', '"2026-99-99"')),
     (jsonb_set(d, '{lots,0,expires_on}', '"0000-01-01"')),
     (jsonb_set(d, '{ledger,1,occurred_at}', '"2026-02-29T10:00:00+00:00"')),
