@@ -28,6 +28,11 @@ BEGIN
         RAISE EXCEPTION 'backfill_org_column needs a table, an organization, a column and a positive batch size'
             USING ERRCODE = '22023';
     END IF;
+    -- A regclass can outlive its table (an OID kept from before a DROP): PostgreSQL's own 42P01.
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_class WHERE oid = tbl) THEN
+        RAISE EXCEPTION 'relation with OID % does not exist', tbl::oid USING ERRCODE = '42P01',
+            HINT = 'It was dropped (or the OID is wrong): pass the table by name, e.g. ''public.items''.';
+    END IF;
     IF NOT EXISTS (SELECT FROM inventory.organizations WHERE id = backfill_org) THEN
         RAISE EXCEPTION 'backfill_org % names no organization', backfill_org USING ERRCODE = '22023';
     END IF;
@@ -64,11 +69,48 @@ $$;
 COMMENT ON PROCEDURE inventory.backfill_org_column(regclass, uuid, name, integer) IS
     'Fills NULLs of a tenant column in committed batches (online backfill before enable_tenant_isolation).';
 
--- The lint: every way the given schemas (default: all but the system ones) still leak across tenants.
--- A table's org column is the one it was made tenant-scoped with, else a column named org_id.
--- Not held to the tenant-table rules: a table that tenants can only read (row-level security forced,
--- every policy FOR SELECT) and that the helper did not make tenant-scoped, such as the reconcile
--- history, whose runs over all tenants belong to no tenant. No tenant can write such a table.
+-- The permissive policies of one table that let rows through other than by its org column, each with
+-- the statements that close it. Permissive policies are OR-ed: one whose USING or WITH CHECK is
+-- anything but the tenant expression (org_column = (SELECT inventory.current_org_id()), or the plain
+-- org_column = inventory.current_org_id() that Citus needs) opens every row it allows to every
+-- tenant, and to sessions without one, whatever the tenant policy says. A policy with neither
+-- expression lets nothing through and is not listed; restrictive policies only narrow. One decision
+-- for both users: enable_tenant_isolation refuses a table with such a policy (other than its own
+-- tenant_isolation, which it replaces) and isolation_report flags them as errors.
+CREATE FUNCTION inventory.open_policies(tbl regclass, org_column name)
+RETURNS TABLE (policy name, drop_policy text, as_restrictive text)
+LANGUAGE sql STABLE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$
+SELECT p.polname,
+       format('DROP POLICY %I ON %s;', p.polname, p.polrelid::regclass),
+       format('DROP POLICY %I ON %s; CREATE POLICY %I ON %s AS RESTRICTIVE FOR %s TO %s%s%s;',
+              p.polname, p.polrelid::regclass, p.polname, p.polrelid::regclass,
+              CASE p.polcmd WHEN 'r' THEN 'SELECT' WHEN 'a' THEN 'INSERT' WHEN 'w' THEN 'UPDATE'
+                            WHEN 'd' THEN 'DELETE' ELSE 'ALL' END,
+              CASE WHEN p.polroles = '{0}' THEN 'PUBLIC'
+                   ELSE (SELECT string_agg(r.oid::regrole::text, ', ' ORDER BY r.oid::regrole::text)
+                           FROM unnest(p.polroles) AS r(oid)) END,
+              ' USING (' || pg_get_expr(p.polqual, p.polrelid) || ')',
+              ' WITH CHECK (' || pg_get_expr(p.polwithcheck, p.polrelid) || ')')
+  FROM pg_policy p,
+       LATERAL (SELECT ARRAY[format('(%I = ( SELECT inventory.current_org_id() AS current_org_id))', org_column),
+                             format('(%I = inventory.current_org_id())', org_column)] AS forms) tenant
+ WHERE p.polrelid = tbl AND p.polpermissive
+   AND NOT (coalesce(pg_get_expr(p.polqual, p.polrelid) = ANY (tenant.forms), true)
+            AND coalesce(pg_get_expr(p.polwithcheck, p.polrelid) = ANY (tenant.forms), true))
+ ORDER BY p.polname
+$$;
+COMMENT ON FUNCTION inventory.open_policies(regclass, name) IS
+    'Permissive policies of a table that let rows through other than by its org column, with the SQL that drops each or makes it restrictive.';
+
+-- The lint: the ways the given schemas (default: all but the system ones) still leak across tenants
+-- that the catalog shows (docs/SECURITY.md lists what it does not check). A table's org column is the
+-- one it (or the partitioned table it is a partition of) was made tenant-scoped with, else a column
+-- named org_id. Not held to the tenant-table rules: a table that tenants can only read (row-level
+-- security forced, every policy FOR SELECT) and that the helper did not make tenant-scoped, such as
+-- the reconcile history, whose runs over all tenants belong to no tenant. No tenant can write such a
+-- table; its permissive policies are checked like every tenant table's.
 CREATE FUNCTION inventory.isolation_report(schemas name[] DEFAULT NULL)
 RETURNS TABLE (severity text, object text, problem text, fix text)
 LANGUAGE sql STABLE
@@ -82,18 +124,25 @@ scope AS (
                      AND n.nspname !~ '^pg_(toast|temp_|toast_temp_)'
                 ELSE n.nspname = ANY (schemas) END
 ),
-tenant AS (
+-- Every table with an org column, and whether the helper made it (or its partitioned table) tenant-scoped.
+scoped AS (
     SELECT c.oid AS relid, c.oid::regclass::text AS tbl, a.attnum AS org_attnum, a.attname AS org_col,
-           a.attnotnull, c.relrowsecurity, c.relforcerowsecurity, c.relispartition
+           a.attnotnull, c.relrowsecurity, c.relforcerowsecurity, c.relispartition, t.relid IS NOT NULL AS registered
       FROM pg_class c
       JOIN scope s ON s.nsp = c.relnamespace
-      LEFT JOIN inventory.tenant_tables t ON t.relid = c.oid
+      LEFT JOIN LATERAL (SELECT r.relid, r.org_column FROM inventory.tenant_tables r
+                          WHERE r.relid = c.oid OR r.relid IN (SELECT anc.relid FROM pg_partition_ancestors(c.oid) anc)
+                          LIMIT 1) t ON true
       JOIN pg_attribute a ON a.attrelid = c.oid AND NOT a.attisdropped AND a.attnum > 0
                          AND a.attname = coalesce(t.org_column, 'org_id')
      WHERE c.relkind IN ('r', 'p') AND c.relpersistence <> 't'
-       AND NOT (t.relid IS NULL AND c.relrowsecurity AND c.relforcerowsecurity
-                AND EXISTS (SELECT FROM pg_policy p WHERE p.polrelid = c.oid)
-                AND NOT EXISTS (SELECT FROM pg_policy p WHERE p.polrelid = c.oid AND p.polcmd <> 'r'))
+),
+-- Those held to the tenant-table rules: all but the read-only ones.
+tenant AS (
+    SELECT s.* FROM scoped s
+     WHERE NOT (NOT s.registered AND s.relrowsecurity AND s.relforcerowsecurity
+                AND EXISTS (SELECT FROM pg_policy p WHERE p.polrelid = s.relid)
+                AND NOT EXISTS (SELECT FROM pg_policy p WHERE p.polrelid = s.relid AND p.polcmd <> 'r'))
 ),
 -- The root of a partition tree, for fixes that go through the helper.
 tenant_root AS (
@@ -138,19 +187,35 @@ findings (severity, object, problem, fix) AS (
      WHERE c.relkind IN ('r', 'p') AND c.relrowsecurity
        AND NOT EXISTS (SELECT FROM pg_policy p WHERE p.polrelid = c.oid)
     UNION ALL
-    SELECT CASE WHEN p.polcmd = 'a' THEN 'error' ELSE 'warning' END,
+    SELECT 'warning',
            format('policy %I on %s', p.polname, p.polrelid::regclass),
            CASE WHEN p.polcmd = 'a'
-                THEN 'INSERT policy without WITH CHECK: any row can be inserted'
+                THEN 'INSERT policy without WITH CHECK: it lets no row in (PostgreSQL takes the missing check as false), so it does nothing'
                 ELSE 'policy without WITH CHECK: writes are checked only by its USING expression' END,
            CASE WHEN p.polqual IS NOT NULL
                 THEN format('ALTER POLICY %I ON %s WITH CHECK (%s);', p.polname, p.polrelid::regclass,
                             pg_get_expr(p.polqual, p.polrelid))
+                WHEN p.polcmd = 'a'
+                THEN format('DROP POLICY %I ON %s;  -- or give it the check it was meant to have: ALTER POLICY %I ON %s WITH CHECK (…);',
+                            p.polname, p.polrelid::regclass, p.polname, p.polrelid::regclass)
                 ELSE format('ALTER POLICY %I ON %s WITH CHECK (…);', p.polname, p.polrelid::regclass) END
       FROM pg_policy p
       JOIN pg_class c ON c.oid = p.polrelid
       JOIN scope s ON s.nsp = c.relnamespace
      WHERE p.polcmd IN ('*', 'a', 'w') AND p.polwithcheck IS NULL
+    UNION ALL
+    SELECT 'error', format('policy %I on %s', o.policy, s.tbl),
+           CASE WHEN o.policy = 'tenant_isolation'
+                THEN format('the tenant policy does not read %I = current_org_id() any more: every row it lets through is open to every tenant, and to sessions without one',
+                            s.org_col)
+                ELSE format('permissive policy besides the tenant policy (%I = current_org_id()): permissive policies are OR-ed, so every row it lets through is open to every tenant, and to sessions without one',
+                            s.org_col) END,
+           CASE WHEN o.policy = 'tenant_isolation' AND t.relid IS NOT NULL
+                THEN format('SELECT inventory.enable_tenant_isolation(%L, %L);  -- puts the tenant policy back', t.root, t.org_col)
+                ELSE o.drop_policy || '  -- or, to keep it as a further restriction: ' || o.as_restrictive END
+      FROM scoped s
+     CROSS JOIN LATERAL inventory.open_policies(s.relid, s.org_col) o
+      LEFT JOIN tenant_root t ON t.relid = s.relid
     UNION ALL
     SELECT 'error', tbl,
            format('org column %I is nullable: a row without a tenant is visible to no tenant and writable by none', org_col),

@@ -18,10 +18,17 @@ pub struct NewKey {
     pub hash: Vec<u8>,
 }
 
-/// A fresh key. The operating system's generator failing is not something a caller can recover from.
+/// A fresh key. The operating system's generator failing is a system error (58000), as PostgreSQL
+/// reports a failing system call; nothing is stored.
 pub fn generate() -> NewKey {
     let mut secret = [0u8; SECRET_BYTES];
-    getrandom::getrandom(&mut secret).expect("the operating system's random generator failed");
+    if let Err(e) = getrandom::getrandom(&mut secret) {
+        crate::errors::raise(
+            pgrx::pg_sys::errcodes::PgSqlErrorCode::ERRCODE_SYSTEM_ERROR,
+            format!("could not generate an API key: the operating system's random generator failed ({e})"),
+            "Check the server's random source (getrandom, /dev/urandom) and try again.",
+        )
+    }
     let key = format!("{KEY_TAG}{}", hex::encode(secret));
     NewKey { prefix: key[..PREFIX_LEN].to_string(), hash: hash(&key), key }
 }

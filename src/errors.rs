@@ -46,3 +46,58 @@ pub fn invalid_tenant_credentials() -> ! {
 pub fn invalid_argument(message: impl Into<String>, hint: impl Into<String>) -> ! {
     raise(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, message, hint)
 }
+
+/// 42P01: a relation that does not exist, such as a dangling `regclass` (the OID of a dropped table);
+/// PostgreSQL's own code and words for it.
+pub fn undefined_relation(oid: pgrx::pg_sys::Oid) -> ! {
+    raise(
+        PgSqlErrorCode::ERRCODE_UNDEFINED_TABLE,
+        format!("relation with OID {} does not exist", oid.to_u32()),
+        "It was dropped (or the OID is wrong): pass the table by name, e.g. 'public.items'.",
+    )
+}
+
+/// P0002: a statement that must return a row returned none (as PL/pgSQL's `INTO STRICT` says it).
+pub fn no_row(what: &str) -> ! {
+    raise(
+        PgSqlErrorCode::ERRCODE_NO_DATA_FOUND,
+        format!("{what}: the statement returned no row"),
+        "A trigger or rule on the table may have suppressed the row; check the table's triggers and rules.",
+    )
+}
+
+/// A failure that pgrx's SPI reports as a value rather than as a PostgreSQL ERROR (a PostgreSQL ERROR
+/// raised inside SPI keeps its own SQLSTATE and never comes here), with the SQLSTATE PostgreSQL gives
+/// the same condition: a statement SPI cannot run (COPY to the client, transaction control), a column
+/// whose type is not the one expected (a table altered under a running statement), no row where one
+/// was expected, and SPI's own status codes.
+pub fn spi_failed(statement: &str, error: &pgrx::spi::SpiError) -> ! {
+    use pgrx::spi::{SpiError, SpiErrorCodes};
+    use PgSqlErrorCode::*;
+    let code = match error {
+        SpiError::SpiError(SpiErrorCodes::Copy | SpiErrorCodes::OpUnknown) => ERRCODE_FEATURE_NOT_SUPPORTED,
+        SpiError::SpiError(SpiErrorCodes::Transaction) => ERRCODE_INVALID_TRANSACTION_TERMINATION,
+        SpiError::SpiError(SpiErrorCodes::Connect | SpiErrorCodes::Unconnected) => {
+            ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE
+        }
+        SpiError::SpiError(SpiErrorCodes::Argument) => ERRCODE_INVALID_PARAMETER_VALUE,
+        SpiError::SpiError(SpiErrorCodes::Param) | SpiError::PreparedStatementArgumentMismatch { .. } => {
+            ERRCODE_UNDEFINED_PARAMETER
+        }
+        SpiError::SpiError(SpiErrorCodes::NoAttribute) => ERRCODE_UNDEFINED_COLUMN,
+        SpiError::SpiError(SpiErrorCodes::NoOutFunc) => ERRCODE_UNDEFINED_FUNCTION,
+        SpiError::SpiError(SpiErrorCodes::TypUnknown) => ERRCODE_UNDEFINED_OBJECT,
+        SpiError::SpiError(SpiErrorCodes::RelDuplicate) => ERRCODE_DUPLICATE_TABLE,
+        SpiError::SpiError(SpiErrorCodes::RelNotFound) => ERRCODE_UNDEFINED_TABLE,
+        SpiError::SpiError(SpiErrorCodes::Cursor) | SpiError::CursorNotFound(_) => ERRCODE_INVALID_CURSOR_NAME,
+        SpiError::DatumError(_) => ERRCODE_DATATYPE_MISMATCH,
+        SpiError::InvalidPosition | SpiError::NoTupleTable => ERRCODE_NO_DATA_FOUND,
+    };
+    // The statement's first line is enough to recognise it; generated DDL can be long.
+    let first_line = statement.trim().lines().next().unwrap_or_default();
+    raise(
+        code,
+        format!("inventory_ext could not run a statement: {error}"),
+        format!("The statement began: {first_line}. If the objects it names were changed meanwhile, run the call again."),
+    )
+}

@@ -8,9 +8,10 @@
 //! missing column is the exception: it needs ACCESS EXCLUSIVE first.
 
 use crate::errors;
-use crate::spi_util::{exec, rows, text};
+use crate::spi_util::{exec, exec_with_args, first, oid_at, rows, text};
 use crate::sql_types::{RegClass, SqlName};
 use pgrx::datum::DatumWithOid;
+use pgrx::pg_sys::errcodes::PgSqlErrorCode;
 use pgrx::prelude::*;
 use pgrx::spi::{quote_identifier, quote_literal};
 use pgrx::Uuid;
@@ -77,6 +78,11 @@ impl Changes {
 }
 
 fn describe(RegClass(oid): RegClass) -> (Table, String) {
+    // ACCESS SHARE (what reading the table takes anyway) first, so that a concurrent DROP cannot take
+    // the relation away between this check and the steps below; then whether it exists at all (a
+    // regclass can outlive its table: an OID kept from before a DROP).
+    // SAFETY: locking an OID that names no relation is allowed; it only takes a lock tag.
+    unsafe { pg_sys::LockRelationOid(oid, pg_sys::AccessShareLock as pg_sys::LOCKMODE) };
     let (name, kind, persistence, parent, relname, schema) = rows(
         "SELECT c.oid::regclass::text, c.relkind::text, c.relpersistence::text,
                 (SELECT i.inhparent::regclass::text FROM pg_inherits i WHERE i.inhrelid = c.oid AND c.relispartition),
@@ -86,7 +92,7 @@ fn describe(RegClass(oid): RegClass) -> (Table, String) {
         |r| Ok((text(r, 1)?, text(r, 2)?, text(r, 3)?, r.get::<String>(4)?, text(r, 5)?, text(r, 6)?)),
     )
     .pop()
-    .expect("a regclass names an existing relation");
+    .unwrap_or_else(|| errors::undefined_relation(oid));
     let what = match kind.as_str() {
         "r" | "p" => None,
         "v" => Some("a view"),
@@ -194,9 +200,9 @@ fn foreign_keys(filter: &str, args: &[DatumWithOid]) -> Vec<ForeignKey> {
     rows(&format!("{FOREIGN_KEYS} AND {filter} ORDER BY con.conname"), args, |r| {
         Ok(ForeignKey {
             name: text(r, 1)?,
-            table: r.get::<pg_sys::Oid>(2)?.expect("conrelid"),
+            table: oid_at(r, 2)?,
             table_name: text(r, 3)?,
-            ref_table: r.get::<pg_sys::Oid>(4)?.expect("confrelid"),
+            ref_table: oid_at(r, 4)?,
             ref_table_name: text(r, 5)?,
             cols: r.get::<Vec<String>>(6)?.unwrap_or_default(),
             ref_cols: r.get::<Vec<String>>(7)?.unwrap_or_default(),
@@ -322,7 +328,7 @@ fn uniques_without(table: pg_sys::Oid, org_attnum: i16) -> Vec<UniqueToScope> {
         |r| {
             Ok(UniqueToScope {
                 index_name: text(r, 1)?,
-                index_oid: r.get::<pg_sys::Oid>(2)?.expect("indexrelid"),
+                index_oid: oid_at(r, 2)?,
                 constraint: r.get::<String>(3)?,
                 cols: r.get::<Vec<String>>(4)?.unwrap_or_default(),
                 keys: r.get::<Vec<String>>(5)?.unwrap_or_default(),
@@ -358,7 +364,7 @@ fn partitions(table: &Table) -> Vec<(pg_sys::Oid, String)> {
     rows(
         "SELECT relid, relid::regclass::text FROM pg_partition_tree($1) WHERE relid <> $1::regclass ORDER BY level, relid::regclass::text",
         &[table.oid.into()],
-        |r| Ok((r.get::<pg_sys::Oid>(1)?.expect("relid"), text(r, 2)?)),
+        |r| Ok((oid_at(r, 1)?, text(r, 2)?)),
     )
 }
 
@@ -370,6 +376,48 @@ fn has_rows(table: &Table, filter: &str) -> bool {
     rows(&format!("SELECT true FROM {} WHERE {filter} LIMIT 1", table.name), &[], |r| r.get::<bool>(1)).len() == 1
 }
 
+/// Permissive policies are OR-ed: a permissive policy on the table or on one of its partitions (which a
+/// query can name directly) that lets rows through other than by the org column would keep them open
+/// to every tenant, and to sessions without one, whatever the tenant policy says. The call refuses
+/// such a table before changing anything (55000), naming each policy and the SQL that closes it;
+/// `inventory.open_policies` (sql/isolation.sql) decides, as it does for `isolation_report`. A policy
+/// of ours of another shape is not refused: `isolate` replaces it.
+fn refuse_open_policies(table: &Table, partitions: &[(pg_sys::Oid, String)], org: &str) {
+    let mut relations = vec![table.oid];
+    relations.extend(partitions.iter().map(|(oid, _)| *oid));
+    let open = rows(
+        "SELECT format('%I on %s', o.policy, r.relid::regclass), o.drop_policy, o.as_restrictive
+           FROM unnest($1::oid[]) WITH ORDINALITY AS r(relid, n)
+          CROSS JOIN LATERAL inventory.open_policies(r.relid::regclass, $2) AS o
+          WHERE o.policy <> $3
+          ORDER BY r.n, o.policy",
+        &[relations.into(), org.into(), POLICY.into()],
+        |r| Ok((text(r, 1)?, text(r, 2)?, text(r, 3)?)),
+    );
+    if open.is_empty() {
+        return;
+    }
+    let names: Vec<&str> = open.iter().map(|(name, _, _)| name.as_str()).collect();
+    let fixes: Vec<String> = open
+        .iter()
+        .map(|(_, drop, restrictive)| format!("{drop}  -- or, to keep it as a further restriction: {restrictive}"))
+        .collect();
+    errors::raise(
+        PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+        format!(
+            "{} has permissive policies besides {POLICY} that would keep it open to every tenant: {}",
+            table.name,
+            names.join(", ")
+        ),
+        format!(
+            "Permissive policies are OR-ed with the tenant policy, so each lets its rows through whatever the tenant. \
+             Drop each, or recreate it AS RESTRICTIVE (a restriction on top of the tenant policy), then call \
+             enable_tenant_isolation again. Nothing was changed.\n{}",
+            fixes.join("\n")
+        ),
+    )
+}
+
 /// Row-level security on one relation: enabled, forced, and our one policy for all commands.
 fn isolate(changes: &mut Changes, rel: pg_sys::Oid, rel_name: &str, org: &str) {
     let (enabled, forced) = rows(
@@ -378,7 +426,7 @@ fn isolate(changes: &mut Changes, rel: pg_sys::Oid, rel_name: &str, org: &str) {
         |r| Ok((r.get::<bool>(1)?.unwrap_or_default(), r.get::<bool>(2)?.unwrap_or_default())),
     )
     .pop()
-    .expect("relation exists");
+    .unwrap_or_else(|| errors::undefined_relation(rel));
     if !enabled {
         changes.run(
             format!("enabled row-level security on {rel_name}"),
@@ -434,6 +482,7 @@ fn enable_tenant_isolation(
         errors::invalid_argument("org_column must not be NULL or empty", "Pass the column name, e.g. 'org_id'.")
     };
     let (table, relname) = describe(tbl);
+    refuse_open_policies(&table, &partitions(&table), &org);
     let mut changes = Changes(Vec::new());
     let q_org = quote_identifier(&org);
 
@@ -459,14 +508,13 @@ fn enable_tenant_isolation(
                 "Pass backfill_org => '<organization id>' to give them to one organization.",
             ),
             Some(b) => {
-                let filled = Spi::get_one_with_args::<i64>(
+                let filled = first::<i64>(
                     &format!(
                         "WITH filled AS (UPDATE {} SET {q_org} = $1 WHERE {q_org} IS NULL RETURNING 1) SELECT count(*) FROM filled",
                         table.name
                     ),
                     &[b.into()],
                 )
-                .expect("backfill failed")
                 .unwrap_or_default();
                 changes.0.push(format!("filled {q_org} of {filled} rows of {} with {b}", table.name));
             }
@@ -490,7 +538,13 @@ fn enable_tenant_isolation(
             }
         }
     }
-    let col = column(table.oid, &org).expect("the org column exists now");
+    let col = column(table.oid, &org).unwrap_or_else(|| {
+        errors::raise(
+            PgSqlErrorCode::ERRCODE_UNDEFINED_COLUMN,
+            format!("column {q_org} of {} does not exist", table.name),
+            "It was dropped while the call ran; call it again.",
+        )
+    });
 
     // 2. Every row belongs to an existing organization.
     let org_fk = foreign_keys(
@@ -703,19 +757,22 @@ fn enable_tenant_isolation(
             &[format!("ALTER TABLE {} ALTER COLUMN {q_org} SET NOT NULL", table.name)],
         );
     }
+    // Checked again on the partitions as they are now: one attached while the call ran is held to the
+    // same rule before it gets the tenant policy.
+    let parts = partitions(&table);
+    refuse_open_policies(&table, &parts, &org);
     isolate(&mut changes, table.oid, &table.name, &org);
-    for (oid, name) in partitions(&table) {
+    for (oid, name) in parts {
         isolate(&mut changes, oid, &name, &org);
     }
 
     if registered_org_column(table.oid).as_deref() != Some(org.as_str()) {
-        Spi::run_with_args(
+        exec_with_args(
             "INSERT INTO inventory.tenant_tables (relid, org_column, builtin) VALUES ($1::regclass, $2, $3)
              ON CONFLICT (relid) DO UPDATE SET org_column = excluded.org_column, enabled_at = now()",
             // SAFETY: reading a backend global.
             &[table.oid.into(), org.as_str().into(), unsafe { pg_sys::creating_extension }.into()],
-        )
-        .expect("registering the table failed");
+        );
         changes.0.push(format!("registered {} in inventory.tenant_tables with org column {q_org}", table.name));
     }
     SetOfIterator::new(changes.0)
@@ -747,7 +804,7 @@ fn disable_tenant_isolation(tbl: Option<RegClass>) -> SetOfIterator<'static, Str
             },
         )
         .pop()
-        .expect("relation exists");
+        .unwrap_or_else(|| errors::undefined_relation(oid));
         if has_policy {
             changes.run(format!("dropped policy {POLICY} on {name}"), &[format!("DROP POLICY {POLICY} ON {name}")]);
         }
@@ -764,11 +821,10 @@ fn disable_tenant_isolation(tbl: Option<RegClass>) -> SetOfIterator<'static, Str
             );
         }
     }
-    let unregistered = Spi::get_one_with_args::<bool>(
+    let unregistered = first::<bool>(
         "WITH gone AS (DELETE FROM inventory.tenant_tables WHERE relid = $1::regclass RETURNING 1) SELECT count(*) > 0 FROM gone",
         &[table.oid.into()],
-    )
-    .expect("unregistering the table failed");
+    );
     if unregistered == Some(true) {
         changes.0.push(format!("removed {} from inventory.tenant_tables", table.name));
     }

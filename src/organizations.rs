@@ -8,7 +8,7 @@
 use crate::api_key;
 use crate::errors;
 use crate::host;
-use crate::spi_util::rows;
+use crate::spi_util::{exec_with_args, first, rows};
 use crate::tenant;
 use pgrx::datum::DatumWithOid;
 use pgrx::pg_sys::errcodes::PgSqlErrorCode;
@@ -27,11 +27,13 @@ pub enum Found {
 /// Runs a query whose rows are `(id uuid, active boolean[, key_hash bytea])` and returns the first row
 /// that `accept` takes (by its key hash, when there is one).
 fn find(query: &str, args: &[DatumWithOid], accept: impl Fn(Option<&[u8]>) -> bool) -> Found {
+    // organizations.id is NOT NULL: a row without one cannot happen and would match nothing.
     let candidates = rows(query, args, |row| {
         let hash = if row.columns() > 2 { row.get::<Vec<u8>>(3)? } else { None };
-        Ok((row.get::<Uuid>(1)?.expect("organizations.id is NOT NULL"), row.get::<bool>(2)? == Some(true), hash))
+        let active = row.get::<bool>(2)? == Some(true);
+        Ok(row.get::<Uuid>(1)?.map(|id| (id, active, hash)))
     });
-    match candidates.into_iter().find(|(_, _, hash)| accept(hash.as_deref())) {
+    match candidates.into_iter().flatten().find(|(_, _, hash)| accept(hash.as_deref())) {
         Some((id, true, _)) => Found::Active(id),
         Some((_, false, _)) => Found::Inactive,
         None => Found::Nothing,
@@ -90,13 +92,12 @@ pub fn authorize_management_of(org_id: Uuid) {
 
 fn store_new_key(org_id: Uuid) -> String {
     let key = api_key::generate();
-    Spi::run_with_args(
+    exec_with_args(
         "INSERT INTO inventory.organization_api_keys (org_id, key_prefix, key_hash) VALUES ($1, $2, $3)
          ON CONFLICT (org_id) DO UPDATE
             SET key_prefix = excluded.key_prefix, key_hash = excluded.key_hash, created_at = now()",
         &[org_id.into(), key.prefix.as_str().into(), key.hash.into()],
-    )
-    .expect("storing the API key failed");
+    );
     key.key
 }
 
@@ -130,12 +131,11 @@ fn create_organization(
             );
         }
     }
-    let org_id = Spi::get_one_with_args::<Uuid>(
+    let org_id = first::<Uuid>(
         "INSERT INTO inventory.organizations (name, subdomain) VALUES ($1, $2) RETURNING id",
         &[name.into(), subdomain.into()],
     )
-    .expect("creating the organization failed")
-    .expect("INSERT … RETURNING gives a row");
+    .unwrap_or_else(|| errors::no_row("creating the organization"));
     let key = store_new_key(org_id);
     TableIterator::once((org_id, key))
 }

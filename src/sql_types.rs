@@ -16,8 +16,13 @@ macro_rules! arg_from_datum {
         unsafe impl<'fcx> ArgAbi<'fcx> for $t {
             unsafe fn unbox_arg_unchecked(arg: Arg<'_, 'fcx>) -> Self {
                 let index = arg.index();
-                unsafe { arg.unbox_arg_using_from_datum() }
-                    .unwrap_or_else(|| panic!("argument {index} must not be null"))
+                unsafe { arg.unbox_arg_using_from_datum() }.unwrap_or_else(|| {
+                    crate::errors::raise(
+                        pgrx::pg_sys::errcodes::PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
+                        format!("argument {} must not be NULL", index + 1),
+                        "Pass a value for it.",
+                    )
+                })
             }
         }
     )*};

@@ -88,8 +88,24 @@ SELECT throws_ok(format('SELECT inventory.grant_app_access(%L)', :injection), '4
 
 -- Isolation helpers: identifiers are quoted, never pasted.
 SELECT pg_temp.covers('inventory.enable_tenant_isolation(regclass,name,uuid,boolean)', 'inventory.disable_tenant_isolation(regclass)',
-              'inventory.isolation_report(name[])', 'inventory.backfill_org_column(regclass,uuid,name,integer)');
+              'inventory.isolation_report(name[])', 'inventory.backfill_org_column(regclass,uuid,name,integer)',
+              'inventory.open_policies(regclass,name)');
 SELECT throws_ok('SELECT inventory.enable_tenant_isolation(NULL)', '22023', NULL, 'enable_tenant_isolation(NULL)');
+-- A dangling regclass (the OID of a dropped table): PostgreSQL's own 42P01, not an internal error.
+CREATE TABLE adv.dropped (id int PRIMARY KEY);
+SELECT 'adv.dropped'::regclass::oid AS dropped \gset
+DROP TABLE adv.dropped;
+SELECT throws_ok(format('SELECT inventory.enable_tenant_isolation(%s::regclass)', :dropped), '42P01', NULL,
+                 'enable_tenant_isolation of a dropped table''s OID');
+SELECT throws_ok(format('SELECT inventory.disable_tenant_isolation(%s::regclass)', :dropped), '42P01', NULL,
+                 'disable_tenant_isolation of a dropped table''s OID');
+SELECT throws_ok(format('CALL inventory.backfill_org_column(%s::regclass, %L)', :dropped, :A), '42P01', NULL,
+                 'backfill_org_column of a dropped table''s OID');
+SELECT is((SELECT count(*) FROM inventory.open_policies(:dropped::regclass, 'org_id')), 0::bigint,
+          'open_policies of a dropped table''s OID lists nothing');
+SELECT is((SELECT count(*) FROM inventory.open_policies(NULL, NULL)), 0::bigint, 'open_policies(NULL, NULL) lists nothing');
+SELECT is((SELECT count(*) FROM inventory.open_policies('adv.items', :quoted_injection)), 1::bigint,
+          'open_policies with an injection attempt as the column: a name like any other (the tenant policy is not on it)');
 CREATE TEMP TABLE scratch_tenant (id int);
 SELECT throws_ok('SELECT inventory.enable_tenant_isolation(''scratch_tenant'')', '22023', NULL, 'enable_tenant_isolation of a temporary table');
 SELECT throws_ok(format('SELECT inventory.enable_tenant_isolation(%L)', :injection), '42602', NULL, 'an injection attempt as the table (no such relation name)');
@@ -116,10 +132,10 @@ SELECT throws_ok(format('SELECT inventory.track_balances(%L, %L, ARRAY[%L]::name
 SELECT throws_ok('SELECT inventory.untrack_balances(NULL)', '22023', NULL, 'untrack_balances(NULL)');
 SELECT throws_ok('SELECT inventory.rebuild_balances(NULL)', '22023', NULL, 'rebuild_balances(NULL)');
 SELECT throws_ok($$SELECT inventory.rebuild_balances('adv.items')$$, '22023', NULL, 'rebuild_balances of an untracked table');
--- Trigger functions called as functions (only a superuser can): pgrx's trigger wrapper reports it as an
--- internal error (XX000) before our code runs; the backend survives.
-SELECT throws_ok('SELECT inventory.balance_maintenance()', 'XX000', NULL, 'the balance trigger called as a function');
-SELECT throws_ok('SELECT inventory.append_only_guard()', 'XX000', NULL, 'the append-only guard called as a function');
+-- Trigger functions called as functions (only a superuser can): 0A000, as PostgreSQL's own trigger
+-- functions answer ("trigger functions can only be called as triggers"); the backend survives.
+SELECT throws_ok('SELECT inventory.balance_maintenance()', '0A000', NULL, 'the balance trigger called as a function');
+SELECT throws_ok('SELECT inventory.append_only_guard()', '0A000', NULL, 'the append-only guard called as a function');
 
 -- Reconciliation, backups, tenant moves, the hardened context.
 SELECT pg_temp.covers('inventory.prune_reconcile_runs(interval)', 'inventory.schedule_reconcile(text,text)',
@@ -137,6 +153,44 @@ SELECT throws_ok($$SELECT inventory.export_org('cccccccc-0000-4000-8000-00000000
 SELECT throws_ok(format('SELECT inventory.import_org(%L)', d), '22023', NULL, 'import_org(' || left(coalesce(d, 'NULL'), 40) || ')')
   FROM unnest(ARRAY[NULL, 'null', '[]', '"x"', '{}', '{"format": "inventory_ext.org/1", "organization": {}}',
                     '{"format": "inventory_ext.org/1", "organization": ' || repeat('[', 200) || repeat(']', 200) || '}']) d;
+-- A well-formed document whose values PostgreSQL's input functions reject: 22023, naming the field.
+CREATE TEMP TABLE good_doc AS SELECT jsonb_build_object(
+    'format', 'inventory_ext.org/1', 'exported_at', '2026-11-29T10:00:00+00:00',
+    'organization', jsonb_build_object('id', 'cccccccc-0000-4000-8000-00000000000c', 'name', 'Bad Input', 'subdomain', 'bad-input',
+                                       'active', true, 'created_at', '2026-11-29T10:00:00+00:00', 'updated_at', '2026-11-29T10:00:00+00:00'),
+    'items', jsonb_build_array(jsonb_build_object('id', 'cccccccc-0000-4000-a000-00000000000c', 'sku', 'S', 'name', 'n', 'uom', 'each',
+                                                  'allow_negative', false, 'created_at', '2026-11-29T10:00:00+00:00')),
+    'locations', jsonb_build_array(jsonb_build_object('id', 'cccccccc-0000-4000-b000-00000000000c', 'code', 'L', 'name', 'l',
+                                                      'created_at', '2026-11-29T10:00:00+00:00')),
+    'lots', jsonb_build_array(jsonb_build_object('id', 'cccccccc-0000-4000-c000-00000000000c', 'item_id', 'cccccccc-0000-4000-a000-00000000000c',
+                                                 'code', 'LOT', 'expires_on', '2027-01-31', 'created_at', '2026-11-29T10:00:00+00:00')),
+    'ledger', jsonb_build_array(jsonb_build_object('id', 1, 'item_id', 'cccccccc-0000-4000-a000-00000000000c',
+                                                   'location_id', 'cccccccc-0000-4000-b000-00000000000c', 'lot_id', NULL, 'qty', '5',
+                                                   'reason', NULL, 'reference', NULL, 'occurred_at', '2026-11-29T10:00:00+00:00',
+                                                   'created_at', '2026-11-29T10:00:00+00:00', 'created_by', 'x'))) AS d;
+SELECT throws_ok(format('SELECT inventory.import_org(%L)', jsonb_set(d, v.path, v.value)), '22023', 'import_org: ' || v.field || ' ' || v.problem,
+                 'import_org with ' || v.field || ' = ' || left(v.value::text, 40))
+  FROM good_doc, (VALUES
+    ('{lots,0,expires_on}'::text[], '"2026-99-99"'::jsonb, 'lots[0].expires_on', 'must be a date string (e.g. "2026-11-29"), not "2026-99-99"'),
+    ('{lots,0,expires_on}', '"2026-02-30"', 'lots[0].expires_on', 'must be a date string (e.g. "2026-11-29"), not "2026-02-30"'),
+    ('{ledger,0,occurred_at}', '"2026-11-29T25:00:00+00:00"', 'ledger[0].occurred_at',
+     'must be a timestamp string (e.g. "2026-11-29T10:00:00+00:00"), not "2026-11-29T25:00:00+00:00"'),
+    ('{ledger,0,created_at}', '"2026-11-29T10:00:00+16:00"', 'ledger[0].created_at',
+     'must be a timestamp string (e.g. "2026-11-29T10:00:00+00:00"), not "2026-11-29T10:00:00+16:00"'),
+    ('{organization,created_at}', '"99999999-01-01T00:00:00+00:00"', 'organization.created_at',
+     'must be a timestamp string (e.g. "2026-11-29T10:00:00+00:00"), not "99999999-01-01T00:00:00+00:00"'),
+    ('{items,0,id}', '"urn:uuid:cccccccc-0000-4000-a000-00000000000c"', 'items[0].id',
+     'must be a UUID string, not "urn:uuid:cccccccc-0000-4000-a000-00000000000c"'),
+    ('{ledger,0,item_id}', '" cccccccc-0000-4000-a000-00000000000c"', 'ledger[0].item_id',
+     'must be a UUID string, not " cccccccc-0000-4000-a000-00000000000c"'),
+    ('{ledger,0,qty}', '"1e131072"', 'ledger[0].qty', 'must be a number written as a string (e.g. "12.5"), not "1e131072"'),
+    ('{ledger,0,qty}', '"NaN"', 'ledger[0].qty', 'must be a number written as a string (e.g. "12.5"), not "NaN"'),
+    ('{organization,subdomain}', '"BAD INPUT"', 'organization.subdomain',
+     'must be a lower-case DNS label (e.g. "acme-eu"), not "BAD INPUT"'),
+    ('{organization,name}', to_jsonb(repeat('n', 201)), 'organization.name',
+     'must be a non-blank name of at most 200 characters, not ' || to_jsonb(repeat('n', 201))::text)) AS v(path, value, field, problem);
+SELECT is((SELECT count(*) FROM inventory.organizations WHERE id = 'cccccccc-0000-4000-8000-00000000000c'), 0::bigint,
+          'no document with a rejected value imported anything');
 SELECT throws_ok(format('SELECT * FROM inventory.backup_status(%L)', a), '22023', NULL, 'backup_status(' || coalesce(a, 'NULL') || ')')
   FROM unnest(ARRAY[NULL, '-1 hour', '0']) a;
 SELECT throws_ok(format('SELECT inventory.revoke_tenant_switch(%L::text)', r), c, NULL, 'revoke_tenant_switch(' || left(coalesce(r, 'NULL'), 30) || ')')

@@ -89,6 +89,70 @@ SELECT inventory.disable_tenant_isolation('iso.events');
 SELECT org_id, body FROM iso.events;
 ROLLBACK;
 
+-- A permissive policy that was there before the call (a careless DBA's USING (true)) would keep the
+-- table open: permissive policies are OR-ed, so a session without a tenant would read every row. The
+-- call refuses (55000), names each such policy (on the partitions too, which a query can name
+-- directly) and says how to close it; it changes nothing. Kept: a restrictive policy, a policy without
+-- expressions (it lets nothing through), one that only ever allows the tenant's own rows, and a policy
+-- of ours of the wrong shape, which the call replaces.
+-- pg_temp.try_hint shows an error's SQLSTATE, message and hint.
+CREATE FUNCTION pg_temp.try_hint(sql text) RETURNS SETOF text LANGUAGE plpgsql AS $$
+DECLARE hint text;
+BEGIN
+    EXECUTE sql;
+    RETURN NEXT 'ok';
+EXCEPTION WHEN OTHERS THEN
+    GET STACKED DIAGNOSTICS hint = PG_EXCEPTION_HINT;
+    RETURN NEXT SQLSTATE || ': ' || SQLERRM;
+    RETURN QUERY SELECT 'HINT: ' || line FROM regexp_split_to_table(hint, E'\n') AS line WHERE hint <> '';
+END
+$$;
+BEGIN;
+CREATE TABLE iso.open_notes (id int PRIMARY KEY, org_id uuid NOT NULL, body text);
+INSERT INTO iso.open_notes VALUES (1, '00000000-0000-4000-8000-000000000001', 'a'), (2, '00000000-0000-4000-8000-000000000002', 'b');
+ALTER TABLE iso.open_notes ENABLE ROW LEVEL SECURITY;
+CREATE POLICY "open read" ON iso.open_notes FOR SELECT USING (true);
+CREATE POLICY movers ON iso.open_notes FOR UPDATE TO app_user, stranger
+    USING (org_id = (SELECT inventory.current_org_id())) WITH CHECK (org_id IS NOT NULL);
+CREATE POLICY own_rows ON iso.open_notes FOR SELECT USING (org_id = (SELECT inventory.current_org_id()));
+CREATE POLICY nothing ON iso.open_notes FOR INSERT;
+CREATE POLICY narrow ON iso.open_notes AS RESTRICTIVE USING (body <> 'hidden');
+CREATE POLICY tenant_isolation ON iso.open_notes USING (true);
+GRANT USAGE ON SCHEMA iso TO app_user;
+GRANT SELECT, UPDATE ON iso.open_notes TO app_user;
+SELECT * FROM pg_temp.try_hint($$SELECT inventory.enable_tenant_isolation('iso.open_notes')$$);
+-- Nothing changed: no policy, no default, no registration; row-level security still not forced.
+SELECT relforcerowsecurity, ARRAY(SELECT polname FROM pg_policy WHERE polrelid = c.oid ORDER BY 1) AS policies,
+       (SELECT count(*) FROM inventory.tenant_tables WHERE relid = c.oid) AS registered
+  FROM pg_class c WHERE oid = 'iso.open_notes'::regclass;
+-- The SQL it gives, run as it is: one policy dropped, the other kept as a restriction.
+SELECT policy, drop_policy, as_restrictive FROM inventory.open_policies('iso.open_notes', 'org_id');
+DO $$
+BEGIN
+    EXECUTE (SELECT drop_policy FROM inventory.open_policies('iso.open_notes', 'org_id') WHERE policy = 'open read');
+    EXECUTE (SELECT as_restrictive FROM inventory.open_policies('iso.open_notes', 'org_id') WHERE policy = 'movers');
+END
+$$;
+SELECT inventory.enable_tenant_isolation('iso.open_notes');
+SELECT polname, polpermissive, polcmd, polroles::regrole[], pg_get_expr(polqual, polrelid) AS using,
+       pg_get_expr(polwithcheck, polrelid) AS with_check
+  FROM pg_policy WHERE polrelid = 'iso.open_notes'::regclass ORDER BY 1;
+-- Now a session without a tenant reads nothing, a tenant only its own rows.
+SET LOCAL ROLE app_user;
+SELECT count(*) AS rows_without_tenant FROM iso.open_notes;
+SET LOCAL app.org_id = '00000000-0000-4000-8000-000000000002';
+SELECT id, body FROM iso.open_notes;
+ROLLBACK;
+-- A partition's own permissive policy is refused too, named with its partition.
+BEGIN;
+CREATE TABLE iso.open_parted (id int, k int, org_id uuid NOT NULL, PRIMARY KEY (id, k)) PARTITION BY LIST (k);
+CREATE TABLE iso.open_parted_1 PARTITION OF iso.open_parted FOR VALUES IN (1);
+CREATE TABLE iso.open_parted_2 PARTITION OF iso.open_parted FOR VALUES IN (2);
+CREATE POLICY debug ON iso.open_parted_2 FOR ALL TO app_user USING (true) WITH CHECK (k = 2);
+SELECT * FROM pg_temp.try_hint($$SELECT inventory.enable_tenant_isolation('iso.open_parted')$$);
+SELECT count(*) AS policies FROM pg_policy WHERE polrelid IN ('iso.open_parted'::regclass, 'iso.open_parted_1'::regclass);
+ROLLBACK;
+
 -- Bad input: a clear error, and nothing changed.
 BEGIN;
 CREATE TABLE iso.plain (id int PRIMARY KEY, sku text UNIQUE);
@@ -104,6 +168,15 @@ CREATE TABLE iso.global_ref (sku text REFERENCES iso.plain (sku));
 CREATE TABLE iso.on_update (id int PRIMARY KEY, plain_id int REFERENCES iso.plain (id) ON UPDATE SET NULL);
 SELECT regress.try($$SELECT inventory.enable_tenant_isolation(NULL)$$);
 SELECT regress.try($$SELECT inventory.enable_tenant_isolation('iso.no_such_table')$$);
+-- A regclass whose table was dropped: PostgreSQL's own answer for a missing relation (the OID masked).
+CREATE TABLE iso.dropped (id int PRIMARY KEY);
+SELECT 'iso.dropped'::regclass::oid AS dropped_oid \gset
+DROP TABLE iso.dropped;
+SELECT regexp_replace(regress.try(format('SELECT inventory.%s(%s::regclass)', f, :dropped_oid)), '\d{4,}', 'N') AS dangling
+  FROM unnest(ARRAY['enable_tenant_isolation', 'disable_tenant_isolation']) f;
+SELECT regexp_replace(regress.try(format('CALL inventory.backfill_org_column(%s::regclass, %L)', :dropped_oid,
+                                         '00000000-0000-4000-8000-000000000001')), '\d{4,}', 'N') AS dangling;
+SELECT count(*) AS open_policies_of_nothing FROM inventory.open_policies(:dropped_oid::regclass, 'org_id');
 SELECT regress.try($$SELECT inventory.enable_tenant_isolation('iso.plain', NULL)$$);
 SELECT regress.try($$SELECT inventory.enable_tenant_isolation('iso.plain_view')$$);
 SELECT regress.try($$SELECT inventory.enable_tenant_isolation('iso.plain_mv')$$);

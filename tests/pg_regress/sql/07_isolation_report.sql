@@ -44,6 +44,11 @@ CREATE FUNCTION leaky.count_items_pinned() RETURNS bigint LANGUAGE sql SECURITY 
     SET search_path = pg_catalog, pg_temp AS 'SELECT count(*) FROM leaky.items';
 -- A role that logs in and bypasses row-level security.
 CREATE ROLE leaky_bypass LOGIN BYPASSRLS;
+-- A permissive policy beside the tenant policy: permissive policies are OR-ed, so it opens every row.
+CREATE TABLE leaky.open_notes (org_id uuid NOT NULL, id int, PRIMARY KEY (org_id, id));
+ALTER TABLE leaky.open_notes ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
+CREATE POLICY p ON leaky.open_notes USING (org_id = inventory.current_org_id()) WITH CHECK (org_id = inventory.current_org_id());
+CREATE POLICY peek ON leaky.open_notes FOR SELECT TO leaky_bypass, app_user USING (true);
 
 SELECT * FROM inventory.isolation_report(ARRAY['leaky']);
 
@@ -82,6 +87,32 @@ CREATE TABLE hist.runs (id bigint PRIMARY KEY, org_id uuid);
 ALTER TABLE hist.runs ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
 CREATE POLICY tenant_read ON hist.runs FOR SELECT USING (org_id = (SELECT inventory.current_org_id()));
 SELECT count(*) AS read_only_findings FROM inventory.isolation_report(ARRAY['hist']) WHERE object LIKE '%hist.runs%';
+-- But a permissive policy that lets a tenant read more than its own rows is an error there too.
+CREATE POLICY everyone_reads ON hist.runs FOR SELECT USING (true);
+SELECT severity, object, problem, fix FROM inventory.isolation_report(ARRAY['hist']) WHERE object LIKE '%hist.runs%' ORDER BY 1, 2;
+DROP POLICY everyone_reads ON hist.runs;
 CREATE POLICY tenant_write ON hist.runs FOR INSERT WITH CHECK (org_id = (SELECT inventory.current_org_id()));
 SELECT severity, object, problem FROM inventory.isolation_report(ARRAY['hist']) WHERE object LIKE '%hist.runs%' ORDER BY 1, 2;
+ROLLBACK;
+
+-- Permissive policies that appear after the helper: on a tenant table, on a partition (a query can name
+-- it directly; its org column "orgId" is known from the partitioned table's registration), and the
+-- tenant policy itself altered to let everything through. Each is an error with the SQL that closes
+-- it; the helper, called again, refuses the table with a foreign policy and replaces its own.
+BEGIN;
+CREATE SCHEMA later;
+CREATE TABLE later.events (id bigint, at date, PRIMARY KEY (id, at)) PARTITION BY RANGE (at);
+CREATE TABLE later.events_2026 PARTITION OF later.events FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
+CREATE TABLE later.notes (id int PRIMARY KEY);
+SELECT count(*) > 0 AS changed FROM inventory.enable_tenant_isolation('later.events', 'orgId');
+SELECT count(*) > 0 AS changed FROM inventory.enable_tenant_isolation('later.notes');
+SELECT count(*) AS errors FROM inventory.isolation_report(ARRAY['later']) WHERE severity = 'error';
+CREATE POLICY audit ON later.events_2026 FOR SELECT TO app_user USING (true);
+CREATE POLICY support ON later.notes USING (org_id IS NOT NULL);
+ALTER POLICY tenant_isolation ON later.notes USING (true);
+SELECT * FROM inventory.isolation_report(ARRAY['later']) WHERE severity = 'error';
+SELECT regress.try($$SELECT inventory.enable_tenant_isolation('later.events', 'orgId')$$);
+DROP POLICY support ON later.notes;
+SELECT inventory.enable_tenant_isolation('later.notes');
+SELECT object FROM inventory.isolation_report(ARRAY['later']) WHERE severity = 'error';
 ROLLBACK;
