@@ -25,6 +25,11 @@ BEGIN
         RAISE EXCEPTION 'role must not be NULL' USING ERRCODE = '22023',
             HINT = 'Pass the application role, e.g. inventory.grant_app_access(''app'').';
     END IF;
+    -- A regrole can outlive its role (an OID kept from before DROP ROLE): its text is then a number.
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles r WHERE r.oid = role) THEN
+        RAISE EXCEPTION 'role with OID % does not exist', role::oid USING ERRCODE = '42704',
+            HINT = 'Pass an existing role.';
+    END IF;
     EXECUTE format('GRANT USAGE ON SCHEMA inventory TO %s', role);
     EXECUTE format('GRANT SELECT ON inventory.organizations TO %s', role);
     EXECUTE format('GRANT EXECUTE ON FUNCTION

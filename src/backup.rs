@@ -15,7 +15,7 @@ use crate::sql_types::JsonbText;
 use crate::tenant;
 use pgrx::pg_sys::errcodes::PgSqlErrorCode;
 use pgrx::prelude::*;
-use pgrx::spi::quote_literal;
+use crate::sql_text::literal;
 use pgrx::{JsonB, Uuid};
 use serde_json::{Map, Value};
 use std::collections::HashSet;
@@ -139,7 +139,7 @@ fn json_object_sql(fields: &[Field], alias: &str) -> String {
     let pairs = fields.iter().map(|f| {
         let column = format!("{alias}.{}", f.name);
         let value = if f.kind == Kind::Numeric { format!("{column}::text") } else { column };
-        format!("{}, {value}", quote_literal(f.name))
+        format!("{}, {value}", literal(f.name))
     });
     format!("jsonb_build_object({})", pairs.collect::<Vec<_>>().join(", "))
 }
@@ -148,7 +148,7 @@ fn export_sql() -> String {
     let sections = SECTIONS.iter().map(|s| {
         format!(
             "{key}, (SELECT coalesce(jsonb_agg({obj} ORDER BY t.{order}), '[]') FROM {table} t WHERE t.org_id = $1)",
-            key = quote_literal(s.key),
+            key = literal(s.key),
             obj = json_object_sql(s.fields, "t"),
             order = s.order_by,
             table = s.table,
@@ -157,7 +157,7 @@ fn export_sql() -> String {
     format!(
         "SELECT jsonb_build_object('format', {format}, 'exported_at', now(),
                 'organization', (SELECT {org} FROM inventory.organizations o WHERE o.id = $1), {sections})",
-        format = quote_literal(FORMAT),
+        format = literal(FORMAT),
         org = json_object_sql(ORGANIZATION, "o"),
         sections = sections.collect::<Vec<_>>().join(", "),
     )
@@ -466,7 +466,7 @@ fn refuse_existing(org_id: Uuid, doc: &Value) {
 }
 
 fn column_sql(f: &Field, row: &str) -> String {
-    let text = format!("{row}->>{}", quote_literal(f.name));
+    let text = format!("{row}->>{}", literal(f.name));
     match f.kind {
         Kind::Text | Kind::Subdomain | Kind::OrgName => text,
         Kind::Uuid => format!("({text})::uuid"),
@@ -587,7 +587,7 @@ mod tests {
             &[],
         );
         assert_eq!(on_hand.as_deref(), Some("12.125,2"));
-        let again = format!("SELECT inventory.import_org({}::jsonb)", quote_literal(&doc));
+        let again = format!("SELECT inventory.import_org({}::jsonb)", literal(&doc));
         assert_eq!(sqlstate_of(&again), "23505");
     }
 
@@ -731,7 +731,7 @@ mod tests {
     #[pg_test]
     fn malformed_documents_fail_with_22023() {
         for doc in [r#"[]"#, r#"{"format": "other/9"}"#, r#"{"format": "inventory_ext.org/1"}"#] {
-            let err = sqlstate_of(&format!("SELECT inventory.import_org({}::jsonb)", quote_literal(doc)));
+            let err = sqlstate_of(&format!("SELECT inventory.import_org({}::jsonb)", literal(doc)));
             assert_eq!(err, "22023", "{doc}");
         }
     }

@@ -58,7 +58,7 @@ fn on_ddl_command_start(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
     };
     // SAFETY: the parse tree of the statement this event trigger fires for.
     if unsafe { drops_this_extension(parsetree) } {
-        Spi::run("SELECT inventory.undo_cluster_changes()").unwrap_or_else(|e| panic!("{e}"));
+        crate::spi_util::exec("SELECT inventory.undo_cluster_changes()");
     }
     pg_sys::Datum::from(0)
 }

@@ -13,23 +13,36 @@ use crate::sql_types::{RegClass, SqlName};
 use pgrx::datum::DatumWithOid;
 use pgrx::pg_sys::errcodes::PgSqlErrorCode;
 use pgrx::prelude::*;
-use pgrx::spi::{quote_identifier, quote_literal};
+use crate::sql_text::{ident, ident_list, literal};
 use pgrx::Uuid;
 
 /// The policy every tenant-scoped table gets; its name marks it as ours.
 const POLICY: &str = "tenant_isolation";
 const CONTEXT_DEFAULT: &str = "inventory.require_org_id()";
 
-/// PostgreSQL keeps the first 63 bytes of an identifier; cut at a character boundary.
-fn truncate_identifier(mut name: String) -> String {
-    while name.len() > 63 {
-        name.pop();
+/// A name for a constraint or index the helper adds, as PostgreSQL chooses one (`ChooseRelationName`):
+/// `name1_name2_label`, the longer part cut (at a character boundary) to fit 63 bytes, and a number
+/// added when the name is taken by a relation or constraint of the schema. A 63-byte table name would
+/// otherwise make a constraint name equal to the table's own.
+fn choose_name(table: pg_sys::Oid, name1: &str, name2: Option<&str>, label: &str) -> String {
+    let c = |s: &str| std::ffi::CString::new(s).unwrap_or_default();
+    let (name1, name2, label) = (c(name1), name2.map(c), c(label));
+    // SAFETY: NUL-terminated strings; the result is palloc'd in the current memory context.
+    unsafe {
+        let namespace = pg_sys::get_rel_namespace(table);
+        let chosen = pg_sys::ChooseRelationName(
+            name1.as_ptr(),
+            name2.as_ref().map_or(std::ptr::null(), |n| n.as_ptr()),
+            label.as_ptr(),
+            namespace,
+            true,
+        );
+        std::ffi::CStr::from_ptr(chosen).to_string_lossy().into_owned()
     }
-    name
 }
 
 fn quoted_list(names: &[String]) -> String {
-    names.iter().map(quote_identifier).collect::<Vec<_>>().join(", ")
+    ident_list("", names)
 }
 
 /// The table a call works on (and its bare name, for naming constraints). Names are schema-qualified and quoted (the functions pin
@@ -86,7 +99,7 @@ fn describe(RegClass(oid): RegClass) -> (Table, String) {
     let (name, kind, persistence, parent, relname, schema) = rows(
         "SELECT c.oid::regclass::text, c.relkind::text, c.relpersistence::text,
                 (SELECT i.inhparent::regclass::text FROM pg_inherits i WHERE i.inhrelid = c.oid AND c.relispartition),
-                c.relname::text, quote_ident(c.relnamespace::regnamespace::text)
+                c.relname::text, c.relnamespace::regnamespace::text
            FROM pg_class c WHERE c.oid = $1",
         &[oid.into()],
         |r| Ok((text(r, 1)?, text(r, 2)?, text(r, 3)?, r.get::<String>(4)?, text(r, 5)?, text(r, 6)?)),
@@ -238,7 +251,7 @@ fn composite_fk_statements(fk: &ForeignKey, org: &str, ref_org: &str) -> Vec<Str
     let mut def = format!(
         "ALTER TABLE {} ADD CONSTRAINT {} FOREIGN KEY ({}) REFERENCES {} ({}){} ON UPDATE {} ON DELETE {}{}",
         fk.table_name,
-        quote_identifier(&fk.name),
+        ident(&fk.name),
         quoted_list(&cols),
         fk.ref_table_name,
         quoted_list(&ref_cols),
@@ -255,23 +268,23 @@ fn composite_fk_statements(fk: &ForeignKey, org: &str, ref_org: &str) -> Vec<Str
         return vec![def];
     }
     def.push_str(" NOT VALID");
-    vec![def, format!("ALTER TABLE {} VALIDATE CONSTRAINT {}", fk.table_name, quote_identifier(&fk.name))]
+    vec![def, format!("ALTER TABLE {} VALIDATE CONSTRAINT {}", fk.table_name, ident(&fk.name))]
 }
 
 /// `(org, cols) → table (ref org, ref cols)`, for the lines a call returns.
 fn composite_fk_text(fk: &ForeignKey, org: &str, ref_org: &str) -> String {
     format!(
         "({}, {}) → {} ({}, {})",
-        quote_identifier(org),
+        ident(org),
         quoted_list(&fk.cols),
         fk.ref_table_name,
-        quote_identifier(ref_org),
+        ident(ref_org),
         quoted_list(&fk.ref_cols)
     )
 }
 
 fn drop_fk_statement(fk: &ForeignKey) -> String {
-    format!("ALTER TABLE {} DROP CONSTRAINT {}", fk.table_name, quote_identifier(&fk.name))
+    format!("ALTER TABLE {} DROP CONSTRAINT {}", fk.table_name, ident(&fk.name))
 }
 
 /// The org column of the other side of a foreign key, when that side is tenant-scoped.
@@ -346,7 +359,7 @@ fn uniques_without(table: pg_sys::Oid, org_attnum: i16) -> Vec<UniqueToScope> {
 /// writes `CREATE UNIQUE INDEX name ON [ONLY ]table USING btree (keys…)…`; anything else is refused
 /// rather than guessed at. `ONLY` (a partitioned table's index) is dropped so the partitions get it too.
 fn indexdef_led_by(u: &UniqueToScope, new_name: &str, table: &Table, org: &str) -> String {
-    let create = format!("CREATE UNIQUE INDEX {} ON ", quote_identifier(&u.index_name));
+    let create = format!("CREATE UNIQUE INDEX {} ON ", ident(&u.index_name));
     let using = format!("{} USING btree (", table.name);
     let rest = ["", "ONLY "]
         .iter()
@@ -357,7 +370,7 @@ fn indexdef_led_by(u: &UniqueToScope, new_name: &str, table: &Table, org: &str) 
                 "Rewrite it by hand so that it leads with the org column, or pass scope_unique => false.",
             )
         });
-    format!("CREATE UNIQUE INDEX {} ON {using}{}, {rest}", quote_identifier(new_name), quote_identifier(org))
+    format!("CREATE UNIQUE INDEX {} ON {using}{}, {rest}", ident(new_name), ident(org))
 }
 
 fn partitions(table: &Table) -> Vec<(pg_sys::Oid, String)> {
@@ -439,7 +452,7 @@ fn isolate(changes: &mut Changes, rel: pg_sys::Oid, rel_name: &str, org: &str) {
             &[format!("ALTER TABLE {rel_name} FORCE ROW LEVEL SECURITY")],
         );
     }
-    let expression = format!("({} = ( SELECT inventory.current_org_id() AS current_org_id))", quote_identifier(org));
+    let expression = format!("({} = ( SELECT inventory.current_org_id() AS current_org_id))", ident(org));
     let existing = rows(
         "SELECT pg_get_expr(p.polqual, p.polrelid), pg_get_expr(p.polwithcheck, p.polrelid),
                 p.polcmd = '*' AND p.polpermissive AND p.polroles = '{0}'
@@ -452,11 +465,11 @@ fn isolate(changes: &mut Changes, rel: pg_sys::Oid, rel_name: &str, org: &str) {
         "CREATE POLICY {POLICY} ON {rel_name} AS PERMISSIVE FOR ALL TO PUBLIC \
          USING ({col} = (SELECT inventory.current_org_id())) \
          WITH CHECK ({col} = (SELECT inventory.current_org_id()))",
-        col = quote_identifier(org)
+        col = ident(org)
     );
     match existing {
         None => changes.run(
-            format!("created policy {POLICY} on {rel_name}: {} = current_org_id(), for reading and writing", quote_identifier(org)),
+            format!("created policy {POLICY} on {rel_name}: {} = current_org_id(), for reading and writing", ident(org)),
             &[create],
         ),
         Some((using, check, shape)) if using.as_deref() == Some(&expression) && check.as_deref() == Some(&expression) && shape => {}
@@ -484,7 +497,7 @@ fn enable_tenant_isolation(
     let (table, relname) = describe(tbl);
     refuse_open_policies(&table, &partitions(&table), &org);
     let mut changes = Changes(Vec::new());
-    let q_org = quote_identifier(&org);
+    let q_org = ident(&org);
 
     if let Some(b) = backfill_org {
         if !org_exists(b) {
@@ -529,7 +542,7 @@ fn enable_tenant_isolation(
                 ),
                 (true, Some(b)) => changes.run(
                     format!("added column {q_org} uuid to {}; its existing rows belong to {b}", table.name),
-                    &[format!("ALTER TABLE {} ADD COLUMN {q_org} uuid DEFAULT {}::uuid", table.name, quote_literal(b.to_string()))],
+                    &[format!("ALTER TABLE {} ADD COLUMN {q_org} uuid DEFAULT {}::uuid", table.name, literal(b.to_string()))],
                 ),
                 (false, _) => changes.run(
                     format!("added column {q_org} uuid to {}", table.name),
@@ -552,7 +565,7 @@ fn enable_tenant_isolation(
         &[table.oid.into(), col.attnum.into()],
     );
     if org_fk.is_empty() {
-        let name = quote_identifier(truncate_identifier(format!("{relname}_{org}_fkey")));
+        let name = ident(choose_name(table.oid, &relname, Some(&org), "fkey"));
         let add = format!(
             "ALTER TABLE {} ADD CONSTRAINT {name} FOREIGN KEY ({q_org}) REFERENCES inventory.organizations (id)",
             table.name
@@ -583,12 +596,12 @@ fn enable_tenant_isolation(
     }
     let mut org_and_pk = vec![org.clone()];
     org_and_pk.extend(pk.iter().filter(|c| **c != org).cloned());
-    let org_pk_name = truncate_identifier(format!("{relname}_{}_key", org_and_pk.join("_")));
+    let org_pk_name = choose_name(table.oid, &relname, Some(&org_and_pk.join("_")), "key");
     let add_org_pk = !pk.is_empty() && org_and_pk.len() > 1 && !has_unique_on(table.oid, &org_and_pk);
     if add_org_pk && !table.partitioned {
         exec(&format!(
             "CREATE UNIQUE INDEX {} ON {} ({})",
-            quote_identifier(&org_pk_name),
+            ident(&org_pk_name),
             table.name,
             quoted_list(&org_and_pk)
         ));
@@ -616,12 +629,12 @@ fn enable_tenant_isolation(
             };
             re_add.push((fk, src_org));
         }
-        let new_index = truncate_identifier(format!("{}_{}", u.index_name, org));
+        let new_index = choose_name(table.oid, &u.index_name, None, &org);
         match (&u.constraint, table.partitioned) {
             (Some(_), true) => {}
             (Some(_), false) => exec(&format!(
                 "CREATE UNIQUE INDEX {} ON {} ({}, {}){}",
-                quote_identifier(&new_index),
+                ident(&new_index),
                 table.name,
                 q_org,
                 quoted_list(&u.cols),
@@ -641,7 +654,7 @@ fn enable_tenant_isolation(
             false => format!(
                 "ALTER TABLE {} ADD CONSTRAINT {n} UNIQUE USING INDEX {n}",
                 table.name,
-                n = quote_identifier(&org_pk_name)
+                n = ident(&org_pk_name)
             ),
         };
         changes.run(format!("added UNIQUE ({}) to {}", quoted_list(&org_and_pk), table.name), &[statement]);
@@ -662,40 +675,40 @@ fn enable_tenant_isolation(
                 vec![format!(
                     "ALTER TABLE {t} DROP CONSTRAINT {c}, ADD CONSTRAINT {c} UNIQUE{nnd} ({cols}){deferrable}",
                     t = table.name,
-                    c = quote_identifier(name),
+                    c = ident(name),
                     nnd = if u.nulls_not_distinct { " NULLS NOT DISTINCT" } else { "" },
                     cols = quoted_list(&scoped),
                 )]
             }
             // Renamed first, so that ADD CONSTRAINT … USING INDEX has no renaming NOTICE to give.
             (Some(name), false) => vec![
-                format!("ALTER TABLE {} DROP CONSTRAINT {}", table.name, quote_identifier(name)),
+                format!("ALTER TABLE {} DROP CONSTRAINT {}", table.name, ident(name)),
                 format!(
                     "ALTER INDEX {}.{} RENAME TO {}",
                     table.schema,
-                    quote_identifier(&new_index),
-                    quote_identifier(name)
+                    ident(&new_index),
+                    ident(name)
                 ),
                 format!(
                     "ALTER TABLE {} ADD CONSTRAINT {n} UNIQUE USING INDEX {n}{deferrable}",
                     table.name,
-                    n = quote_identifier(name)
+                    n = ident(name)
                 ),
             ],
             (None, _) => vec![
-                format!("DROP INDEX {}.{}", table.schema, quote_identifier(&u.index_name)),
+                format!("DROP INDEX {}.{}", table.schema, ident(&u.index_name)),
                 format!(
                     "ALTER INDEX {}.{} RENAME TO {}",
                     table.schema,
-                    quote_identifier(&new_index),
-                    quote_identifier(&u.index_name)
+                    ident(&new_index),
+                    ident(&u.index_name)
                 ),
             ],
         };
         changes.run(
             format!(
                 "scoped unique {} of {} to the tenant: now ({}, {})",
-                quote_identifier(&u.index_name),
+                ident(&u.index_name),
                 table.name,
                 q_org,
                 u.keys.join(", ")
@@ -706,7 +719,7 @@ fn enable_tenant_isolation(
             changes.run(
                 format!(
                     "rebuilt foreign key {} of {} on the scoped key: {}",
-                    quote_identifier(&fk.name),
+                    ident(&fk.name),
                     fk.table_name,
                     composite_fk_text(&fk, &src_org, &org)
                 ),
@@ -723,7 +736,7 @@ fn enable_tenant_isolation(
         changes.run(
             format!(
                 "replaced foreign key {} of {} with {}",
-                quote_identifier(&fk.name),
+                ident(&fk.name),
                 fk.table_name,
                 composite_fk_text(&fk, &src_org, &ref_org)
             ),

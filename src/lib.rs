@@ -34,7 +34,7 @@ extension_sql_file!("../sql/isolation.sql", name = "isolation");
 extension_sql_file!(
     "../sql/ledger.sql",
     name = "ledger",
-    requires = [isolation::enable_tenant_isolation, balances::track_balances, "trigger_functions"]
+    requires = ["isolation", isolation::enable_tenant_isolation, balances::track_balances, "trigger_functions"]
 );
 extension_sql_file!(
     "../sql/reconcile.sql",

@@ -39,7 +39,7 @@ pub fn try_lock(key: i64) -> bool {
             return false;
         }
         // pg_sleep answers a cancel request (statement_timeout, pg_cancel_backend) between tries.
-        Spi::run_with_args("SELECT pg_catalog.pg_sleep($1)", &[pause.into()]).unwrap_or_else(|e| panic!("{e}"));
+        crate::spi_util::exec_with_args("SELECT pg_catalog.pg_sleep($1)", &[pause.into()]);
         pause = (pause * 2.0).min(0.1);
     }
 }
@@ -53,7 +53,7 @@ pub fn with_bounded_waits<T>(work: impl FnOnce() -> T) -> T {
     if current > 0 && current <= bound {
         return work();
     }
-    let value = CString::new(format!("{bound}ms")).expect("no NUL");
+    let value = CString::new(format!("{bound}ms")).unwrap_or_default();
     // SAFETY: a nested GUC level, undone below (and by the transaction's abort on error).
     let nest_level = unsafe {
         let level = pg_sys::NewGUCNestLevel();

@@ -23,7 +23,7 @@ use crate::balances::{not_tracked, registered, tenants_to_cover, Registered};
 use crate::maintenance;
 use crate::trust::{self, Upkeep};
 use crate::errors;
-use crate::spi_util::{one_text, rows};
+use crate::spi_util::{exec_with_args, one_text, rows};
 use crate::sql_types::RegClass;
 use crate::tenant;
 use pgrx::pg_sys::errcodes::PgSqlErrorCode;
@@ -203,8 +203,8 @@ fn start_run(org: Option<Uuid>, tolerance: &str, auto_correct: bool) -> i64 {
          VALUES ($1, $2::numeric, $3, (SELECT rolname FROM pg_roles WHERE oid = $4)) RETURNING id",
         &[org.into(), tolerance.into(), auto_correct.into(), caller.into()],
     )
-    .expect("recording the run failed")
-    .expect("a run id")
+    .unwrap_or_else(|e| errors::spi_failed("INSERT INTO inventory.reconcile_runs", &e))
+    .unwrap_or_else(|| errors::no_row("the new run's id"))
 }
 
 /// Records the run's counts and status (or why it was skipped); when anything was flagged, or the run
@@ -244,10 +244,22 @@ fn finish_run(run_id: i64, org: Option<Uuid>, totals: &Totals, skipped: Option<&
             skipped.into(),
         ],
     )
-    .unwrap_or_else(|e| panic!("recording the run failed: {e}"));
+    .unwrap_or_else(|e| errors::spi_failed("UPDATE inventory.reconcile_runs", &e));
     if let Some(payload) = payload {
-        Spi::run_with_args("SELECT pg_notify('inventory_reconcile', $1)", &[payload.into()])
-            .unwrap_or_else(|e| panic!("NOTIFY failed: {e}"));
+        Spi::run_with_args("SELECT pg_notify('inventory_reconcile', $1)", &[notice_for_listeners(run_id, org, status, &payload).into()])
+            .unwrap_or_else(|e| errors::spi_failed("pg_notify", &e));
+    }
+}
+
+/// What goes out on the channel. Any role may LISTEN on any channel, so a run of one tenant must not
+/// tell other tenants' sessions whose it was or how big it is (the differential leak fuzzer found
+/// exactly that): its notification carries the run id and status only, and the tenant reads the rest
+/// from `inventory.reconcile_runs` (its own rows only). A run over all tenants names none, and sends
+/// the whole payload with its counts.
+fn notice_for_listeners(run_id: i64, org: Option<Uuid>, status: &str, payload: &str) -> String {
+    match org {
+        None => payload.to_string(),
+        Some(_) => serde_json::json!({ "run_id": run_id, "status": status, "scope": "tenant" }).to_string(),
     }
 }
 
@@ -403,7 +415,7 @@ fn record(run_id: i64, ledger: &Registered, findings: &[Finding]) {
             column(|f| &f.last_id).into(),
         ],
     )
-    .expect("recording findings failed");
+    .unwrap_or_else(|e| errors::spi_failed("INSERT INTO inventory.reconcile_findings", &e));
 }
 
 /// Applies corrections to one ledger's balances: lock (in key order), delete orphans that are still as
@@ -469,7 +481,7 @@ fn correct(ledger: &Registered, corrections: &[&Finding]) {
     ];
     for sql in statements {
         let args: Vec<pgrx::datum::DatumWithOid> = args.iter().map(|a| Some(a.clone()).into()).collect();
-        Spi::run_with_args(&sql, &args).unwrap_or_else(|e| panic!("{e}"));
+        exec_with_args(&sql, &args);
     }
 }
 

@@ -33,6 +33,13 @@ pub fn oid_at(row: &SpiHeapTupleData, i: usize) -> SpiResult<pg_sys::Oid> {
     Ok(row.get::<pg_sys::Oid>(i)?.unwrap_or(pg_sys::InvalidOid))
 }
 
+/// A relation's name as SQL (`regclass` text, quoted and qualified as needed), or 42P01 when the OID
+/// names no relation (a `regclass` argument can outlive its table).
+pub fn relation_name(oid: pg_sys::Oid) -> String {
+    one_text("SELECT c.oid::regclass::text FROM pg_catalog.pg_class c WHERE c.oid = $1", &[oid.into()])
+        .unwrap_or_else(|| errors::undefined_relation(oid))
+}
+
 /// Runs a statement; its errors are PostgreSQL's own.
 pub fn exec(sql: &str) {
     exec_with_args(sql, &[])

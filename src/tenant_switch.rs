@@ -109,7 +109,7 @@ fn change(verb: &str, role: Option<String>) {
     let Some(role) = role else { errors::invalid_argument("role must not be NULL", "Pass a role, or 'public'.") };
     let to_or_from = if verb == "GRANT" { "TO" } else { "FROM" };
     let grantee = grantee(&role);
-    Spi::run(&format!("{verb} SET ON PARAMETER app.org_id {to_or_from} {grantee}")).unwrap_or_else(|e| panic!("{e}"));
+    crate::spi_util::exec(&format!("{verb} SET ON PARAMETER app.org_id {to_or_from} {grantee}"));
     if grantee == "PUBLIC" {
         keep_decision_recorded(verb);
     }
@@ -130,14 +130,20 @@ fn keep_decision_recorded(verb: &str) {
         "REVOKE" => format!("GRANT SET ON PARAMETER app.org_id TO {owner} WITH GRANT OPTION"),
         _ => format!("REVOKE GRANT OPTION FOR SET ON PARAMETER app.org_id FROM {owner}"),
     };
-    Spi::run(&statement).unwrap_or_else(|e| panic!("{e}"));
+    crate::spi_util::exec(&statement);
 }
 
 fn role_name(role: pg_sys::Oid) -> String {
     Spi::get_one_with_args::<String>("SELECT rolname::text FROM pg_roles WHERE oid = $1", &[role.into()])
         .ok()
         .flatten()
-        .unwrap_or_else(|| errors::invalid_argument("no such role", "Pass a role, or 'public'."))
+        .unwrap_or_else(|| {
+            errors::raise(
+                PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
+                format!("role with OID {} does not exist", u32::from(role)),
+                "Pass an existing role, or 'public'.",
+            )
+        })
 }
 
 /// Takes away a role's (or PUBLIC's) right to choose its tenant: it can then only enter one with an API key.

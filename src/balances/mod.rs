@@ -6,7 +6,7 @@ pub mod trigger;
 
 use crate::errors;
 use crate::maintenance;
-use crate::spi_util::{exec, one_text, rows, text};
+use crate::spi_util::{exec, exec_with_args, first, one_text, relation_name, rows, text};
 use crate::sql_types::{NameArray, RegClass, SqlName};
 use pgrx::pg_sys::errcodes::PgSqlErrorCode;
 use pgrx::prelude::*;
@@ -55,7 +55,7 @@ fn track_balances(
 }
 
 fn track(ledger: pg_sys::Oid, balance_table: &str, mut keys: Vec<String>, qty: String, rule: Option<&str>) {
-    let ledger_name = one_text("SELECT $1::regclass::text", &[ledger.into()]).expect("ledger exists");
+    let ledger_name = relation_name(ledger);
     let rule = if ledger_name == BUILTIN_LEDGER { Some(RULE_ITEMS) } else { rule };
     let column_type = |name: &str| {
         one_text(
@@ -87,7 +87,7 @@ fn track(ledger: pg_sys::Oid, balance_table: &str, mut keys: Vec<String>, qty: S
             ),
         }
     }
-    let qty_type = key_types.pop().expect("qty type");
+    let qty_type = key_types.pop().unwrap_or_default();
     if !matches!(qty_type.split('(').next(), Some("numeric" | "integer" | "bigint" | "smallint")) {
         errors::invalid_argument(
             format!("qty column {} of {ledger_name} is {qty_type}", ident(&qty)),
@@ -136,13 +136,13 @@ fn track(ledger: pg_sys::Oid, balance_table: &str, mut keys: Vec<String>, qty: S
                 "CREATE TABLE {balance_table} ({columns}, qty numeric NOT NULL, {last_id}updated_at timestamptz NOT NULL,
                   UNIQUE NULLS NOT DISTINCT ({key_list}))"
             ));
-            let name = one_text("SELECT $1::regclass::text", &[balance_table.into()]).expect("just created");
+            let name = first::<String>("SELECT $1::regclass::text", &[balance_table.into()]).unwrap_or_default();
             // The balance table belongs to the ledger's owner: the upkeep runs as the tables' one owner
             // (crate::trust), so a balance table made by a superuser for a schema owner's ledger would
             // otherwise be refused, and must never be written with more rights than that owner has.
-            let ledger_owner = one_text("SELECT quote_ident(relowner::regrole::text) FROM pg_class WHERE oid = $1", &[ledger.into()])
-                .expect("ledger exists");
-            let creator = one_text("SELECT quote_ident(current_user::text)", &[]).expect("current_user");
+            // regrole text is a quoted identifier already.
+            let ledger_owner = one_text("SELECT relowner::regrole::text FROM pg_class WHERE oid = $1", &[ledger.into()]).unwrap_or_default();
+            let creator = one_text("SELECT current_user::regrole::text", &[]).unwrap_or_default();
             if ledger_owner != creator {
                 exec(&format!("ALTER TABLE {name} OWNER TO {ledger_owner}"));
             }
@@ -160,7 +160,7 @@ fn track(ledger: pg_sys::Oid, balance_table: &str, mut keys: Vec<String>, qty: S
             name
         }
     };
-    let balance_oid = one_text("SELECT $1::regclass::oid::text", &[balance_name.as_str().into()]).expect("exists");
+    let balance_oid = first::<pg_sys::Oid>("SELECT $1::regclass::oid", &[balance_name.as_str().into()]).unwrap_or(pg_sys::InvalidOid);
     if let Some(org) = &org_column {
         let isolate = format!(
             "SELECT count(*) FROM inventory.enable_tenant_isolation({}::regclass, {})",
@@ -188,7 +188,7 @@ fn track(ledger: pg_sys::Oid, balance_table: &str, mut keys: Vec<String>, qty: S
          FOR EACH STATEMENT EXECUTE FUNCTION inventory.append_only_guard()"
     ));
     let key_array: Vec<Option<String>> = keys.iter().cloned().map(Some).collect();
-    Spi::run_with_args(
+    exec_with_args(
         "INSERT INTO inventory.tracked_ledgers (ledger, balance_table, key_columns, qty_column, id_column, org_column, builtin, negative_rule)
          VALUES ($1::regclass, $2::oid::regclass, $3::name[], $4, $5, $6, $7, $8)
          ON CONFLICT (ledger) DO UPDATE SET balance_table = excluded.balance_table, key_columns = excluded.key_columns,
@@ -205,8 +205,7 @@ fn track(ledger: pg_sys::Oid, balance_table: &str, mut keys: Vec<String>, qty: S
             unsafe { pg_sys::creating_extension }.into(),
             rule.into(),
         ],
-    )
-    .expect("recording the tracked ledger failed");
+    );
     rebuild(ledger, None);
 }
 
@@ -217,12 +216,11 @@ fn untrack_balances(ledger: Option<RegClass>) {
     let Some(RegClass(ledger)) = ledger else {
         errors::invalid_argument("ledger must not be NULL", "Pass the ledger table.")
     };
-    let ledger_name = one_text("SELECT $1::regclass::text", &[ledger.into()]).expect("ledger exists");
+    let ledger_name = relation_name(ledger);
     for trigger in [BALANCE_TRIGGER, GUARD_ROWS, GUARD_TRUNCATE] {
         drop_trigger(trigger, ledger, &ledger_name);
     }
-    Spi::run_with_args("DELETE FROM inventory.tracked_ledgers WHERE ledger = $1::regclass", &[ledger.into()])
-        .expect("unregistering failed");
+    exec_with_args("DELETE FROM inventory.tracked_ledgers WHERE ledger = $1::regclass", &[ledger.into()]);
 }
 
 /// Recomputes balances from the ledger: all tenants, or one. It locks the ledger against writers
@@ -276,9 +274,9 @@ pub fn registered(only: Option<pg_sys::Oid>) -> Vec<Registered> {
         &[only.into()],
         |r| {
             Ok(Registered {
-                ledger: r.get::<pg_sys::Oid>(1)?.expect("oid"),
+                ledger: r.get::<pg_sys::Oid>(1)?.unwrap_or(pg_sys::InvalidOid),
                 ledger_name: text(r, 2)?,
-                balance_oid: r.get::<pg_sys::Oid>(3)?.expect("oid"),
+                balance_oid: r.get::<pg_sys::Oid>(3)?.unwrap_or(pg_sys::InvalidOid),
                 balance_name: text(r, 4)?,
                 keys: r.get::<Vec<String>>(5)?.unwrap_or_default(),
                 qty: text(r, 6)?,
@@ -341,12 +339,12 @@ fn rebuild_one(registered: &Registered, upkeep: Upkeep, tenant: Option<&str>) ->
         (Some(t), Some(col)) => (format!("WHERE {} = $1::uuid", ident(col)), vec![t.into()]),
         _ => ("".into(), vec![]),
     };
-    Spi::run_with_args(&format!("DELETE FROM {balance_name} {filter}"), &args).unwrap_or_else(|e| panic!("{e}"));
+    exec_with_args(&format!("DELETE FROM {balance_name} {filter}"), &args);
     let (id_col, id_val) = match &id {
         Some(id) => (", last_ledger_id", format!(", max({})", ident(id))),
         None => ("", String::new()),
     };
-    Spi::get_one_with_args::<i64>(
+    first::<i64>(
         &format!(
             "WITH written AS (
                 INSERT INTO {balance_name} ({key_list}, qty{id_col}, updated_at)
@@ -358,7 +356,6 @@ fn rebuild_one(registered: &Registered, upkeep: Upkeep, tenant: Option<&str>) ->
         ),
         &args,
     )
-    .unwrap_or_else(|e| panic!("{e}"))
     .unwrap_or_default()
 }
 

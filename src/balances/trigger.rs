@@ -18,7 +18,7 @@
 
 use super::{registered, Registered, RULE_ITEMS, RULE_REFUSE};
 use crate::errors;
-use crate::spi_util::one_text;
+use crate::spi_util::{one_text, relation_name};
 use crate::trust::{self, Upkeep};
 use pgrx::pg_sys::errcodes::PgSqlErrorCode;
 use pgrx::prelude::*;
@@ -302,7 +302,7 @@ fn plans_for(client: &mut SpiClient, trigger: &pgrx::PgTrigger, trigger_data: *m
         && matches!(trigger.op(), Ok(pgrx::PgTriggerOperation::Insert))
         && trigger.new_transition_table_name().ok().flatten() == Some(NEW_ROWS);
     let Some(registration) = registered(Some(ledger)).pop() else {
-        not_registered(format!("{} is not a tracked ledger", one_text("SELECT $1::regclass::text", &[ledger.into()]).unwrap_or_default()))
+        not_registered(format!("{} is not a tracked ledger", relation_name(ledger)))
     };
     if !shape_ok {
         not_registered(format!(
@@ -448,7 +448,11 @@ fn refuse_negative(tracking: &Tracking, negatives: &[Vec<Option<String>>]) {
                 &[orgs.into(), items.into()],
             )
         }
-        Some(other) => panic!("unknown negative-stock rule {other:?}"),
+        Some(other) => errors::raise(
+            PgSqlErrorCode::ERRCODE_CHECK_VIOLATION,
+            format!("inventory.tracked_ledgers names an unknown negative-stock rule {other:?}"),
+            "Re-run inventory.track_balances for the ledger.",
+        ),
     };
     if let Some(what) = refused {
         errors::raise(

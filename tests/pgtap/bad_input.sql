@@ -136,6 +136,24 @@ SELECT throws_ok($$SELECT inventory.rebuild_balances('adv.items')$$, '22023', NU
 -- functions answer ("trigger functions can only be called as triggers"); the backend survives.
 SELECT throws_ok('SELECT inventory.balance_maintenance()', '0A000', NULL, 'the balance trigger called as a function');
 SELECT throws_ok('SELECT inventory.append_only_guard()', '0A000', NULL, 'the append-only guard called as a function');
+SELECT throws_ok(format('SELECT inventory.track_balances(%s::regclass, %L, ARRAY[%L]::name[], %L)', :dropped, 'adv.b', 'a', 'qty'),
+                 '42P01', NULL, 'track_balances of a dropped table''s OID');
+SELECT throws_ok(format('SELECT inventory.untrack_balances(%s::regclass)', :dropped), '42P01', NULL,
+                 'untrack_balances of a dropped table''s OID');
+SELECT throws_ok(format('SELECT inventory.rebuild_balances(%s::regclass)', :dropped), '22023', NULL,
+                 'rebuild_balances of a dropped table''s OID (not a tracked ledger)');
+SELECT throws_ok(format('SELECT inventory.reconcile(%s::regclass)', :dropped), '22023', NULL,
+                 'reconcile of a dropped table''s OID (not a tracked ledger)');
+
+-- What DROP EXTENSION runs: the event trigger function refuses a direct call (0A000); the undo itself
+-- is an administrator's (PUBLIC may not run it) and changes nothing when called by one here (this
+-- database's CREATE EXTENSION did not make the grant in this fixture, or it did: both are covered by
+-- tests/e2e/drop_extension.sh).
+SELECT pg_temp.covers('inventory.on_ddl_command_start()', 'inventory.undo_cluster_changes()');
+SELECT throws_ok('SELECT inventory.on_ddl_command_start()', '0A000', NULL, 'the event trigger function called as a function');
+SET LOCAL ROLE adv_app;
+SELECT throws_ok('SELECT inventory.undo_cluster_changes()', '42501', NULL, 'an application role cannot run the undo');
+RESET ROLE;
 
 -- Reconciliation, backups, tenant moves, the hardened context.
 SELECT pg_temp.covers('inventory.prune_reconcile_runs(interval)', 'inventory.schedule_reconcile(text,text)',
@@ -198,6 +216,16 @@ SELECT throws_ok(format('SELECT inventory.revoke_tenant_switch(%L::text)', r), c
 SELECT throws_ok('SELECT inventory.revoke_tenant_switch(NULL::regrole)', '22023', NULL, 'revoke_tenant_switch(NULL::regrole)');
 SELECT throws_ok(format('SELECT inventory.grant_tenant_switch(%L::text)', :injection), '42704', NULL, 'grant_tenant_switch of an injection attempt');
 SELECT throws_ok('SELECT inventory.grant_tenant_switch(NULL::regrole)', '22023', NULL, 'grant_tenant_switch(NULL::regrole)');
+-- A dangling regrole (the OID of a dropped role): 42704, as PostgreSQL answers an unknown role.
+CREATE ROLE bad_input_dropped;
+SELECT 'bad_input_dropped'::regrole::oid AS dropped_role \gset
+DROP ROLE bad_input_dropped;
+SELECT throws_ok(format('SELECT inventory.revoke_tenant_switch(%s::regrole)', :dropped_role), '42704', NULL,
+                 'revoke_tenant_switch of a dropped role''s OID');
+SELECT throws_ok(format('SELECT inventory.grant_tenant_switch(%s::regrole)', :dropped_role), '42704', NULL,
+                 'grant_tenant_switch of a dropped role''s OID');
+SELECT throws_ok(format('SELECT inventory.grant_app_access(%s::regrole)', :dropped_role), '42704', NULL,
+                 'grant_app_access of a dropped role''s OID');
 
 -- Nothing changed, nothing was dropped, every function was tried.
 SELECT is((SELECT row(orgs, items, moves, ledger)::text FROM before),

@@ -44,7 +44,7 @@ SELECT is(ARRAY(SELECT c.oid::regclass::text
                   JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'inventory_ext'
                  WHERE c.relkind = 'r' AND NOT (c.relrowsecurity AND c.relforcerowsecurity)
                  ORDER BY 1),
-          ARRAY['inventory.tenant_tables', 'inventory.tracked_ledgers'],
-          'every extension table has forced row-level security but the two registries (no tenant data; no application role is granted them)');
+          ARRAY['inventory.cluster_changes', 'inventory.tenant_tables', 'inventory.tracked_ledgers'],
+          'every extension table has forced row-level security but the three registries (no tenant data; no application role is granted them)');
 SELECT * FROM finish();
 ROLLBACK;
