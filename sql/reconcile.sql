@@ -13,8 +13,9 @@ CREATE TABLE inventory.reconcile_runs (
     corrected    bigint NOT NULL DEFAULT 0,
     flagged      bigint NOT NULL DEFAULT 0,
     status       text NOT NULL DEFAULT 'running'
-                 CHECK (status IN ('running', 'clean', 'corrected', 'flagged', 'skipped')),
-    -- Why a run was skipped (it could not start within inventory.maintenance_lock_timeout).
+                 CHECK (status IN ('running', 'clean', 'corrected', 'flagged', 'skipped', 'failed')),
+    -- Why a run was skipped (it could not start within inventory.maintenance_lock_timeout), or which
+    -- ledgers it could not reconcile (status failed; the other ledgers were reconciled).
     detail       text,
     org_id       uuid,
     tolerance    numeric NOT NULL,

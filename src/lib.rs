@@ -51,6 +51,12 @@ pub extern "C-unwind" fn _PG_init() {
     unsafe {
         pg_sys::RegisterXactCallback(Some(tenant_switch::forget_entered_tenant), std::ptr::null_mut());
         pg_sys::CacheRegisterRelcacheCallback(Some(balances::trigger::relation_changed), pg_sys::Datum::from(0));
+        for cache in [
+            pg_sys::SysCacheIdentifier::NAMESPACEOID,
+            pg_sys::SysCacheIdentifier::AUTHOID,
+        ] {
+            pg_sys::CacheRegisterSyscacheCallback(cache as i32, Some(balances::trigger::catalog_changed), pg_sys::Datum::from(0));
+        }
     }
 }
 

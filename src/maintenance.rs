@@ -5,41 +5,56 @@
 //! a scheduled run and `rebuild_balances`; and any writer of a ledger holds locks that a rebuild (SHARE
 //! on the ledger) or a correction (the balance row) needs. An application that keeps its transaction
 //! open would make those wait for as long as it likes. So maintenance:
-//! - takes its advisory lock by polling `pg_try_advisory_xact_lock` until the timeout, and reports
+//! - takes its lock (the ledger's row of `inventory.tracked_ledgers`, which no application role can
+//!   lock) and, for a reconcile, the relation locks it needs, by polling until the timeout, and reports
 //!   "could not start" to its caller (a reconcile records a skipped run and notifies; a rebuild fails
 //!   with 55P03);
 //! - runs with `lock_timeout` set to the same bound, so every other lock it waits for fails with 55P03
 //!   after it, instead of hanging.
 
 use crate::guc;
+use crate::spi_util::{exec_with_args, first};
+use pgrx::pg_sys::panic::CaughtError;
 use pgrx::prelude::*;
 use std::ffi::CString;
 use std::time::{Duration, Instant};
 
-/// The advisory lock key of a balance table's maintenance ("inv" and the table's OID).
-pub fn lock_key(balance: pg_sys::Oid) -> i64 {
-    (0x696e76_i64 << 32) | i64::from(u32::from(balance))
+/// Takes the maintenance lock of one tracked ledger: its row of `inventory.tracked_ledgers`, locked FOR
+/// UPDATE until the end of the transaction. No application role can lock that row (it may not even read
+/// the registry), unlike an advisory lock, whose key anyone could compute and hold. Polls with SKIP
+/// LOCKED, waiting at most `inventory.maintenance_lock_timeout`; false when another session held it all
+/// that time (or the ledger is no longer registered).
+pub fn try_lock(ledger: pg_sys::Oid) -> bool {
+    poll(|| {
+        first::<bool>(
+            "SELECT true FROM inventory.tracked_ledgers WHERE ledger = $1::oid::regclass FOR UPDATE SKIP LOCKED",
+            &[ledger.into()],
+        )
+        .is_some()
+    })
 }
 
-/// Takes a transaction-level advisory lock, waiting at most `inventory.maintenance_lock_timeout`.
-/// False when another session held it all that time.
-pub fn try_lock(key: i64) -> bool {
+/// Takes a relation lock (`pg_sys::AccessShareLock`, …), waiting at most the same bound; false when
+/// another session's lock (an application's `LOCK TABLE`, a long DDL) kept it all that time.
+pub fn try_lock_relation(relation: pg_sys::Oid, mode: u32) -> bool {
+    // SAFETY: a conditional lock on an OID; held until the end of the transaction.
+    poll(|| unsafe { pg_sys::ConditionalLockRelationOid(relation, mode as pg_sys::LOCKMODE) })
+}
+
+/// Tries `attempt` until it succeeds or `inventory.maintenance_lock_timeout` has passed.
+fn poll(mut attempt: impl FnMut() -> bool) -> bool {
     let bound = Duration::from_millis(guc::maintenance_lock_timeout_ms() as u64);
     let started = Instant::now();
     let mut pause = 0.002_f64;
     loop {
-        let locked = Spi::get_one_with_args::<bool>("SELECT pg_catalog.pg_try_advisory_xact_lock($1)", &[key.into()])
-            .ok()
-            .flatten()
-            == Some(true);
-        if locked {
+        if attempt() {
             return true;
         }
         if started.elapsed() >= bound {
             return false;
         }
         // pg_sleep answers a cancel request (statement_timeout, pg_cancel_backend) between tries.
-        crate::spi_util::exec_with_args("SELECT pg_catalog.pg_sleep($1)", &[pause.into()]);
+        exec_with_args("SELECT pg_catalog.pg_sleep($1)", &[pause.into()]);
         pause = (pause * 2.0).min(0.1);
     }
 }
@@ -73,4 +88,42 @@ pub fn with_bounded_waits<T>(work: impl FnOnce() -> T) -> T {
     // SAFETY: as above.
     unsafe { pg_sys::AtEOXact_GUC(true, nest_level) };
     result
+}
+
+/// Runs `work` in a subtransaction of its own, the way PL/pgSQL runs a block with an EXCEPTION clause:
+/// an error rolls back only what `work` did (its writes, locks, the user it switched to, settings) and
+/// comes back as its message, so that one broken ledger does not end a reconcile of all the others.
+pub fn in_subtransaction<T>(work: impl FnOnce() -> T) -> Result<T, String> {
+    // SAFETY: the pattern of PostgreSQL's own PL/pgSQL exception blocks: begin, then either release
+    // or roll back, restoring the caller's memory context and resource owner either way.
+    let (context, owner) = unsafe { (pg_sys::CurrentMemoryContext, pg_sys::CurrentResourceOwner) };
+    unsafe {
+        pg_sys::BeginInternalSubTransaction(std::ptr::null());
+        pg_sys::MemoryContextSwitchTo(context);
+    }
+    let restore = move || unsafe {
+        pg_sys::MemoryContextSwitchTo(context);
+        pg_sys::CurrentResourceOwner = owner;
+    };
+    let work = std::panic::AssertUnwindSafe(work);
+    PgTryBuilder::new(move || {
+        let result = work();
+        // SAFETY: as above.
+        unsafe { pg_sys::ReleaseCurrentSubTransaction() };
+        restore();
+        Ok(result)
+    })
+    .catch_others(move |e| {
+        let message = match &e {
+            CaughtError::PostgresError(r) | CaughtError::ErrorReport(r) | CaughtError::RustPanic { ereport: r, .. } => {
+                r.message().to_string()
+            }
+        };
+        restore();
+        // SAFETY: as above; the error state was copied and flushed when it was caught.
+        unsafe { pg_sys::RollbackAndReleaseCurrentSubTransaction() };
+        restore();
+        Err(message)
+    })
+    .execute()
 }

@@ -19,9 +19,9 @@
 //! Run it in READ COMMITTED (pg_cron does). Under REPEATABLE READ a correction that meets a concurrent
 //! posting fails with a serialization error instead, and loses nothing either.
 
-use crate::balances::{not_tracked, registered, tenants_to_cover, Registered};
+use crate::balances::{not_tracked, registered, Registered};
 use crate::maintenance;
-use crate::trust::{self, Upkeep};
+use crate::trust;
 use crate::errors;
 use crate::spi_util::{exec_with_args, one_text, rows};
 use crate::sql_types::RegClass;
@@ -53,9 +53,8 @@ struct Totals {
 }
 
 impl Totals {
-    fn status(&self, skipped: bool) -> &'static str {
+    fn status(&self) -> &'static str {
         match (self.findings, self.flagged) {
-            _ if skipped => "skipped",
             (0, _) => "clean",
             (_, 0) => "corrected",
             _ => "flagged",
@@ -87,58 +86,49 @@ fn reconcile_run(
     maintenance::with_bounded_waits(|| {
         // Every covered ledger's maintenance lock first, in OID order, each waiting at most
         // inventory.maintenance_lock_timeout: a run that cannot start is recorded as skipped.
-        let busy = ledgers.iter().find(|ledger| !ledger.try_lock_for_maintenance());
+        let busy = ledgers.iter().find_map(|ledger| match ledger.try_lock_for_maintenance() {
+            false => Some(format!("another session is reconciling or rebuilding the balances of {}", ledger.ledger_name)),
+            true => ledger.try_lock_for_reconcile().map(|table| format!("another session holds a lock on {table}")),
+        });
         let run_id = start_run(org, &tolerance, auto_correct);
         if let Some(busy) = busy {
             let reason = format!(
-                "could not start within inventory.maintenance_lock_timeout ({} ms): another session is reconciling \
-                 or rebuilding the balances of {}",
+                "could not start within inventory.maintenance_lock_timeout ({} ms): {busy}",
                 crate::guc::maintenance_lock_timeout_ms(),
-                busy.ledger_name
             );
-            finish_run(run_id, org, &Totals::default(), Some(&reason));
+            finish_run(run_id, org, &Totals::default(), Some(Outcome::Skipped(&reason)));
             return run_id;
         }
         let mut totals = Totals::default();
+        let mut failures = Vec::new();
         for ledger in &ledgers {
-            let upkeep = trust::upkeep_for(ledger.ledger, ledger.balance_oid);
-            let tenants = tenants_to_cover(ledger, upkeep, org);
-            let mut surveyed = Vec::new();
-            for tenant in &tenants {
-                let (keys_checked, findings) = trust::run(upkeep, || {
-                    enter_tenant(upkeep, tenant.as_deref());
-                    survey(ledger, tenant.as_deref(), &tolerance, auto_correct)
-                });
-                totals.keys_checked += keys_checked;
-                surveyed.push((tenant, findings));
-            }
-            for (_, findings) in &surveyed {
-                record(run_id, ledger, findings);
-            }
-            for (tenant, findings) in &surveyed {
+            // Each ledger in a subtransaction: one whose tables were broken (dropped, refused by the
+            // trust check, a trigger of the owner's that fails) is reported, and the others go on.
+            let done = maintenance::in_subtransaction(|| {
+                let upkeep = trust::upkeep_for(ledger.ledger, ledger.balance_oid);
+                let (keys_checked, findings) = trust::run(upkeep, || survey(ledger, upkeep != trust::Upkeep::Definer, org, &tolerance, auto_correct));
+                record(run_id, ledger, &findings);
                 let corrections: Vec<&Finding> = findings.iter().filter(|f| f.action.as_deref() == Some("corrected")).collect();
                 if !corrections.is_empty() {
-                    trust::run(upkeep, || {
-                        enter_tenant(upkeep, tenant.as_deref());
-                        correct(ledger, &corrections)
-                    });
+                    trust::run(upkeep, || correct(ledger, &corrections));
                 }
-                totals.findings += findings.len() as i64;
-                totals.corrected += corrections.len() as i64;
+                (keys_checked, findings.len() as i64, corrections.len() as i64)
+            });
+            match done {
+                Ok((keys_checked, findings, corrected)) => {
+                    totals.ledgers += 1;
+                    totals.keys_checked += keys_checked;
+                    totals.findings += findings;
+                    totals.corrected += corrected;
+                }
+                Err(message) => failures.push(format!("{}: {message}", ledger.ledger_name)),
             }
-            totals.ledgers += 1;
         }
         totals.flagged = totals.findings - totals.corrected;
-        finish_run(run_id, org, &totals, None);
+        let failed = (!failures.is_empty()).then(|| format!("could not reconcile {}", failures.join("; ")));
+        finish_run(run_id, org, &totals, failed.as_deref().map(Outcome::Failed));
         run_id
     })
-}
-
-/// Inside `trust::run` for an owner: the tenant whose rows the owner may now read and write.
-fn enter_tenant(upkeep: Upkeep, tenant: Option<&str>) {
-    if let (Upkeep::Owner(_), Some(tenant)) = (upkeep, tenant) {
-        trust::with_tenant(tenant);
-    }
 }
 
 /// Which tenant the run covers (`None`: all). Administrators (superusers, BYPASSRLS roles) choose with
@@ -209,8 +199,18 @@ fn start_run(org: Option<Uuid>, tolerance: &str, auto_correct: bool) -> i64 {
 
 /// Records the run's counts and status (or why it was skipped); when anything was flagged, or the run
 /// was skipped, sends one NOTIFY (delivered at commit) whose payload is also kept in the run row.
-fn finish_run(run_id: i64, org: Option<Uuid>, totals: &Totals, skipped: Option<&str>) {
-    let status = totals.status(skipped.is_some());
+/// How a run ended other than by checking every ledger: why it could not start, or which ledgers failed.
+enum Outcome<'a> {
+    Skipped(&'a str),
+    Failed(&'a str),
+}
+
+fn finish_run(run_id: i64, org: Option<Uuid>, totals: &Totals, outcome: Option<Outcome>) {
+    let (status, skipped) = match outcome {
+        Some(Outcome::Skipped(reason)) => ("skipped", Some(reason)),
+        Some(Outcome::Failed(reason)) => ("failed", Some(reason)),
+        None => (totals.status(), None),
+    };
     let payload = (totals.flagged > 0 || skipped.is_some()).then(|| {
         let mut payload = serde_json::json!({
             "run_id": run_id,
@@ -271,7 +271,11 @@ struct ForeignKey {
     referenced: Vec<String>,
 }
 
-fn foreign_keys(ledger: &Registered) -> Vec<ForeignKey> {
+/// In owner mode (`owner_mode`) only foreign keys to the owner's own tables count: the owner sees every
+/// row of those (forced row-level security is lifted for it), but another owner's tenant table, such
+/// as `inventory.organizations`, shows it only the session's tenant, and every other key would look
+/// like an orphan.
+fn foreign_keys(ledger: &Registered, owner_mode: bool) -> Vec<ForeignKey> {
     rows(
         "SELECT c.confrelid::regclass::text, array_agg(a.attname::text ORDER BY k.n), array_agg(f.attname::text ORDER BY k.n)
            FROM pg_constraint c
@@ -279,8 +283,9 @@ fn foreign_keys(ledger: &Registered) -> Vec<ForeignKey> {
            JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = k.col
            JOIN pg_attribute f ON f.attrelid = c.confrelid AND f.attnum = k.fcol
           WHERE c.conrelid = $1 AND c.contype = 'f'
+            AND (NOT $2 OR (SELECT relowner FROM pg_class WHERE oid = c.confrelid) = (SELECT relowner FROM pg_class WHERE oid = $1))
           GROUP BY c.oid, c.confrelid ORDER BY c.oid",
-        &[ledger.ledger.into()],
+        &[ledger.ledger.into(), owner_mode.into()],
         |r| {
             Ok(ForeignKey {
                 table: r.get::<String>(1)?.unwrap_or_default(),
@@ -297,14 +302,14 @@ fn foreign_keys(ledger: &Registered) -> Vec<ForeignKey> {
 /// The survey: one query, one snapshot, one pass over the ledger. Every key of the ledger or the
 /// balance table is grouped once; the rows that come back are the findings (kind not NULL), plus the
 /// first key when there is none, so that the key count always arrives.
-fn survey_sql(ledger: &Registered, org_filter: bool) -> String {
+fn survey_sql(ledger: &Registered, org_filter: bool, owner_mode: bool) -> String {
     let keys = ledger.key_list("");
     let filter = match (&ledger.org, org_filter) {
         (Some(org), true) => format!("WHERE {} = $3::uuid", ident(org)),
         _ => String::new(),
     };
     let id = ledger.id.as_deref().map(ident).unwrap_or_else(|| "NULL".into());
-    let fks = foreign_keys(ledger);
+    let fks = foreign_keys(ledger, owner_mode);
     let joins: String = fks
         .iter()
         .enumerate()
@@ -367,11 +372,11 @@ fn survey_sql(ledger: &Registered, org_filter: bool) -> String {
     )
 }
 
-fn survey(ledger: &Registered, tenant: Option<&str>, tolerance: &str, auto_correct: bool) -> (i64, Vec<Finding>) {
+fn survey(ledger: &Registered, owner_mode: bool, org: Option<Uuid>, tolerance: &str, auto_correct: bool) -> (i64, Vec<Finding>) {
     let mut args = vec![tolerance.into(), auto_correct.into()];
-    let sql = survey_sql(ledger, tenant.is_some() && ledger.org.is_some());
-    if let (Some(tenant), Some(_)) = (tenant, &ledger.org) {
-        args.push(tenant.into());
+    let sql = survey_sql(ledger, org.is_some() && ledger.org.is_some(), owner_mode);
+    if let (Some(org), Some(_)) = (org, &ledger.org) {
+        args.push(org.into());
     }
     let mut keys_checked = 0;
     let findings = rows(&sql, &args, |r| {

@@ -132,6 +132,11 @@ fn resolve_org(
         tenant_switch::require_choice();
         return enter(id);
     }
+    // A role that may not choose its tenant is identified by its key alone: the host is not consulted
+    // (a subdomain would be refused, and looking it up first would tell which exist).
+    if let Some(key) = api_key.filter(|k| !k.is_empty() && !tenant_switch::may_choose(caller())) {
+        return set_org_by_api_key(Some(key));
+    }
     let subdomain = match host.map(host::subdomain_of) {
         Some(Err(e)) => errors::invalid_argument(
             format!("invalid host: {}", e.describe()),

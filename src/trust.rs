@@ -6,24 +6,24 @@
 //!
 //! Balance upkeep (the balance trigger, reconcile's corrections, `rebuild_balances`) writes a balance
 //! table that an application's schema owner may control, and reads a ledger it may control. Whatever
-//! runs there — triggers, rules, defaults, check and domain constraints, index expressions, casts of
-//! column types — runs as the identity that does the work. So the work has an *upkeep identity*
-//! (`Upkeep`), decided from the catalog every time the work is planned:
-//! - both tables owned by trusted roles, and nothing in them (types, functions their defaults,
-//!   constraints, triggers, indexes and policies call) owned by anyone else: the extension's own rights
-//!   (SECURITY DEFINER), as for the built-in tables;
-//! - both tables owned by one role that is not trusted: that role's rights inside a security-restricted
-//!   operation (`as_owner`), the way PostgreSQL runs REFRESH MATERIALIZED VIEW, VACUUM and index
-//!   expressions (CVE-2022-1552). Forced row-level security then holds the owner too, so writes of a
-//!   tenant's balances run with `app.org_id` set to that tenant (`with_tenant`);
-//! - anything else (different owners, a trusted table holding an untrusted role's code): refused with
-//!   42501, naming the object and its owner.
+//! runs there — triggers, rules, defaults, check and domain constraints, operators, index expressions,
+//! casts of column types — runs as the identity that does the work, and every name the generated SQL
+//! spells (the tables, the key columns' types) is looked up in schemas someone owns. So the work has an
+//! *upkeep identity* (`Upkeep`), decided from the catalog every time the work is planned:
+//! - both tables owned by trusted roles, and nothing they use — the code above, followed through
+//!   domains, composite types and operators, and the schemas of the tables and types — owned by anyone
+//!   else: the extension's own rights (SECURITY DEFINER), as for the built-in tables;
+//! - both tables owned by one role that is not trusted, and nothing they use owned by a third role: that
+//!   owner's rights inside a security-restricted operation (`run`), the way PostgreSQL runs REFRESH
+//!   MATERIALIZED VIEW, VACUUM and index expressions (CVE-2022-1552), with forced row-level security
+//!   lifted for the owner's own tables only (`SECURITY_NOFORCE_RLS`, as PostgreSQL's foreign-key checks
+//!   do): the owner writes its balance rows of every tenant without being given any tenant's context;
+//! - anything else: refused with 42501, naming the object and its owner.
 
 use crate::errors;
 use crate::spi_util::rows;
 use pgrx::pg_sys::errcodes::PgSqlErrorCode;
 use pgrx::prelude::*;
-use std::ffi::CString;
 
 /// The identity balance upkeep of one ledger runs as.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -79,39 +79,85 @@ fn table_facts(table: pg_sys::Oid) -> TableFacts {
     })
 }
 
-/// Code that would run inside work on `table` and that a role other than `trusted_owner` and the
-/// trusted roles controls: the types of its columns (domain constraints, casts), and the functions that
-/// its defaults, constraints, triggers, indexes, policies and rules call. Each as (what, owner name).
-fn foreign_code(table: pg_sys::Oid, trusted_owner: pg_sys::Oid) -> Vec<(String, String)> {
+/// Everything work on `tables` may run or look up by name, with its owner: the tables' schemas; their
+/// defaults, constraints, triggers, indexes, policies and rules; the functions, operators and types
+/// those use, and the column types; followed through types (domain constraints, base, element and
+/// range types, the columns of composite types) and operators (their functions) to the end; and the
+/// schemas of every type. Each as (what, owner OID, owner name).
+fn used_objects(tables: &[pg_sys::Oid]) -> Vec<(String, pg_sys::Oid, String)> {
     rows(
-        "WITH parts AS (
-             SELECT 'pg_catalog.pg_class'::regclass::oid AS classid, $1::oid AS objid
-             UNION
-             SELECT d.classid, d.objid FROM pg_catalog.pg_depend d
-              WHERE d.refclassid = 'pg_catalog.pg_class'::regclass AND d.refobjid = $1 AND d.deptype IN ('a', 'n', 'i')
-         ), used AS (
-             SELECT d.refclassid, d.refobjid FROM parts p
-               JOIN pg_catalog.pg_depend d ON d.classid = p.classid AND d.objid = p.objid
-             UNION
-             SELECT 'pg_catalog.pg_type'::regclass, a.atttypid FROM pg_catalog.pg_attribute a
-              WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped
+        "WITH RECURSIVE objs(classid, objid) AS (
+             SELECT 'pg_catalog.pg_class'::regclass::oid, t FROM unnest($1::oid[]) t
+           UNION
+             SELECT e.classid, e.objid FROM objs o CROSS JOIN LATERAL (
+                 -- what an object uses (a function its types; a constraint its functions and operators; …)
+                 SELECT d.refclassid, d.refobjid FROM pg_catalog.pg_depend d
+                  WHERE d.classid = o.classid AND d.objid = o.objid AND d.deptype IN ('n', 'a', 'i')
+                    AND d.refclassid IN ('pg_catalog.pg_proc'::regclass, 'pg_catalog.pg_type'::regclass,
+                                         'pg_catalog.pg_operator'::regclass)
+                 -- a table's own parts (pg_class here is one of the start tables or an index of one)
+                 UNION ALL SELECT 'pg_catalog.pg_attrdef'::regclass, a.oid FROM pg_catalog.pg_attrdef a
+                  WHERE o.classid = 'pg_catalog.pg_class'::regclass AND a.adrelid = o.objid
+                 UNION ALL SELECT 'pg_catalog.pg_constraint'::regclass, c.oid FROM pg_catalog.pg_constraint c
+                  WHERE (o.classid = 'pg_catalog.pg_class'::regclass AND c.conrelid = o.objid)
+                     OR (o.classid = 'pg_catalog.pg_type'::regclass AND c.contypid = o.objid)
+                 UNION ALL SELECT 'pg_catalog.pg_trigger'::regclass, g.oid FROM pg_catalog.pg_trigger g
+                  WHERE o.classid = 'pg_catalog.pg_class'::regclass AND g.tgrelid = o.objid AND NOT g.tgisinternal
+                 UNION ALL SELECT 'pg_catalog.pg_class'::regclass, i.indexrelid FROM pg_catalog.pg_index i
+                  WHERE o.classid = 'pg_catalog.pg_class'::regclass AND i.indrelid = o.objid
+                 UNION ALL SELECT 'pg_catalog.pg_policy'::regclass, p.oid FROM pg_catalog.pg_policy p
+                  WHERE o.classid = 'pg_catalog.pg_class'::regclass AND p.polrelid = o.objid
+                 UNION ALL SELECT 'pg_catalog.pg_rewrite'::regclass, w.oid FROM pg_catalog.pg_rewrite w
+                  WHERE o.classid = 'pg_catalog.pg_class'::regclass AND w.ev_class = o.objid
+                 -- column types of a table, and of a composite type's columns
+                 UNION ALL SELECT 'pg_catalog.pg_type'::regclass, a.atttypid FROM pg_catalog.pg_attribute a
+                  WHERE o.classid = 'pg_catalog.pg_class'::regclass AND a.attrelid = o.objid AND a.attnum > 0
+                    AND NOT a.attisdropped
+                 UNION ALL SELECT 'pg_catalog.pg_class'::regclass, t.typrelid FROM pg_catalog.pg_type t
+                  WHERE o.classid = 'pg_catalog.pg_type'::regclass AND t.oid = o.objid AND t.typrelid <> 0
+                    AND t.typtype = 'c'
+                 UNION ALL SELECT 'pg_catalog.pg_type'::regclass, x.id FROM pg_catalog.pg_type t,
+                        LATERAL (VALUES (t.typelem), (t.typbasetype)) x(id)
+                  WHERE o.classid = 'pg_catalog.pg_type'::regclass AND t.oid = o.objid AND x.id <> 0
+                 UNION ALL SELECT 'pg_catalog.pg_type'::regclass, r.rngsubtype FROM pg_catalog.pg_range r
+                  WHERE o.classid = 'pg_catalog.pg_type'::regclass AND r.rngtypid = o.objid
+                 UNION ALL SELECT 'pg_catalog.pg_proc'::regclass, f.id FROM pg_catalog.pg_operator op,
+                        LATERAL (VALUES (op.oprcode), (op.oprrest), (op.oprjoin)) f(id)
+                  WHERE o.classid = 'pg_catalog.pg_operator'::regclass AND op.oid = o.objid AND f.id <> 0
+             ) e(classid, objid)
          ), owned AS (
              SELECT 'function ' || f.oid::regprocedure::text AS what, f.proowner AS owner
-               FROM used u JOIN pg_catalog.pg_proc f ON u.refclassid = 'pg_catalog.pg_proc'::regclass AND f.oid = u.refobjid
+               FROM objs o JOIN pg_catalog.pg_proc f ON o.classid = 'pg_catalog.pg_proc'::regclass AND f.oid = o.objid
+             UNION ALL
+             SELECT 'operator ' || op.oid::regoperator::text, op.oprowner
+               FROM objs o JOIN pg_catalog.pg_operator op ON o.classid = 'pg_catalog.pg_operator'::regclass AND op.oid = o.objid
              UNION ALL
              SELECT 'type ' || t.oid::regtype::text, t.typowner
-               FROM used u JOIN pg_catalog.pg_type t ON u.refclassid = 'pg_catalog.pg_type'::regclass AND t.oid = u.refobjid
+               FROM objs o JOIN pg_catalog.pg_type t ON o.classid = 'pg_catalog.pg_type'::regclass AND t.oid = o.objid
              UNION ALL
-             SELECT 'type ' || e.oid::regtype::text, e.typowner
-               FROM used u JOIN pg_catalog.pg_type t ON u.refclassid = 'pg_catalog.pg_type'::regclass AND t.oid = u.refobjid
-               JOIN pg_catalog.pg_type e ON e.oid IN (t.typelem, t.typbasetype)
+             SELECT 'schema ' || n.nspname::regnamespace::text || ' (of type ' || t.oid::regtype::text || ')', n.nspowner
+               FROM objs o JOIN pg_catalog.pg_type t ON o.classid = 'pg_catalog.pg_type'::regclass AND t.oid = o.objid
+               JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace
+             UNION ALL
+             SELECT 'schema ' || n.oid::regnamespace::text || ' (of ' || c.oid::regclass::text || ')', n.nspowner
+               FROM unnest($1::oid[]) t(id) JOIN pg_catalog.pg_class c ON c.oid = t.id
+               JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
          )
-         SELECT o.what, r.rolname::text FROM owned o JOIN pg_catalog.pg_roles r ON r.oid = o.owner
-          WHERE o.owner <> $2 AND NOT r.rolsuper
-            AND o.owner IS DISTINCT FROM (SELECT extowner FROM pg_catalog.pg_extension WHERE extname = 'inventory_ext')
+         -- pg_database_owner (the owner of PostgreSQL 15's public schema) stands for the database's owner.
+         SELECT DISTINCT o.what, r.oid, r.rolname::text FROM owned o
+           JOIN pg_catalog.pg_roles r ON r.oid = CASE WHEN o.owner = 'pg_database_owner'::regrole
+                                                     THEN (SELECT d.datdba FROM pg_catalog.pg_database d
+                                                            WHERE d.datname = pg_catalog.current_database())
+                                                     ELSE o.owner END
           ORDER BY 1",
-        &[table.into(), trusted_owner.into()],
-        |r| Ok((r.get::<String>(1)?.unwrap_or_default(), r.get::<String>(2)?.unwrap_or_default())),
+        &[tables.to_vec().into()],
+        |r| {
+            Ok((
+                r.get::<String>(1)?.unwrap_or_default(),
+                r.get::<pg_sys::Oid>(2)?.unwrap_or(pg_sys::InvalidOid),
+                r.get::<String>(3)?.unwrap_or_default(),
+            ))
+        },
     )
 }
 
@@ -134,29 +180,35 @@ pub fn upkeep_for(ledger: pg_sys::Oid, balance: pg_sys::Oid) -> Upkeep {
             refuse(format!("{} is no longer a table (relkind {}): balance upkeep refuses to run on it", facts.name, facts.kind));
         }
     }
-    let (ledger_trusted, balance_trusted) = (is_trusted(ledger_facts.owner), is_trusted(balance_facts.owner));
-    if ledger_trusted && balance_trusted {
-        for (oid, facts) in [(ledger, &ledger_facts), (balance, &balance_facts)] {
-            if let Some((what, owner)) = foreign_code(oid, facts.owner).into_iter().next() {
-                refuse(format!(
-                    "{} uses {what}, owned by role {owner}: balance upkeep would run it with the extension's rights",
-                    facts.name
-                ));
-            }
-        }
-        return Upkeep::Definer;
-    }
-    if ledger_facts.owner != balance_facts.owner {
-        refuse(format!(
+    let upkeep = match (is_trusted(ledger_facts.owner), is_trusted(balance_facts.owner)) {
+        (true, true) => Upkeep::Definer,
+        _ if ledger_facts.owner == balance_facts.owner => Upkeep::Owner(balance_facts.owner),
+        _ => refuse(format!(
             "{} is owned by {} and its balance table {} by {}: balance upkeep runs as the tables' one owner",
             ledger_facts.name, ledger_facts.owner_name, balance_facts.name, balance_facts.owner_name
+        )),
+    };
+    // Code and names the work runs or looks up: the extension's trusted roles', or the owner's it runs as.
+    let runs_as = match upkeep {
+        Upkeep::Definer => "the extension's rights",
+        Upkeep::Owner(_) => "the rights of the tables' owner",
+    };
+    let foreign = used_objects(&[ledger, balance])
+        .into_iter()
+        .find(|(_, owner, _)| Upkeep::Owner(*owner) != upkeep && !is_trusted(*owner));
+    if let Some((what, _, owner_name)) = foreign {
+        refuse(format!(
+            "{} or its balance table {} uses {what}, owned by role {owner_name}: balance upkeep would run it, or look it up, with {runs_as}",
+            ledger_facts.name, balance_facts.name
         ));
     }
-    Upkeep::Owner(balance_facts.owner)
+    upkeep
 }
 
 /// Runs `work` under `upkeep`: as it is for `Definer`, else as the owner inside a security-restricted
-/// operation. Settings changed inside (by the owner's code, or `with_tenant`) are rolled back after it,
+/// operation in which forced row-level security does not hold the owner on its own tables (it reads and
+/// writes its ledger and balances of every tenant; everyone else's tables keep their row-level security
+/// and the session's tenant). Settings changed inside (by the owner's code) are rolled back after it,
 /// as PostgreSQL does for REFRESH MATERIALIZED VIEW. On error, the (sub)transaction's abort restores
 /// the user and the settings.
 pub fn run<T>(upkeep: Upkeep, work: impl FnOnce() -> T) -> T {
@@ -167,7 +219,10 @@ pub fn run<T>(upkeep: Upkeep, work: impl FnOnce() -> T) -> T {
         pg_sys::GetUserIdAndSecContext(&mut saved_user, &mut saved_context);
         pg_sys::SetUserIdAndSecContext(
             owner,
-            saved_context | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32 | pg_sys::SECURITY_RESTRICTED_OPERATION as i32,
+            saved_context
+                | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32
+                | pg_sys::SECURITY_RESTRICTED_OPERATION as i32
+                | pg_sys::SECURITY_NOFORCE_RLS as i32,
         );
         pg_sys::NewGUCNestLevel()
     };
@@ -178,26 +233,4 @@ pub fn run<T>(upkeep: Upkeep, work: impl FnOnce() -> T) -> T {
         pg_sys::SetUserIdAndSecContext(saved_user, saved_context);
     }
     result
-}
-
-/// Inside `run` for an owner: makes `org_id` the tenant (`app.org_id`) for the rest of the
-/// security-restricted operation, so that forced row-level security lets the owner write that
-/// tenant's balance rows and only those. The setting is set on the extension's authority (the role
-/// need not be allowed to choose its tenant) and rolled back when `run` ends.
-pub fn with_tenant(org_id: &str) {
-    let value = CString::new(org_id).unwrap_or_else(|_| errors::invalid_argument("an org id has a NUL byte", ""));
-    // SAFETY: NUL-terminated strings; errors are raised as PostgreSQL ERRORs.
-    unsafe {
-        pg_sys::set_config_option_ext(
-            crate::guc::ORG_ID_NAME.as_ptr(),
-            value.as_ptr(),
-            pg_sys::GucContext::PGC_SUSET,
-            pg_sys::GucSource::PGC_S_SESSION,
-            pg_sys::Oid::from(pg_sys::BOOTSTRAP_SUPERUSERID),
-            pg_sys::GucAction::GUC_ACTION_SAVE,
-            true,
-            0,
-            false,
-        );
-    }
 }

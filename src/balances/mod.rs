@@ -10,7 +10,7 @@ use crate::spi_util::{exec, exec_with_args, first, one_text, relation_name, rows
 use crate::sql_types::{NameArray, RegClass, SqlName};
 use pgrx::pg_sys::errcodes::PgSqlErrorCode;
 use pgrx::prelude::*;
-use crate::trust::{self, Upkeep};
+use crate::trust;
 use crate::sql_text::{ident, ident_list, literal};
 
 /// The name of the balance trigger and the guards on every tracked ledger.
@@ -56,6 +56,20 @@ fn track_balances(
 
 fn track(ledger: pg_sys::Oid, balance_table: &str, mut keys: Vec<String>, qty: String, rule: Option<&str>) {
     let ledger_name = relation_name(ledger);
+    // A statement trigger on a partitioned table does not fire for rows inserted into a partition
+    // directly, nor a partition's for rows inserted through its parent: either would let balances drift.
+    let partitioned = one_text(
+        "SELECT CASE WHEN relkind = 'p' THEN 'a partitioned table' WHEN relispartition THEN 'a partition' END
+           FROM pg_class WHERE oid = $1",
+        &[ledger.into()],
+    );
+    if let Some(what) = partitioned {
+        errors::raise(
+            PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+            format!("{ledger_name} is {what}: partitioned ledgers cannot be tracked yet"),
+            "Rows inserted into a partition directly would not reach the balances. Track an unpartitioned ledger.",
+        )
+    }
     let rule = if ledger_name == BUILTIN_LEDGER { Some(RULE_ITEMS) } else { rule };
     let column_type = |name: &str| {
         one_text(
@@ -146,6 +160,9 @@ fn track(ledger: pg_sys::Oid, balance_table: &str, mut keys: Vec<String>, qty: S
             if ledger_owner != creator {
                 exec(&format!("ALTER TABLE {name} OWNER TO {ledger_owner}"));
             }
+            // The owner does the upkeep of a tenant-scoped balance table, whose policy and defaults call
+            // inventory.current_org_id(): it needs to reach the schema (as grant_app_access gives).
+            exec(&format!("GRANT USAGE ON SCHEMA inventory TO {ledger_owner}"));
             // Every role that may read the ledger may read its balances.
             let readers = rows(
                 "SELECT DISTINCT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(r.rolname) END
@@ -258,10 +275,22 @@ impl Registered {
     }
 
     /// Serializes everything that rewrites this ledger's balances outside the trigger (rebuild and
-    /// reconcile), until the end of the transaction, waiting at most `inventory.maintenance_lock_timeout`.
-    /// Postings do not take it. False when another session held it all that time.
+    /// reconcile), until the end of the transaction, waiting at most `inventory.maintenance_lock_timeout`
+    /// (`maintenance::try_lock`). Postings do not take it. False when another session held it all that time.
     pub fn try_lock_for_maintenance(&self) -> bool {
-        maintenance::try_lock(maintenance::lock_key(self.balance_oid))
+        maintenance::try_lock(self.ledger)
+    }
+
+    /// The relation locks a reconcile of this ledger takes (reading the ledger, correcting balances),
+    /// waited for at most `inventory.maintenance_lock_timeout`: the name of the table that stayed locked.
+    pub fn try_lock_for_reconcile(&self) -> Option<&str> {
+        if !maintenance::try_lock_relation(self.ledger, pg_sys::AccessShareLock) {
+            return Some(&self.ledger_name);
+        }
+        if !maintenance::try_lock_relation(self.balance_oid, pg_sys::RowExclusiveLock) {
+            return Some(&self.balance_name);
+        }
+        None
     }
 }
 
@@ -296,7 +325,7 @@ pub fn not_tracked() -> ! {
 fn rebuild(ledger: pg_sys::Oid, org_id: Option<pgrx::Uuid>) -> i64 {
     let Some(registered) = registered(Some(ledger)).pop() else { not_tracked() };
     maintenance::with_bounded_waits(|| {
-        if !maintenance::try_lock(maintenance::lock_key(registered.balance_oid)) {
+        if !maintenance::try_lock(registered.ledger) {
             errors::raise(
                 PgSqlErrorCode::ERRCODE_LOCK_NOT_AVAILABLE,
                 format!("the balances of {} are being rebuilt or reconciled by another session", registered.ledger_name),
@@ -306,42 +335,27 @@ fn rebuild(ledger: pg_sys::Oid, org_id: Option<pgrx::Uuid>) -> i64 {
         let upkeep = trust::upkeep_for(registered.ledger, registered.balance_oid);
         // SHARE: in-flight postings finish first, new ones wait (at most lock_timeout for this lock).
         exec(&format!("LOCK TABLE {} IN SHARE MODE", registered.ledger_name));
-        let tenants = tenants_to_cover(&registered, upkeep, org_id);
-        trust::run(upkeep, || tenants.iter().map(|tenant| rebuild_one(&registered, upkeep, tenant.as_deref())).sum())
+        if org_id.is_some() && registered.org.is_none() {
+            errors::invalid_argument(
+                format!("{} is not tenant-scoped, so its balances cannot be rebuilt per organization", registered.ledger_name),
+                "Call it without org_id.",
+            )
+        }
+        trust::run(upkeep, || rebuild_one(&registered, org_id))
     })
 }
 
-/// The tenants a maintenance run of one ledger works through, one at a time: `[None]` (all of them in
-/// one pass) when it runs with the extension's rights, else each tenant in turn, since the owner it then
-/// runs as is held to forced row-level security.
-pub fn tenants_to_cover(registered: &Registered, upkeep: Upkeep, org_id: Option<pgrx::Uuid>) -> Vec<Option<String>> {
-    match (org_id, &registered.org, upkeep) {
-        (Some(o), Some(_), _) => vec![Some(o.to_string())],
-        (Some(_), None, _) => errors::invalid_argument(
-            format!("{} is not tenant-scoped, so its balances cannot be kept per organization", registered.ledger_name),
-            "Call it without an organization.",
-        ),
-        (None, Some(_), Upkeep::Owner(_)) => {
-            rows("SELECT id::text FROM inventory.organizations ORDER BY id", &[], |r| r.get::<String>(1))
-        }
-        (None, _, _) => vec![None],
-    }
-}
-
 /// Rewrites the balances of one tenant (or all, `None`) from the ledger. Inside `trust::run`.
-fn rebuild_one(registered: &Registered, upkeep: Upkeep, tenant: Option<&str>) -> i64 {
+fn rebuild_one(registered: &Registered, org_id: Option<pgrx::Uuid>) -> i64 {
     let Registered { ledger_name, balance_name, keys, qty, id, org, .. } = registered;
-    if let (Upkeep::Owner(_), Some(tenant)) = (upkeep, tenant) {
-        trust::with_tenant(tenant);
-    }
-    let key_list = ident_list("", &keys);
-    let (filter, args): (String, Vec<pgrx::datum::DatumWithOid>) = match (tenant, org) {
-        (Some(t), Some(col)) => (format!("WHERE {} = $1::uuid", ident(col)), vec![t.into()]),
+    let key_list = ident_list("", keys);
+    let (filter, args): (String, Vec<pgrx::datum::DatumWithOid>) = match (org_id, org) {
+        (Some(o), Some(col)) => (format!("WHERE {} = $1", ident(col)), vec![o.into()]),
         _ => ("".into(), vec![]),
     };
     exec_with_args(&format!("DELETE FROM {balance_name} {filter}"), &args);
     let (id_col, id_val) = match &id {
-        Some(id) => (", last_ledger_id", format!(", max({})", ident(id))),
+        Some(id) => (", last_ledger_id", format!(", max({})::bigint", ident(id))),
         None => ("", String::new()),
     };
     first::<i64>(

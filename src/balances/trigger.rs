@@ -39,8 +39,6 @@ pub(super) struct Tracking {
     pub id: Option<String>,
     pub rule: Option<String>,
     pub keys: Vec<String>,
-    /// Whether the first key is the tenant (org) column.
-    pub tenant_scoped: bool,
 }
 
 impl Tracking {
@@ -51,7 +49,6 @@ impl Tracking {
             id: r.id.clone(),
             rule: r.rule.clone(),
             keys: r.keys.clone(),
-            tenant_scoped: r.org.is_some(),
         }
     }
 
@@ -76,7 +73,7 @@ impl Tracking {
             .join(", ");
         let qty = ident(&self.qty);
         let max_id = match &self.id {
-            Some(id) => format!("max({})", ident(id)),
+            Some(id) => format!("max({})::bigint", ident(id)),
             None => "NULL::bigint".into(),
         };
         format!(
@@ -239,6 +236,20 @@ pub unsafe extern "C-unwind" fn relation_changed(_arg: pg_sys::Datum, relid: pg_
     });
 }
 
+/// Syscache invalidation callback (registered in `_PG_init` for schemas and roles): a renamed schema
+/// can change what the plans' names resolve to, and a role that gains or loses superuser whom they
+/// trust, so every kept plan goes and is made (and checked by `trust::upkeep_for`) again. (Types and
+/// functions change far more often — every CREATE TABLE makes a type — so a function or domain given
+/// to another owner is checked again only when the plans are next made.)
+#[pg_guard]
+pub unsafe extern "C-unwind" fn catalog_changed(_arg: pg_sys::Datum, _cacheid: std::ffi::c_int, _hash: u32) {
+    INVALIDATED.with(|list| {
+        let mut list = list.borrow_mut();
+        list.clear();
+        list.push(pg_sys::InvalidOid);
+    });
+}
+
 /// Drops the kept plans of every ledger whose ledger or balance table was invalidated.
 fn forget_invalidated() {
     let changed: Vec<pg_sys::Oid> = INVALIDATED.with(|list| std::mem::take(&mut *list.borrow_mut()));
@@ -339,19 +350,6 @@ fn plans_for(client: &mut SpiClient, trigger: &pgrx::PgTrigger, trigger_data: *m
     Ok(plans)
 }
 
-/// Indices `[start, end)` of the runs of equal values in `orgs` (sorted, so each tenant is one run).
-pub(super) fn runs_of_equal<T: PartialEq>(orgs: &[T]) -> Vec<(usize, usize)> {
-    let mut runs = Vec::new();
-    let mut start = 0;
-    for i in 1..=orgs.len() {
-        if i == orgs.len() || orgs[i] != orgs[start] {
-            runs.push((start, i));
-            start = i;
-        }
-    }
-    runs
-}
-
 /// The balance trigger's body. SECURITY DEFINER (see sql/ledger.sql): applications never write
 /// balances themselves, and each row's balance is its own tenant's, whatever the session's tenant.
 fn balance_maintenance(trigger: &pgrx::PgTrigger) {
@@ -362,8 +360,6 @@ fn balance_maintenance(trigger: &pgrx::PgTrigger) {
         unsafe { pg_sys::SPI_register_trigger_data(trigger_data) };
         let plans = plans_for(client, trigger, trigger_data)?;
         let (tracking, n) = (&plans.tracking, plans.tracking.keys.len());
-        // Only an owner held to forced row-level security needs the tenant set per write.
-        let per_tenant = matches!(plans.upkeep, Upkeep::Owner(_)) && tracking.tenant_scoped;
         // SAFETY: the transition table belongs to this trigger call.
         let rows_inserted = unsafe { pg_sys::tuplestore_tuple_count((*trigger_data).tg_newtable) };
         let negatives = trust::run(plans.upkeep, || -> SpiResult<Vec<Vec<Option<String>>>> {
@@ -384,9 +380,6 @@ fn balance_maintenance(trigger: &pgrx::PgTrigger) {
                     if qty.as_deref().is_none_or(is_unusable_qty) {
                         refuse_zero(tracking);
                     }
-                    if per_tenant {
-                        trust::with_tenant(keys[0].as_deref().unwrap_or_default());
-                    }
                     let mut args: Vec<pgrx::datum::DatumWithOid> = keys.into_iter().map(|k| k.into()).collect();
                     args.push(qty.into());
                     args.push(id.into());
@@ -402,17 +395,9 @@ fn balance_maintenance(trigger: &pgrx::PgTrigger) {
                     if aggregate.get::<bool>(n + 3)? == Some(true) {
                         refuse_zero(tracking);
                     }
-                    // Keys are sorted and the org column leads them: each tenant is one run of keys.
-                    let runs = if per_tenant { runs_of_equal(&arrays[0]) } else { vec![(0, max_ids.len())] };
-                    for (start, end) in runs {
-                        if per_tenant {
-                            trust::with_tenant(arrays[0][start].as_deref().unwrap_or_default());
-                        }
-                        let mut args: Vec<pgrx::datum::DatumWithOid> =
-                            arrays.iter().map(|a| Some(a[start..end].to_vec()).into()).collect();
-                        args.push(Some(max_ids[start..end].to_vec()).into());
-                        collect(client.update(&plans.upsert, None, &args)?);
-                    }
+                    let mut args: Vec<pgrx::datum::DatumWithOid> = arrays.into_iter().map(|a| Some(a).into()).collect();
+                    args.push(Some(max_ids).into());
+                    collect(client.update(&plans.upsert, None, &args)?);
                 }
             }
             Ok(negatives)
@@ -550,7 +535,6 @@ mod tests {
             id: Some("id".into()),
             rule: None,
             keys: vec!["itemId".into(), "lotId".into()],
-            tenant_scoped: false,
         }
     }
 
@@ -575,13 +559,6 @@ mod tests {
         for other in ["1", "0.001", "-10", "100.0", "1e1000", ""] {
             assert!(!is_unusable_qty(other), "{other}");
         }
-    }
-
-    #[pg_test]
-    fn sorted_keys_split_into_one_run_per_tenant() {
-        assert_eq!(runs_of_equal(&["a", "a", "b", "c", "c"]), vec![(0, 2), (2, 3), (3, 5)]);
-        assert_eq!(runs_of_equal(&["a"]), vec![(0, 1)]);
-        assert_eq!(runs_of_equal::<&str>(&[]), Vec::<(usize, usize)>::new());
     }
 
     #[pg_test]

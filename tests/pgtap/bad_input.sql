@@ -129,6 +129,10 @@ SELECT throws_ok(format('SELECT inventory.track_balances(%L, %L, ARRAY[%L]::name
                  '42703', NULL, 'track_balances with an injection attempt as the qty column');
 SELECT throws_ok(format('SELECT inventory.track_balances(%L, %L, ARRAY[%L]::name[], %L)', 'adv.items', 'adv.b', 'id', 'sku'),
                  '22023', NULL, 'track_balances with a text quantity column');
+SELECT throws_ok($$SELECT inventory.track_balances('adv.stock', 'adv.stock_balances', ARRAY['item_id'], 'qty')$$, '0A000', NULL,
+                 'track_balances of a partitioned table (a row inserted into a partition would bypass the trigger)');
+SELECT throws_ok($$SELECT inventory.track_balances('adv.stock_2026', 'adv.stock_balances', ARRAY['item_id'], 'qty')$$, '0A000', NULL,
+                 'track_balances of a partition');
 SELECT throws_ok('SELECT inventory.untrack_balances(NULL)', '22023', NULL, 'untrack_balances(NULL)');
 SELECT throws_ok('SELECT inventory.rebuild_balances(NULL)', '22023', NULL, 'rebuild_balances(NULL)');
 SELECT throws_ok($$SELECT inventory.rebuild_balances('adv.items')$$, '22023', NULL, 'rebuild_balances of an untracked table');

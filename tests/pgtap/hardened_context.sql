@@ -5,7 +5,7 @@
 \set A '''aaaaaaaa-0000-4000-8000-000000000001'''
 \set B '''bbbbbbbb-0000-4000-8000-000000000002'''
 BEGIN;
-SELECT plan(35);
+SELECT plan(36);
 SELECT inventory.revoke_tenant_switch('public');
 SELECT inventory.rotate_api_key(:A) AS a_key \gset
 SELECT inventory.rotate_api_key(:B) AS b_key \gset
@@ -49,7 +49,9 @@ SELECT throws_ok($$SELECT inventory.set_org_by_subdomain('nobody')$$, '42501', :
 SELECT is(inventory.current_org_id(), NULL, 'after every refused attempt there is still no tenant');
 SELECT is((SELECT count(*) FROM adv.items), 0::bigint, 'and nothing is visible');
 
--- The API key still works, once per transaction.
+-- The API key still works, once per transaction; resolve_org with a host and the key is the key's.
+SELECT is(inventory.resolve_org(host => 'tenant-b.example.com', api_key => :'a_key'), :A::uuid,
+          'resolve_org(host, api_key): a role that may not choose is identified by its key alone');
 SELECT is(inventory.set_org_by_api_key(:'a_key'), :A::uuid, 'set_org_by_api_key enters its tenant');
 SELECT is((SELECT count(*) FROM adv.items), 2::bigint, 'and sees that tenant''s rows');
 SELECT throws_ok(format('SELECT inventory.set_org_by_api_key(%L)', :'b_key'), '42501', NULL,

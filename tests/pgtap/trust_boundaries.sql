@@ -8,7 +8,7 @@
 \set a_item '''a0000000-0000-4000-8000-00000000000a'''
 \set b_item '''b0000000-0000-4000-8000-00000000000a'''
 BEGIN;
-SELECT plan(24);
+SELECT plan(31);
 
 -- What adv_owner plants: code that tries to make it a superuser, and records who ran it.
 SET LOCAL ROLE adv_owner;
@@ -72,6 +72,26 @@ SELECT is((SELECT string_agg(org_id || '=' || qty, ',' ORDER BY org_id) FROM adv
           'a superuser''s insert of two tenants updates both balances (B had a drift of +1)');
 SELECT is((SELECT rolsuper FROM pg_roles WHERE rolname = 'adv_owner'), false, 'still no superuser');
 
+-- The owner's code runs with the session's tenant, never one the upkeep hands it: a statement-level
+-- trigger on its balance table reads inventory.items while a superuser with no tenant posts for tenant
+-- B (the owner's own tables are written past forced row-level security, nobody else's).
+SET LOCAL ROLE adv_owner;
+CREATE TABLE adv.seen (tenant text, b_items bigint);
+CREATE FUNCTION adv.peek() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO adv.seen SELECT current_setting('app.org_id', true), count(*) FROM inventory.items;
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER peek AFTER INSERT OR UPDATE ON adv.move_balances FOR EACH STATEMENT EXECUTE FUNCTION adv.peek();
+RESET ROLE;
+INSERT INTO inventory.items (org_id, sku, name) VALUES (:B, 'B-BUILTIN', 'tenant B''s own');
+INSERT INTO adv.moves (org_id, item_id, qty) VALUES (:B, :b_item, 0.5);
+SELECT is((SELECT array_agg(DISTINCT coalesce(tenant, '') || '/' || b_items) FROM adv.seen), ARRAY['/0'],
+          'the owner''s trigger ran with no tenant (the session''s) and saw none of tenant B''s items');
+DELETE FROM adv.seen;
+INSERT INTO adv.moves (org_id, item_id, qty) VALUES (:B, :b_item, -0.5);
+
 -- 2. Reconcile's corrections and rebuild_balances, run by a superuser, meet the same trigger.
 DELETE FROM adv.evidence;
 SELECT is((SELECT count(*) FROM inventory.reconcile(tolerance => 5) WHERE action = 'corrected'), 1::bigint,
@@ -96,6 +116,11 @@ SELECT throws_ok(format('INSERT INTO adv.moves (org_id, item_id, qty) VALUES (%L
                  'a posting refuses the replaced balance table (the registry names the dropped one)');
 SELECT throws_ok('SELECT inventory.rebuild_balances(''adv.moves'')', '42P01', NULL, 'so does rebuild_balances');
 SELECT is((SELECT rolsuper FROM pg_roles WHERE rolname = 'adv_owner'), false, 'still no superuser');
+-- An administrator's reconcile of every ledger reports the broken one and reconciles the others.
+SELECT inventory.reconcile_run() AS broken_run \gset
+SELECT is((SELECT status || ' ' || ledgers || ' ' || (detail LIKE 'could not reconcile adv.moves: %')::text
+             FROM inventory.reconcile_runs WHERE id = :broken_run),
+          'failed 1 true', 'reconcile_run records the broken ledger as failed and reconciles the built-in one');
 
 -- 4. The trigger function attached by hand, with arguments naming the built-in balances (a DBA granted
 -- EXECUTE on it so that owners could call track_balances themselves).
@@ -125,6 +150,41 @@ SELECT lives_ok($$INSERT INTO public.coded_ledger (code, qty) VALUES ('x', 1)$$,
 RESET ROLE;
 SELECT is((SELECT count(*) FROM adv.evidence WHERE was_superuser), 0::bigint,
           'the domain''s check never ran with a superuser''s rights');
+
+-- 5b. The same through an operator of the untrusted role in a superuser's CHECK constraint (the check
+-- follows operators to their functions), and through a domain over that domain.
+SET LOCAL ROLE adv_owner;
+CREATE FUNCTION adv.differs(numeric, numeric) RETURNS boolean LANGUAGE sql AS 'SELECT $1 <> $2';
+CREATE OPERATOR adv.<<>> (FUNCTION = adv.differs, LEFTARG = numeric, RIGHTARG = numeric);
+RESET ROLE;
+CREATE TABLE public.op_ledger (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, item text NOT NULL, qty numeric NOT NULL);
+CREATE TABLE public.op_balances (item text, qty numeric NOT NULL CHECK (qty OPERATOR(adv.<<>>) -1),
+                                 last_ledger_id bigint NOT NULL, updated_at timestamptz NOT NULL, UNIQUE NULLS NOT DISTINCT (item));
+SELECT throws_ok($$SELECT inventory.track_balances('public.op_ledger', 'public.op_balances', ARRAY['item'], 'qty')$$,
+                 '42501', NULL, 'a superuser''s balance table whose CHECK uses an untrusted role''s operator is refused');
+CREATE DOMAIN public.outer_code AS adv.code;
+CREATE TABLE public.outer_ledger (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, code public.outer_code, qty numeric NOT NULL);
+SELECT throws_ok($$SELECT inventory.track_balances('public.outer_ledger', 'public.outer_balances', ARRAY['code'], 'qty')$$,
+                 '42501', NULL, 'a domain over the untrusted role''s domain is refused too');
+
+-- 5c. A superuser's tables in a schema an untrusted role owns: the schema's owner could rename the
+-- schema and put its own table under the name the upkeep spells.
+CREATE TABLE adv.super_ledger (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, item text NOT NULL, qty numeric NOT NULL);
+SELECT throws_ok($$SELECT inventory.track_balances('adv.super_ledger', 'adv.super_balances', ARRAY['item'], 'qty')$$,
+                 '42501', NULL, 'a superuser''s ledger in a schema owned by an untrusted role is refused');
+
+-- 5d. Routine DDL of the owner on its tracked ledger answers no internal error.
+SET LOCAL ROLE adv_owner;
+CREATE TABLE adv.int_ledger (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, item text NOT NULL, qty numeric NOT NULL);
+RESET ROLE;
+SELECT inventory.track_balances('adv.int_ledger', 'adv.int_balances', ARRAY['item'], 'qty');
+SET LOCAL ROLE adv_owner;
+ALTER TABLE adv.int_ledger ALTER COLUMN id TYPE integer;
+SELECT lives_ok($$INSERT INTO adv.int_ledger (item, qty) VALUES ('a', 1), ('b', 2)$$,
+                'a multi-row posting after the owner made the id an integer');
+RESET ROLE;
+SELECT is((SELECT string_agg(item || '=' || qty || '@' || last_ledger_id, ',' ORDER BY item) FROM adv.int_balances), 'a=1@1,b=2@2',
+          'and its balances are exact');
 
 -- 6. The other direction: a balance table whose owner differs from the ledger's is refused.
 CREATE TABLE adv.other_ledger (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, item text NOT NULL, qty numeric NOT NULL);
