@@ -63,18 +63,7 @@ fn on_ddl_command_start(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
     pg_sys::Datum::from(0)
 }
 
-#[unsafe(no_mangle)]
-#[doc(hidden)]
-pub extern "C" fn pg_finfo_on_ddl_command_start_entry() -> &'static pg_sys::Pg_finfo_record {
-    const V1_API: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
-    &V1_API
-}
-
-#[unsafe(no_mangle)]
-#[doc(hidden)]
-pub unsafe extern "C-unwind" fn on_ddl_command_start_entry(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
-    pg_sys::submodules::panic::pgrx_extern_c_guard(move || on_ddl_command_start(fcinfo))
-}
+crate::v1_function!(on_ddl_command_start_entry, pg_finfo_on_ddl_command_start_entry, on_ddl_command_start);
 
 pgrx::extension_sql!(
     r#"

@@ -29,6 +29,29 @@ mod fuzz_tests;
 
 ::pgrx::pg_module_magic!(name, version);
 
+/// A C-language function written by hand (`CREATE FUNCTION … LANGUAGE c AS 'MODULE_PATHNAME', 'entry'`
+/// in an `extension_sql!`), for what pgrx's attribute macros cannot express: a trigger function that
+/// answers 0A000 when called directly, an event trigger function that reads the parse tree. `$body`
+/// takes the `FunctionCallInfo`; PostgreSQL errors and Rust panics in it become ERRORs as in any pgrx
+/// function.
+#[macro_export]
+macro_rules! v1_function {
+    ($entry:ident, $finfo:ident, $body:expr) => {
+        #[unsafe(no_mangle)]
+        #[doc(hidden)]
+        pub extern "C" fn $finfo() -> &'static ::pgrx::pg_sys::Pg_finfo_record {
+            const V1_API: ::pgrx::pg_sys::Pg_finfo_record = ::pgrx::pg_sys::Pg_finfo_record { api_version: 1 };
+            &V1_API
+        }
+
+        #[unsafe(no_mangle)]
+        #[doc(hidden)]
+        pub unsafe extern "C-unwind" fn $entry(fcinfo: ::pgrx::pg_sys::FunctionCallInfo) -> ::pgrx::pg_sys::Datum {
+            ::pgrx::pg_sys::submodules::panic::pgrx_extern_c_guard(move || ($body)(fcinfo))
+        }
+    };
+}
+
 extension_sql_file!("../sql/bootstrap.sql", name = "bootstrap", bootstrap);
 extension_sql_file!("../sql/isolation.sql", name = "isolation");
 extension_sql_file!(

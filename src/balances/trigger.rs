@@ -486,31 +486,12 @@ fn trigger_entry(fcinfo: pg_sys::FunctionCallInfo, name: &str, body: fn(&pgrx::P
     pg_sys::Datum::from(0)
 }
 
-#[unsafe(no_mangle)]
-#[doc(hidden)]
-pub extern "C" fn pg_finfo_balance_maintenance_entry() -> &'static pg_sys::Pg_finfo_record {
-    const V1_API: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
-    &V1_API
-}
-
-#[unsafe(no_mangle)]
-#[doc(hidden)]
-pub unsafe extern "C-unwind" fn balance_maintenance_entry(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
-    pg_sys::submodules::panic::pgrx_extern_c_guard(move || trigger_entry(fcinfo, "inventory.balance_maintenance()", balance_maintenance))
-}
-
-#[unsafe(no_mangle)]
-#[doc(hidden)]
-pub extern "C" fn pg_finfo_append_only_guard_entry() -> &'static pg_sys::Pg_finfo_record {
-    const V1_API: pg_sys::Pg_finfo_record = pg_sys::Pg_finfo_record { api_version: 1 };
-    &V1_API
-}
-
-#[unsafe(no_mangle)]
-#[doc(hidden)]
-pub unsafe extern "C-unwind" fn append_only_guard_entry(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
-    pg_sys::submodules::panic::pgrx_extern_c_guard(move || trigger_entry(fcinfo, "inventory.append_only_guard()", append_only_guard))
-}
+crate::v1_function!(balance_maintenance_entry, pg_finfo_balance_maintenance_entry, |fcinfo| {
+    trigger_entry(fcinfo, "inventory.balance_maintenance()", balance_maintenance)
+});
+crate::v1_function!(append_only_guard_entry, pg_finfo_append_only_guard_entry, |fcinfo| {
+    trigger_entry(fcinfo, "inventory.append_only_guard()", append_only_guard)
+});
 
 pgrx::extension_sql!(
     r#"
