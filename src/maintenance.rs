@@ -1,14 +1,14 @@
 //! Maintenance that no application can hold hostage (SPEC §7): reconcile and `rebuild_balances` wait
 //! for other sessions' locks only up to `inventory.maintenance_lock_timeout`.
 //!
-//! Application roles may call `reconcile_run` for their tenant, which takes the same advisory lock as
-//! a scheduled run and `rebuild_balances`; and any writer of a ledger holds locks that a rebuild (SHARE
+//! Application roles may call `reconcile_run` for their tenant, which takes the same lock as a
+//! scheduled run and `rebuild_balances`; and any writer of a ledger holds locks that a rebuild (SHARE
 //! on the ledger) or a correction (the balance row) needs. An application that keeps its transaction
 //! open would make those wait for as long as it likes. So maintenance:
-//! - takes its lock (the ledger's row of `inventory.tracked_ledgers`, which no application role can
-//!   lock) and, for a reconcile, the relation locks it needs, by polling until the timeout, and reports
-//!   "could not start" to its caller (a reconcile records a skipped run and notifies; a rebuild fails
-//!   with 55P03);
+//! - takes its lock (the ledger's row of `inventory.tracked_ledgers`, which no role can lock but
+//!   through the extension's own maintenance functions) and, for a reconcile, the relation locks it
+//!   needs, by polling until the timeout, and reports "could not start" to its caller (a reconcile
+//!   skips that ledger, says why in the run and notifies; a rebuild fails with 55P03);
 //! - runs with `lock_timeout` set to the same bound, so every other lock it waits for fails with 55P03
 //!   after it, instead of hanging.
 
@@ -20,8 +20,10 @@ use std::ffi::CString;
 use std::time::{Duration, Instant};
 
 /// Takes the maintenance lock of one tracked ledger: its row of `inventory.tracked_ledgers`, locked FOR
-/// UPDATE until the end of the transaction. No application role can lock that row (it may not even read
-/// the registry), unlike an advisory lock, whose key anyone could compute and hold. Polls with SKIP
+/// UPDATE until the end of the transaction. No role can lock that row but through these functions (an
+/// application role may not even read the registry), unlike an advisory lock, whose key anyone could
+/// compute and hold; an application's own reconcile_run holds it as long as its transaction, for at
+/// most the bound at the expense of anyone else. Polls with SKIP
 /// LOCKED, waiting at most `inventory.maintenance_lock_timeout`; false when another session held it all
 /// that time (or the ledger is no longer registered).
 pub fn try_lock(ledger: pg_sys::Oid) -> bool {
@@ -114,15 +116,20 @@ pub fn in_subtransaction<T>(work: impl FnOnce() -> T) -> Result<T, String> {
         Ok(result)
     })
     .catch_others(move |e| {
-        let message = match &e {
+        let (message, code) = match &e {
             CaughtError::PostgresError(r) | CaughtError::ErrorReport(r) | CaughtError::RustPanic { ereport: r, .. } => {
-                r.message().to_string()
+                (r.message().to_string(), r.sql_error_code())
             }
         };
         restore();
         // SAFETY: as above; the error state was copied and flushed when it was caught.
         unsafe { pg_sys::RollbackAndReleaseCurrentSubTransaction() };
         restore();
+        // A cancel (statement_timeout, pg_cancel_backend) is for the whole statement, as PL/pgSQL's
+        // WHEN OTHERS leaves it alone too.
+        if code == pgrx::pg_sys::errcodes::PgSqlErrorCode::ERRCODE_QUERY_CANCELED {
+            e.rethrow()
+        }
         Err(message)
     })
     .execute()

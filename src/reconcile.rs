@@ -13,9 +13,12 @@
 //! - Lock order. The rows to correct are locked first, sorted by key, as the balance trigger locks them,
 //!   so a reconcile and multi-row postings do not deadlock each other. Orphan rows are deleted only if
 //!   their quantity is still the surveyed one (re-checked under that lock), else corrected by difference.
-//! - Reconciles and `rebuild_balances` of one balance table run one at a time (a transaction-level
-//!   advisory lock, `Registered::lock_for_maintenance`): both rewrite balances outside the trigger, and
-//!   two corrections of the same drift would apply it twice. Postings never take that lock.
+//! - Reconciles and `rebuild_balances` of one ledger run one at a time (its registry row, locked
+//!   `Registered::try_lock_for_maintenance`): both rewrite balances outside the trigger, and two
+//!   corrections of the same drift would apply it twice. Postings never take that lock.
+//! - Each ledger in a subtransaction of its own (`maintenance::in_subtransaction`): a ledger that is
+//!   busy beyond `inventory.maintenance_lock_timeout` is skipped, one whose tables are broken fails,
+//!   and the run says which in `detail` while it reconciles the others.
 //! Run it in READ COMMITTED (pg_cron does). Under REPEATABLE READ a correction that meets a concurrent
 //! posting fails with a serialization error instead, and loses nothing either.
 
@@ -84,28 +87,26 @@ fn reconcile_run(
     let org = scope(only_org);
     let ledgers = ledgers_to_check(only_ledger.map(|RegClass(oid)| oid), org);
     maintenance::with_bounded_waits(|| {
-        // Every covered ledger's maintenance lock first, in OID order, each waiting at most
-        // inventory.maintenance_lock_timeout: a run that cannot start is recorded as skipped.
-        let busy = ledgers.iter().find_map(|ledger| match ledger.try_lock_for_maintenance() {
-            false => Some(format!("another session is reconciling or rebuilding the balances of {}", ledger.ledger_name)),
-            true => ledger.try_lock_for_reconcile().map(|table| format!("another session holds a lock on {table}")),
-        });
         let run_id = start_run(org, &tolerance, auto_correct);
-        if let Some(busy) = busy {
-            let reason = format!(
-                "could not start within inventory.maintenance_lock_timeout ({} ms): {busy}",
-                crate::guc::maintenance_lock_timeout_ms(),
-            );
-            finish_run(run_id, org, &Totals::default(), Some(Outcome::Skipped(&reason)));
-            return run_id;
-        }
         let mut totals = Totals::default();
         let mut failures = Vec::new();
+        let mut skipped = Vec::new();
         for ledger in &ledgers {
+            // Each ledger's maintenance lock and the relation locks its work needs, each waited for at
+            // most inventory.maintenance_lock_timeout: a ledger that stays busy is skipped (and said
+            // why), the others go on.
+            let busy = match ledger.try_lock_for_maintenance() {
+                false => Some(format!("another session is reconciling or rebuilding the balances of {}", ledger.ledger_name)),
+                true => ledger.try_lock_for_reconcile().map(|table| format!("another session holds a lock on {table}")),
+            };
+            if let Some(busy) = busy {
+                skipped.push(busy);
+                continue;
+            }
             // Each ledger in a subtransaction: one whose tables were broken (dropped, refused by the
             // trust check, a trigger of the owner's that fails) is reported, and the others go on.
             let done = maintenance::in_subtransaction(|| {
-                let upkeep = trust::upkeep_for(ledger.ledger, ledger.balance_oid);
+                let upkeep = trust::upkeep_for(ledger.ledger, ledger.balance_oid, ledger.org.is_some());
                 let (keys_checked, findings) = trust::run(upkeep, || survey(ledger, upkeep != trust::Upkeep::Definer, org, &tolerance, auto_correct));
                 record(run_id, ledger, &findings);
                 let corrections: Vec<&Finding> = findings.iter().filter(|f| f.action.as_deref() == Some("corrected")).collect();
@@ -125,8 +126,24 @@ fn reconcile_run(
             }
         }
         totals.flagged = totals.findings - totals.corrected;
-        let failed = (!failures.is_empty()).then(|| format!("could not reconcile {}", failures.join("; ")));
-        finish_run(run_id, org, &totals, failed.as_deref().map(Outcome::Failed));
+        let skip_reason = (!skipped.is_empty()).then(|| {
+            format!(
+                "could not start within inventory.maintenance_lock_timeout ({} ms): {}",
+                crate::guc::maintenance_lock_timeout_ms(),
+                skipped.join("; ")
+            )
+        });
+        let detail = skip_reason
+            .into_iter()
+            .chain((!failures.is_empty()).then(|| format!("could not reconcile {}", failures.join("; "))))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let outcome = match (skipped.len() == ledgers.len(), detail.is_empty()) {
+            (_, true) => None,
+            (true, false) if failures.is_empty() => Some(Outcome::Skipped(&detail)),
+            _ => Some(Outcome::Failed(&detail)),
+        };
+        finish_run(run_id, org, &totals, outcome);
         run_id
     })
 }

@@ -29,12 +29,19 @@ pub fn explicit() -> Option<Uuid> {
 /// The session's role (after SET ROLE): inside a SECURITY DEFINER function `current_user` is the
 /// function's owner, so whoever called it is the outer user.
 pub fn caller() -> pg_sys::Oid {
+    // Inside the extension's upkeep of an owner's tables, the owner's code is the caller.
+    if let Some(owner) = crate::trust::upkeep_owner() {
+        return owner;
+    }
     // SAFETY: reads the backend's own state.
     unsafe { pg_sys::GetOuterUserId() }
 }
 
 /// Whether the caller is one that row-level security does not apply to: a superuser or a BYPASSRLS role.
 pub fn caller_bypasses_rls() -> bool {
+    if crate::trust::in_foreign_restricted_operation() {
+        return false;
+    }
     let caller = caller();
     // SAFETY: plain catalog lookups for a role OID.
     unsafe { pg_sys::superuser_arg(caller) || pg_sys::has_bypassrls_privilege(caller) }
@@ -134,7 +141,7 @@ fn resolve_org(
     }
     // A role that may not choose its tenant is identified by its key alone: the host is not consulted
     // (a subdomain would be refused, and looking it up first would tell which exist).
-    if let Some(key) = api_key.filter(|k| !k.is_empty() && !tenant_switch::may_choose(caller())) {
+    if let Some(key) = api_key.filter(|k| !k.is_empty() && !tenant_switch::caller_may_choose()) {
         return set_org_by_api_key(Some(key));
     }
     let subdomain = match host.map(host::subdomain_of) {

@@ -29,9 +29,15 @@ pub fn may_choose(role: pg_sys::Oid) -> bool {
     }
 }
 
+/// Whether the caller may choose its tenant: never from inside a security-restricted operation that
+/// PostgreSQL runs for an object's owner (the outer user is not who calls there).
+pub fn caller_may_choose() -> bool {
+    !crate::trust::in_foreign_restricted_operation() && may_choose(caller())
+}
+
 /// 42501 unless the caller may choose its tenant (set_org, set_org_by_subdomain, resolve_org by id or host).
 pub fn require_choice() {
-    if !may_choose(caller()) {
+    if !caller_may_choose() {
         errors::raise(
             PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
             "this role may not choose its tenant (inventory.revoke_tenant_switch)",
@@ -63,7 +69,7 @@ pub unsafe extern "C-unwind" fn forget_entered_tenant(event: pg_sys::XactEvent::
 /// transaction (or has one in `app.org_id`): a second API key does not switch tenants, whatever reset
 /// the setting in between. Otherwise records `org_id` as the transaction's tenant.
 pub fn refuse_switch_to(org_id: Uuid) {
-    if may_choose(caller()) {
+    if caller_may_choose() {
         return;
     }
     let wanted = *org_id.as_bytes();

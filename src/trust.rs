@@ -30,8 +30,31 @@ use pgrx::prelude::*;
 pub enum Upkeep {
     /// The extension's own rights (the function's SECURITY DEFINER owner).
     Definer,
-    /// The tables' owner, in a security-restricted operation.
-    Owner(pg_sys::Oid),
+    /// The tables' owner, in a security-restricted operation. `own_rows`: forced row-level security
+    /// is lifted for the owner's own tables (a tenant-scoped balance table, whose rows of every tenant
+    /// it writes), which the check allows only when none of the owner's code can run inside.
+    Owner { role: pg_sys::Oid, own_rows: bool },
+}
+
+thread_local! {
+    /// The owner whose upkeep `run` is doing now (innermost first): the identity every SECURITY
+    /// DEFINER function of the extension must take for its caller while the owner's code runs, since
+    /// PostgreSQL's outer user is still the session's.
+    static UPKEEP_OWNERS: std::cell::RefCell<Vec<pg_sys::Oid>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// The owner whose code may be running inside the upkeep now, if any.
+pub fn upkeep_owner() -> Option<pg_sys::Oid> {
+    UPKEEP_OWNERS.with(|o| o.borrow().last().copied())
+}
+
+/// Inside a security-restricted operation that is not the extension's own upkeep (PostgreSQL running
+/// an object owner's code for REFRESH MATERIALIZED VIEW, VACUUM, an index expression…), the outer user
+/// is not who calls: nobody may choose a tenant or act as an administrator from there.
+pub fn in_foreign_restricted_operation() -> bool {
+    // SAFETY: reads a backend global.
+    let restricted = unsafe { pg_sys::InSecurityRestrictedOperation() };
+    restricted && upkeep_owner().is_none()
 }
 
 /// Whether a role is trusted: a superuser or the extension's owner.
@@ -53,11 +76,14 @@ struct TableFacts {
     owner: pg_sys::Oid,
     owner_name: String,
     kind: String,
+    /// A partition, an inheritance child, or a parent of either.
+    inherits: bool,
 }
 
 fn table_facts(table: pg_sys::Oid) -> TableFacts {
     rows(
-        "SELECT c.oid::regclass::text, c.relowner, r.rolname::text, c.relkind::text
+        "SELECT c.oid::regclass::text, c.relowner, r.rolname::text, c.relkind::text,
+                c.relispartition OR EXISTS (SELECT FROM pg_catalog.pg_inherits i WHERE i.inhrelid = c.oid OR i.inhparent = c.oid)
            FROM pg_catalog.pg_class c JOIN pg_catalog.pg_roles r ON r.oid = c.relowner WHERE c.oid = $1",
         &[table.into()],
         |r| {
@@ -66,6 +92,7 @@ fn table_facts(table: pg_sys::Oid) -> TableFacts {
                 owner: r.get::<pg_sys::Oid>(2)?.unwrap_or(pg_sys::InvalidOid),
                 owner_name: r.get::<String>(3)?.unwrap_or_default(),
                 kind: r.get::<String>(4)?.unwrap_or_default(),
+                inherits: r.get::<bool>(5)?.unwrap_or_default(),
             })
         },
     )
@@ -171,38 +198,65 @@ fn refuse(message: String) -> ! {
     )
 }
 
-/// Decides (and checks) the identity that upkeep of `ledger`'s balances in `balance` runs as.
-pub fn upkeep_for(ledger: pg_sys::Oid, balance: pg_sys::Oid) -> Upkeep {
+/// Decides (and checks) the identity that upkeep of `ledger`'s balances in `balance` runs as;
+/// `tenant_scoped`: the balance table is (its rows of every tenant are written under forced RLS).
+pub fn upkeep_for(ledger: pg_sys::Oid, balance: pg_sys::Oid, tenant_scoped: bool) -> Upkeep {
     let ledger_facts = table_facts(ledger);
     let balance_facts = table_facts(balance);
     for facts in [&ledger_facts, &balance_facts] {
-        if !matches!(facts.kind.as_str(), "r" | "p") {
-            refuse(format!("{} is no longer a table (relkind {}): balance upkeep refuses to run on it", facts.name, facts.kind));
+        if !matches!(facts.kind.as_str(), "r") || facts.inherits {
+            errors::raise(
+                PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+                format!("{} is partitioned, a partition or in an inheritance tree: balance upkeep refuses it", facts.name),
+                "Rows that reach it through a parent, or another table through it, would escape the balances or the \
+                 checks on who the upkeep runs as. Track plain tables.",
+            )
         }
     }
     let upkeep = match (is_trusted(ledger_facts.owner), is_trusted(balance_facts.owner)) {
         (true, true) => Upkeep::Definer,
-        _ if ledger_facts.owner == balance_facts.owner => Upkeep::Owner(balance_facts.owner),
+        _ if ledger_facts.owner == balance_facts.owner => Upkeep::Owner { role: balance_facts.owner, own_rows: tenant_scoped },
         _ => refuse(format!(
             "{} is owned by {} and its balance table {} by {}: balance upkeep runs as the tables' one owner",
             ledger_facts.name, ledger_facts.owner_name, balance_facts.name, balance_facts.owner_name
         )),
     };
-    // Code and names the work runs or looks up: the extension's trusted roles', or the owner's it runs as.
-    let runs_as = match upkeep {
-        Upkeep::Definer => "the extension's rights",
-        Upkeep::Owner(_) => "the rights of the tables' owner",
+    // What the work runs or looks up, and whose it may be. An owner's own code may run as that owner,
+    // except where forced row-level security is lifted for it (its code could then read, through another
+    // owner's SECURITY DEFINER function, rows that role's forced RLS would hide): there only the trusted
+    // roles' code runs, and the owner may own nothing but schemas.
+    let (tables, runs_as) = match upkeep {
+        Upkeep::Definer => (vec![ledger, balance], "the extension's rights"),
+        Upkeep::Owner { role, .. } => {
+            let mut tables = vec![ledger, balance];
+            tables.extend(owned_references(ledger, role));
+            (tables, "the rights of the tables' owner")
+        }
     };
-    let foreign = used_objects(&[ledger, balance])
-        .into_iter()
-        .find(|(_, owner, _)| Upkeep::Owner(*owner) != upkeep && !is_trusted(*owner));
+    let foreign = used_objects(&tables).into_iter().find(|(what, owner, _)| {
+        let owners_own = matches!(upkeep, Upkeep::Owner { role, own_rows } if *owner == role && (!own_rows || what.starts_with("schema ")));
+        !owners_own && !is_trusted(*owner)
+    });
     if let Some((what, _, owner_name)) = foreign {
         refuse(format!(
-            "{} or its balance table {} uses {what}, owned by role {owner_name}: balance upkeep would run it, or look it up, with {runs_as}",
-            ledger_facts.name, balance_facts.name
+            "{} or its balance table {} uses {what}, owned by role {owner_name}: balance upkeep would run it, or look it up, with {runs_as}{}",
+            ledger_facts.name,
+            balance_facts.name,
+            if matches!(upkeep, Upkeep::Owner { own_rows: true, .. }) { " and every tenant's rows in view" } else { "" }
         ));
     }
     upkeep
+}
+
+/// The tables the ledger's foreign keys reference that `owner` owns: a reconcile joins them to find
+/// orphans, so their policies run inside the upkeep too.
+fn owned_references(ledger: pg_sys::Oid, owner: pg_sys::Oid) -> Vec<pg_sys::Oid> {
+    rows(
+        "SELECT DISTINCT c.confrelid FROM pg_catalog.pg_constraint c JOIN pg_catalog.pg_class r ON r.oid = c.confrelid
+          WHERE c.conrelid = $1 AND c.contype = 'f' AND r.relowner = $2",
+        &[ledger.into(), owner.into()],
+        |r| Ok(r.get::<pg_sys::Oid>(1)?.unwrap_or(pg_sys::InvalidOid)),
+    )
 }
 
 /// Runs `work` under `upkeep`: as it is for `Definer`, else as the owner inside a security-restricted
@@ -212,21 +266,30 @@ pub fn upkeep_for(ledger: pg_sys::Oid, balance: pg_sys::Oid) -> Upkeep {
 /// as PostgreSQL does for REFRESH MATERIALIZED VIEW. On error, the (sub)transaction's abort restores
 /// the user and the settings.
 pub fn run<T>(upkeep: Upkeep, work: impl FnOnce() -> T) -> T {
-    let Upkeep::Owner(owner) = upkeep else { return work() };
+    let Upkeep::Owner { role, own_rows } = upkeep else { return work() };
     let (mut saved_user, mut saved_context) = (pg_sys::InvalidOid, 0);
+    let mut context = pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32 | pg_sys::SECURITY_RESTRICTED_OPERATION as i32;
+    if own_rows {
+        context |= pg_sys::SECURITY_NOFORCE_RLS as i32;
+    }
     // SAFETY: plain backend calls; the matching restore follows `work`.
     let nest_level = unsafe {
         pg_sys::GetUserIdAndSecContext(&mut saved_user, &mut saved_context);
-        pg_sys::SetUserIdAndSecContext(
-            owner,
-            saved_context
-                | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32
-                | pg_sys::SECURITY_RESTRICTED_OPERATION as i32
-                | pg_sys::SECURITY_NOFORCE_RLS as i32,
-        );
+        pg_sys::SetUserIdAndSecContext(role, saved_context | context);
         pg_sys::NewGUCNestLevel()
     };
+    // Popped also when `work` fails and the error unwinds through here (the (sub)transaction's abort
+    // restores the user, the security context and the settings).
+    struct Popped;
+    impl Drop for Popped {
+        fn drop(&mut self) {
+            UPKEEP_OWNERS.with(|o| o.borrow_mut().pop());
+        }
+    }
+    UPKEEP_OWNERS.with(|o| o.borrow_mut().push(role));
+    let popped = Popped;
     let result = work();
+    drop(popped);
     // SAFETY: as above.
     unsafe {
         pg_sys::AtEOXact_GUC(false, nest_level);

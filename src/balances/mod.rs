@@ -332,7 +332,7 @@ fn rebuild(ledger: pg_sys::Oid, org_id: Option<pgrx::Uuid>) -> i64 {
                 "Try again later; inventory.maintenance_lock_timeout bounds how long it waits.",
             )
         }
-        let upkeep = trust::upkeep_for(registered.ledger, registered.balance_oid);
+        let upkeep = trust::upkeep_for(registered.ledger, registered.balance_oid, registered.org.is_some());
         // SHARE: in-flight postings finish first, new ones wait (at most lock_timeout for this lock).
         exec(&format!("LOCK TABLE {} IN SHARE MODE", registered.ledger_name));
         if org_id.is_some() && registered.org.is_none() {

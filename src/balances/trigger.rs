@@ -321,7 +321,7 @@ fn plans_for(client: &mut SpiClient, trigger: &pgrx::PgTrigger, trigger_data: *m
             registration.ledger_name
         ));
     }
-    let upkeep = trust::upkeep_for(ledger, registration.balance_oid);
+    let upkeep = trust::upkeep_for(ledger, registration.balance_oid, registration.org.is_some());
     let tracking = Tracking::of(&registration);
     let n = tracking.keys.len();
     let aggregate = client.prepare(&tracking.aggregate_sql(NEW_ROWS), &[])?.keep();

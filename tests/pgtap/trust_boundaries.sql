@@ -8,7 +8,7 @@
 \set a_item '''a0000000-0000-4000-8000-00000000000a'''
 \set b_item '''b0000000-0000-4000-8000-00000000000a'''
 BEGIN;
-SELECT plan(31);
+SELECT plan(32);
 
 -- What adv_owner plants: code that tries to make it a superuser, and records who ran it.
 SET LOCAL ROLE adv_owner;
@@ -41,7 +41,9 @@ $$;
 GRANT INSERT ON adv.evidence TO PUBLIC;
 RESET ROLE;
 
--- 1. The balance table's owner puts a trigger on it.
+-- 1. The owner of a tenant-scoped ledger puts a trigger on its balance table. The upkeep writes that
+-- table's rows of every tenant with forced row-level security lifted for the owner, so none of the
+-- owner's code may run there: the owner broke its own table, and the upkeep refuses it.
 SELECT is((SELECT relowner::regrole::text FROM pg_class WHERE oid = 'adv.move_balances'::regclass), 'adv_owner',
           'track_balances gave the balance table to the ledger''s owner');
 -- (Before track_balances did that itself, a DBA would hand it over like this; a no-op now.)
@@ -50,60 +52,86 @@ SET LOCAL ROLE adv_owner;
 CREATE TRIGGER escalate AFTER INSERT OR UPDATE OR DELETE ON adv.move_balances
     FOR EACH ROW EXECUTE FUNCTION adv.escalate_trigger();
 RESET ROLE;
-
 SET LOCAL ROLE adv_app;
 SELECT set_config('app.org_id', :A, true);
-SELECT lives_ok(format('INSERT INTO adv.moves (item_id, qty) VALUES (%L, 1)', :a_item),
-                'a posting by the application goes through');
+SELECT throws_ok(format('INSERT INTO adv.moves (item_id, qty) VALUES (%L, 1)', :a_item), '42501', NULL,
+                 'a posting is refused while the owner''s code sits on a tenant-scoped balance table');
 RESET ROLE;
 SELECT set_config('app.org_id', '', true);
-SELECT is((SELECT qty FROM adv.move_balances WHERE org_id = :A AND item_id = :a_item), 6::numeric,
-          'and its balance follows (written as the owner, in the row''s tenant)');
-SELECT is((SELECT array_agg(DISTINCT who::text) FROM adv.evidence), ARRAY['adv_owner'],
-          'the balance trigger ran the owner''s trigger as the owner');
+SELECT is((SELECT count(*) FROM adv.evidence), 0::bigint, 'and none of the owner''s code ran');
+SELECT throws_ok('SELECT inventory.rebuild_balances(''adv.moves'')', '42501', NULL, 'rebuild_balances refuses it too');
+SELECT inventory.reconcile_run() AS refused_run \gset
+SELECT is((SELECT status || ' ' || (detail LIKE '%adv.moves%adv.escalate_trigger()%')::text FROM inventory.reconcile_runs WHERE id = :refused_run),
+          'failed true', 'an administrator''s reconcile records the ledger as failed, naming the owner''s code');
 SELECT is((SELECT rolsuper FROM pg_roles WHERE rolname = 'adv_owner'), false, 'the owner did not become a superuser');
-SELECT is((SELECT bool_or(security_restricted) FROM adv.evidence), true,
-          'inside a security-restricted operation');
-
--- A superuser's multi-tenant statement: each tenant's balances written in that tenant.
+SET LOCAL ROLE adv_owner;
+DROP TRIGGER escalate ON adv.move_balances;
+RESET ROLE;
+-- Without its code, a superuser's statement over two tenants updates both (B had a drift of +1).
 INSERT INTO adv.moves (org_id, item_id, qty) VALUES (:A, :a_item, 1), (:B, :b_item, 1), (:B, :b_item, 2);
 SELECT is((SELECT string_agg(org_id || '=' || qty, ',' ORDER BY org_id) FROM adv.move_balances),
-          'aaaaaaaa-0000-4000-8000-000000000001=7,bbbbbbbb-0000-4000-8000-000000000002=13',
-          'a superuser''s insert of two tenants updates both balances (B had a drift of +1)');
-SELECT is((SELECT rolsuper FROM pg_roles WHERE rolname = 'adv_owner'), false, 'still no superuser');
+          'aaaaaaaa-0000-4000-8000-000000000001=6,bbbbbbbb-0000-4000-8000-000000000002=13',
+          'without the owner''s code the upkeep writes every tenant''s balances again');
 
--- The owner's code runs with the session's tenant, never one the upkeep hands it: a statement-level
--- trigger on its balance table reads inventory.items while a superuser with no tenant posts for tenant
--- B (the owner's own tables are written past forced row-level security, nobody else's).
+-- 2. A ledger of the owner's that is not tenant-scoped: its code may run, as the owner, inside a
+-- security-restricted operation, with the session's tenant and nothing more.
 SET LOCAL ROLE adv_owner;
-CREATE TABLE adv.seen (tenant text, b_items bigint);
+CREATE TABLE adv.plain_moves (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, item text NOT NULL, qty numeric NOT NULL);
+RESET ROLE;
+SELECT inventory.track_balances('adv.plain_moves', 'adv.plain_balances', ARRAY['item'], 'qty');
+GRANT INSERT ON adv.plain_moves TO adv_app;
+SET LOCAL ROLE adv_owner;
+CREATE TABLE adv.seen (tenant text, items_seen bigint, owner_counts bigint);
+GRANT INSERT ON adv.seen TO PUBLIC;
+-- Reads a table it does not own (inventory.items), calls its own SECURITY DEFINER function over its
+-- tenant table (adv.count_all_items, fixture.sql), and tries to enter tenant B.
 CREATE FUNCTION adv.peek() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    INSERT INTO adv.seen SELECT current_setting('app.org_id', true), count(*) FROM inventory.items;
+    BEGIN
+        PERFORM inventory.set_org('bbbbbbbb-0000-4000-8000-000000000002');
+    EXCEPTION WHEN insufficient_privilege THEN NULL;
+    END;
+    INSERT INTO adv.seen SELECT current_setting('app.org_id', true), (SELECT count(*) FROM inventory.items), adv.count_all_items();
+    PERFORM adv.escalate();
     RETURN NULL;
 END
 $$;
-CREATE TRIGGER peek AFTER INSERT OR UPDATE ON adv.move_balances FOR EACH STATEMENT EXECUTE FUNCTION adv.peek();
+CREATE TRIGGER peek AFTER INSERT OR UPDATE OR DELETE ON adv.plain_balances FOR EACH STATEMENT EXECUTE FUNCTION adv.peek();
 RESET ROLE;
 INSERT INTO inventory.items (org_id, sku, name) VALUES (:B, 'B-BUILTIN', 'tenant B''s own');
-INSERT INTO adv.moves (org_id, item_id, qty) VALUES (:B, :b_item, 0.5);
-SELECT is((SELECT array_agg(DISTINCT coalesce(tenant, '') || '/' || b_items) FROM adv.seen), ARRAY['/0'],
-          'the owner''s trigger ran with no tenant (the session''s) and saw none of tenant B''s items');
+-- The hardened context (rolled back with the rest): the owner may not choose a tenant itself.
+SELECT inventory.revoke_tenant_switch('public');
+SELECT set_config('app.org_id', :A, true);
+SET LOCAL ROLE adv_app;
+SELECT lives_ok($$INSERT INTO adv.plain_moves (item, qty) VALUES ('x', 1)$$, 'a posting by the application goes through');
+RESET ROLE;
+SELECT set_config('app.org_id', '', true);
+SELECT is((SELECT string_agg(DISTINCT coalesce(tenant, '') || '/' || items_seen || '/' || owner_counts, ',') FROM adv.seen),
+          'aaaaaaaa-0000-4000-8000-000000000001/0/2',
+          'the owner''s code saw the session''s tenant A: none of A''s built-in items here, its own 2 items of A, nothing of B');
+SELECT is((SELECT array_agg(DISTINCT who::text) || array_agg(DISTINCT security_restricted::text) FROM adv.evidence),
+          ARRAY['adv_owner', 'true'], 'it ran as the owner, inside a security-restricted operation');
 DELETE FROM adv.seen;
-INSERT INTO adv.moves (org_id, item_id, qty) VALUES (:B, :b_item, -0.5);
-
--- 2. Reconcile's corrections and rebuild_balances, run by a superuser, meet the same trigger.
 DELETE FROM adv.evidence;
-SELECT is((SELECT count(*) FROM inventory.reconcile(tolerance => 5) WHERE action = 'corrected'), 1::bigint,
-          'an administrator''s reconcile corrects the other tenant''s drift');
-SELECT is((SELECT qty FROM adv.move_balances WHERE org_id = :B), 12::numeric, 'by the difference');
+-- An administrator's reconcile (no tenant, the nightly job) runs the owner's code on a correction: the
+-- owner cannot use the superuser's session to enter tenant B.
+-- (The drift is planted with triggers off: a superuser's own UPDATE would run the owner's trigger with
+-- the superuser's rights, PostgreSQL's rule for any table, which is not the upkeep's doing.)
+SET LOCAL session_replication_role = replica;
+UPDATE adv.plain_balances SET qty = qty + 0.001;
+SET LOCAL session_replication_role = origin;
+SELECT is((SELECT count(*) FROM inventory.reconcile('adv.plain_moves') WHERE action = 'corrected'), 1::bigint,
+          'an administrator''s reconcile corrects the drift');
+SELECT is((SELECT string_agg(DISTINCT coalesce(tenant, '') || '/' || items_seen || '/' || owner_counts, ',') FROM adv.seen),
+          '/0/0', 'the owner''s code had no tenant and could not enter tenant B through set_org');
 SELECT is((SELECT array_agg(DISTINCT who::text) FROM adv.evidence), ARRAY['adv_owner'],
-          'the correction ran the owner''s trigger as the owner');
+          'the correction ran the owner''s code as the owner');
 DELETE FROM adv.evidence;
-SELECT is(inventory.rebuild_balances('adv.moves'), 2::bigint, 'rebuild_balances writes both tenants'' balances');
+SELECT is(inventory.rebuild_balances('adv.plain_moves'), 1::bigint, 'rebuild_balances writes the balance');
 SELECT is((SELECT array_agg(DISTINCT who::text) FROM adv.evidence), ARRAY['adv_owner'],
-          'and runs the owner''s trigger as the owner');
+          'and runs the owner''s code as the owner');
 SELECT is((SELECT rolsuper FROM pg_roles WHERE rolname = 'adv_owner'), false, 'still no superuser');
+SELECT inventory.grant_tenant_switch('public');
 
 -- 3. The schema's owner drops the balance table and puts its own in its place.
 SET LOCAL ROLE adv_owner;
@@ -120,7 +148,7 @@ SELECT is((SELECT rolsuper FROM pg_roles WHERE rolname = 'adv_owner'), false, 's
 SELECT inventory.reconcile_run() AS broken_run \gset
 SELECT is((SELECT status || ' ' || ledgers || ' ' || (detail LIKE 'could not reconcile adv.moves: %')::text
              FROM inventory.reconcile_runs WHERE id = :broken_run),
-          'failed 1 true', 'reconcile_run records the broken ledger as failed and reconciles the built-in one');
+          'failed 2 true', 'reconcile_run records the broken ledger as failed and reconciles the two others');
 
 -- 4. The trigger function attached by hand, with arguments naming the built-in balances (a DBA granted
 -- EXECUTE on it so that owners could call track_balances themselves).
