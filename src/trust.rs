@@ -15,10 +15,16 @@
 //!   else: the extension's own rights (SECURITY DEFINER), as for the built-in tables;
 //! - both tables owned by one role that is not trusted, and nothing they use owned by a third role: that
 //!   owner's rights inside a security-restricted operation (`run`), the way PostgreSQL runs REFRESH
-//!   MATERIALIZED VIEW, VACUUM and index expressions (CVE-2022-1552), with forced row-level security
-//!   lifted for the owner's own tables only (`SECURITY_NOFORCE_RLS`, as PostgreSQL's foreign-key checks
-//!   do): the owner writes its balance rows of every tenant without being given any tenant's context;
-//! - anything else: refused with 42501, naming the object and its owner.
+//!   MATERIALIZED VIEW, VACUUM and index expressions (CVE-2022-1552). For a tenant-scoped balance table
+//!   forced row-level security is lifted for the owner's own tables only (`SECURITY_NOFORCE_RLS`, as
+//!   PostgreSQL's foreign-key checks do), so the owner writes its balance rows of every tenant without
+//!   being given any tenant's context; since that flag would follow the owner's code into other owners'
+//!   SECURITY DEFINER functions, none of the owner's code may be on such tables (only its schemas);
+//! - anything else (partitions and inheritance included): refused, naming the object and its owner.
+//!
+//! While the owner's code runs inside `run`, it is the caller of the extension's own functions
+//! (`upkeep_owner`, read by `tenant::caller`); inside PostgreSQL's own restricted operations for some
+//! other owner, nobody is (`in_foreign_restricted_operation`).
 
 use crate::errors;
 use crate::spi_util::rows;
