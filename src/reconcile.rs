@@ -26,7 +26,7 @@ use crate::balances::{not_tracked, registered, Registered};
 use crate::maintenance;
 use crate::trust;
 use crate::errors;
-use crate::spi_util::{exec_with_args, one_text, rows};
+use crate::spi_util::{exec_with_args, first, one_text, rows};
 use crate::sql_types::RegClass;
 use crate::tenant;
 use pgrx::pg_sys::errcodes::PgSqlErrorCode;
@@ -205,30 +205,30 @@ fn ledgers_to_check(only: Option<pg_sys::Oid>, org: Option<Uuid>) -> Vec<Registe
 
 fn start_run(org: Option<Uuid>, tolerance: &str, auto_correct: bool) -> i64 {
     let caller = tenant::caller();
-    Spi::get_one_with_args::<i64>(
+    first::<i64>(
         "INSERT INTO inventory.reconcile_runs (org_id, tolerance, auto_correct, run_by)
          VALUES ($1, $2::numeric, $3, (SELECT rolname FROM pg_roles WHERE oid = $4)) RETURNING id",
         &[org.into(), tolerance.into(), auto_correct.into(), caller.into()],
     )
-    .unwrap_or_else(|e| errors::spi_failed("INSERT INTO inventory.reconcile_runs", &e))
     .unwrap_or_else(|| errors::no_row("the new run's id"))
 }
 
-/// Records the run's counts and status (or why it was skipped); when anything was flagged, or the run
-/// was skipped, sends one NOTIFY (delivered at commit) whose payload is also kept in the run row.
 /// How a run ended other than by checking every ledger: why it could not start, or which ledgers failed.
 enum Outcome<'a> {
     Skipped(&'a str),
     Failed(&'a str),
 }
 
+/// Records the run's counts and status (and the reason, when it was skipped or failed); when anything
+/// was flagged, skipped or failed, sends one NOTIFY (delivered at commit) whose payload is also kept in
+/// the run row.
 fn finish_run(run_id: i64, org: Option<Uuid>, totals: &Totals, outcome: Option<Outcome>) {
-    let (status, skipped) = match outcome {
+    let (status, reason) = match outcome {
         Some(Outcome::Skipped(reason)) => ("skipped", Some(reason)),
         Some(Outcome::Failed(reason)) => ("failed", Some(reason)),
         None => (totals.status(), None),
     };
-    let payload = (totals.flagged > 0 || skipped.is_some()).then(|| {
+    let payload = (totals.flagged > 0 || reason.is_some()).then(|| {
         let mut payload = serde_json::json!({
             "run_id": run_id,
             "org_id": org.map(|o| o.to_string()),
@@ -239,12 +239,12 @@ fn finish_run(run_id: i64, org: Option<Uuid>, totals: &Totals, outcome: Option<O
             "corrected": totals.corrected,
             "flagged": totals.flagged,
         });
-        if let Some(reason) = skipped {
+        if let Some(reason) = reason {
             payload["detail"] = reason.into();
         }
         payload.to_string()
     });
-    Spi::run_with_args(
+    exec_with_args(
         "UPDATE inventory.reconcile_runs
             SET finished_at = clock_timestamp(), ledgers = $2, keys_checked = $3, findings = $4,
                 corrected = $5, flagged = $6, status = $7, notification = $8::jsonb, detail = $9
@@ -258,13 +258,11 @@ fn finish_run(run_id: i64, org: Option<Uuid>, totals: &Totals, outcome: Option<O
             totals.flagged.into(),
             status.into(),
             payload.clone().into(),
-            skipped.into(),
+            reason.into(),
         ],
-    )
-    .unwrap_or_else(|e| errors::spi_failed("UPDATE inventory.reconcile_runs", &e));
+    );
     if let Some(payload) = payload {
-        Spi::run_with_args("SELECT pg_notify('inventory_reconcile', $1)", &[notice_for_listeners(run_id, org, status, &payload).into()])
-            .unwrap_or_else(|e| errors::spi_failed("pg_notify", &e));
+        exec_with_args("SELECT pg_notify('inventory_reconcile', $1)", &[notice_for_listeners(run_id, org, status, &payload).into()]);
     }
 }
 
@@ -417,7 +415,7 @@ fn record(run_id: i64, ledger: &Registered, findings: &[Finding]) {
         return;
     }
     let column = |f: fn(&Finding) -> &Option<String>| findings.iter().map(|x| f(x).clone()).collect::<Vec<_>>();
-    Spi::run_with_args(
+    exec_with_args(
         "INSERT INTO inventory.reconcile_findings
                 (run_id, ledger, org_id, key, expected, actual, variance, kind, action, last_ledger_id)
          SELECT $1, $2::regclass, f.org::uuid, f.key::jsonb, f.expected::numeric, f.actual::numeric,
@@ -436,8 +434,7 @@ fn record(run_id: i64, ledger: &Registered, findings: &[Finding]) {
             column(|f| &f.action).into(),
             column(|f| &f.last_id).into(),
         ],
-    )
-    .unwrap_or_else(|e| errors::spi_failed("INSERT INTO inventory.reconcile_findings", &e));
+    );
 }
 
 /// Applies corrections to one ledger's balances: lock (in key order), delete orphans that are still as

@@ -63,17 +63,25 @@ pub fn in_foreign_restricted_operation() -> bool {
     restricted && upkeep_owner().is_none()
 }
 
-/// Whether a role is trusted: a superuser or the extension's owner.
-pub fn is_trusted(role: pg_sys::Oid) -> bool {
-    // SAFETY: a catalog lookup for a role OID (cached by PostgreSQL).
-    let superuser = unsafe { pg_sys::superuser_arg(role) };
-    superuser || extension_owner() == Some(role)
+/// The trusted roles: superusers and the extension's owner (read once per decision, not per object).
+struct TrustedRoles {
+    extension_owner: Option<pg_sys::Oid>,
 }
 
-fn extension_owner() -> Option<pg_sys::Oid> {
-    Spi::get_one::<pg_sys::Oid>("SELECT extowner FROM pg_catalog.pg_extension WHERE extname = 'inventory_ext'")
-        .ok()
-        .flatten()
+impl TrustedRoles {
+    fn read() -> TrustedRoles {
+        let extension_owner =
+            Spi::get_one::<pg_sys::Oid>("SELECT extowner FROM pg_catalog.pg_extension WHERE extname = 'inventory_ext'")
+                .ok()
+                .flatten();
+        TrustedRoles { extension_owner }
+    }
+
+    fn contains(&self, role: pg_sys::Oid) -> bool {
+        // SAFETY: a catalog lookup for a role OID (cached by PostgreSQL).
+        let superuser = unsafe { pg_sys::superuser_arg(role) };
+        superuser || self.extension_owner == Some(role)
+    }
 }
 
 /// What the catalog says about one table the upkeep touches.
@@ -219,7 +227,8 @@ pub fn upkeep_for(ledger: pg_sys::Oid, balance: pg_sys::Oid, tenant_scoped: bool
             )
         }
     }
-    let upkeep = match (is_trusted(ledger_facts.owner), is_trusted(balance_facts.owner)) {
+    let trusted = TrustedRoles::read();
+    let upkeep = match (trusted.contains(ledger_facts.owner), trusted.contains(balance_facts.owner)) {
         (true, true) => Upkeep::Definer,
         _ if ledger_facts.owner == balance_facts.owner => Upkeep::Owner { role: balance_facts.owner, own_rows: tenant_scoped },
         _ => refuse(format!(
@@ -241,7 +250,7 @@ pub fn upkeep_for(ledger: pg_sys::Oid, balance: pg_sys::Oid, tenant_scoped: bool
     };
     let foreign = used_objects(&tables).into_iter().find(|(what, owner, _)| {
         let owners_own = matches!(upkeep, Upkeep::Owner { role, own_rows } if *owner == role && (!own_rows || what.starts_with("schema ")));
-        !owners_own && !is_trusted(*owner)
+        !owners_own && !trusted.contains(*owner)
     });
     if let Some((what, _, owner_name)) = foreign {
         refuse(format!(

@@ -324,8 +324,14 @@ pub fn not_tracked() -> ! {
 
 fn rebuild(ledger: pg_sys::Oid, org_id: Option<pgrx::Uuid>) -> i64 {
     let Some(registered) = registered(Some(ledger)).pop() else { not_tracked() };
+    if org_id.is_some() && registered.org.is_none() {
+        errors::invalid_argument(
+            format!("{} is not tenant-scoped, so its balances cannot be rebuilt per organization", registered.ledger_name),
+            "Call it without org_id.",
+        )
+    }
     maintenance::with_bounded_waits(|| {
-        if !maintenance::try_lock(registered.ledger) {
+        if !registered.try_lock_for_maintenance() {
             errors::raise(
                 PgSqlErrorCode::ERRCODE_LOCK_NOT_AVAILABLE,
                 format!("the balances of {} are being rebuilt or reconciled by another session", registered.ledger_name),
@@ -335,18 +341,12 @@ fn rebuild(ledger: pg_sys::Oid, org_id: Option<pgrx::Uuid>) -> i64 {
         let upkeep = trust::upkeep_for(registered.ledger, registered.balance_oid, registered.org.is_some());
         // SHARE: in-flight postings finish first, new ones wait (at most lock_timeout for this lock).
         exec(&format!("LOCK TABLE {} IN SHARE MODE", registered.ledger_name));
-        if org_id.is_some() && registered.org.is_none() {
-            errors::invalid_argument(
-                format!("{} is not tenant-scoped, so its balances cannot be rebuilt per organization", registered.ledger_name),
-                "Call it without org_id.",
-            )
-        }
-        trust::run(upkeep, || rebuild_one(&registered, org_id))
+        trust::run(upkeep, || rewrite_balances(&registered, org_id))
     })
 }
 
 /// Rewrites the balances of one tenant (or all, `None`) from the ledger. Inside `trust::run`.
-fn rebuild_one(registered: &Registered, org_id: Option<pgrx::Uuid>) -> i64 {
+fn rewrite_balances(registered: &Registered, org_id: Option<pgrx::Uuid>) -> i64 {
     let Registered { ledger_name, balance_name, keys, qty, id, org, .. } = registered;
     let key_list = ident_list("", keys);
     let (filter, args): (String, Vec<pgrx::datum::DatumWithOid>) = match (org_id, org) {
