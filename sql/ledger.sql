@@ -86,9 +86,9 @@ SELECT count(*) FROM inventory.enable_tenant_isolation('inventory.lots');
 SELECT count(*) FROM inventory.enable_tenant_isolation('inventory.ledger');
 SELECT count(*) FROM inventory.enable_tenant_isolation('inventory.balances');
 
--- The balance trigger writes balances that applications cannot, each row into its own tenant:
--- it runs as the extension's owner, with a pinned search_path (it qualifies every name too).
-ALTER FUNCTION inventory.balance_maintenance() SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+-- The balance triggers write balances that applications cannot, each row into its own tenant: the
+-- flush takes the extension owner's identity and a pinned search_path itself, once per statement
+-- (src/trust.rs, run_pinned), rather than per row as SECURITY DEFINER … SET would.
 ALTER FUNCTION inventory.append_only_guard() SET search_path = pg_catalog, pg_temp;
 
 -- Tracked like any ledger; for this one the item's allow_negative decides about negative stock.

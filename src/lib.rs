@@ -73,12 +73,14 @@ pub extern "C-unwind" fn _PG_init() {
     // SAFETY: registering backend-local callbacks once per process, from _PG_init.
     unsafe {
         pg_sys::RegisterXactCallback(Some(tenant_switch::forget_entered_tenant), std::ptr::null_mut());
-        pg_sys::CacheRegisterRelcacheCallback(Some(balances::trigger::relation_changed), pg_sys::Datum::from(0));
+        pg_sys::RegisterXactCallback(Some(balances::frames::transaction_event), std::ptr::null_mut());
+        pg_sys::RegisterSubXactCallback(Some(balances::frames::subtransaction_event), std::ptr::null_mut());
+        pg_sys::CacheRegisterRelcacheCallback(Some(balances::plans::relation_changed), pg_sys::Datum::from(0));
         for cache in [
             pg_sys::SysCacheIdentifier::NAMESPACEOID,
             pg_sys::SysCacheIdentifier::AUTHOID,
         ] {
-            pg_sys::CacheRegisterSyscacheCallback(cache as i32, Some(balances::trigger::catalog_changed), pg_sys::Datum::from(0));
+            pg_sys::CacheRegisterSyscacheCallback(cache as i32, Some(balances::plans::catalog_changed), pg_sys::Datum::from(0));
         }
     }
 }

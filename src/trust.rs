@@ -68,6 +68,12 @@ struct TrustedRoles {
     extension_owner: Option<pg_sys::Oid>,
 }
 
+/// The extension's owner (the bootstrap superuser when the catalog has no answer, which cannot happen
+/// while the extension's functions run).
+pub fn extension_owner() -> pg_sys::Oid {
+    TrustedRoles::read().extension_owner.unwrap_or(pg_sys::Oid::from(pg_sys::BOOTSTRAP_SUPERUSERID))
+}
+
 impl TrustedRoles {
     fn read() -> TrustedRoles {
         let extension_owner =
@@ -310,5 +316,46 @@ pub fn run<T>(upkeep: Upkeep, work: impl FnOnce() -> T) -> T {
         pg_sys::AtEOXact_GUC(false, nest_level);
         pg_sys::SetUserIdAndSecContext(saved_user, saved_context);
     }
+    result
+}
+
+/// Runs `work` as `upkeep` from a trigger, whose function is not SECURITY DEFINER: `Definer` takes the
+/// extension owner's identity here (as fmgr would for a SECURITY DEFINER function), `Owner` is `run`;
+/// either way search_path is pinned to `pg_catalog, pg_temp` for the duration, as every SECURITY
+/// DEFINER function of the extension pins it.
+pub fn run_pinned<T>(upkeep: Upkeep, extension_owner: pg_sys::Oid, work: impl FnOnce() -> T) -> T {
+    // SAFETY: plain backend calls; the settings and the identity are restored after `work`, and by the
+    // (sub)transaction's abort when it fails.
+    let nest_level = unsafe {
+        let nest_level = pg_sys::NewGUCNestLevel();
+        pg_sys::set_config_option(
+            c"search_path".as_ptr(),
+            c"pg_catalog, pg_temp".as_ptr(),
+            pg_sys::GucContext::PGC_USERSET,
+            pg_sys::GucSource::PGC_S_SESSION,
+            pg_sys::GucAction::GUC_ACTION_SAVE,
+            true,
+            0,
+            false,
+        );
+        nest_level
+    };
+    let result = match upkeep {
+        Upkeep::Definer => {
+            let (mut saved_user, mut saved_context) = (pg_sys::InvalidOid, 0);
+            // SAFETY: as above.
+            unsafe {
+                pg_sys::GetUserIdAndSecContext(&mut saved_user, &mut saved_context);
+                pg_sys::SetUserIdAndSecContext(extension_owner, saved_context | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32);
+            }
+            let result = work();
+            // SAFETY: as above.
+            unsafe { pg_sys::SetUserIdAndSecContext(saved_user, saved_context) };
+            result
+        }
+        Upkeep::Owner { .. } => run(upkeep, work),
+    };
+    // SAFETY: as above.
+    unsafe { pg_sys::AtEOXact_GUC(true, nest_level) };
     result
 }

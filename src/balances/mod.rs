@@ -2,6 +2,8 @@
 //! `rebuild_balances` and the registry `inventory.tracked_ledgers` they keep. The balance trigger and
 //! the append-only guard are in `trigger`; who the upkeep runs as is `crate::trust`'s.
 
+pub mod frames;
+pub mod plans;
 pub mod trigger;
 
 use crate::errors;
@@ -13,8 +15,7 @@ use pgrx::prelude::*;
 use crate::trust;
 use crate::sql_text::{ident, ident_list, literal};
 
-/// The name of the balance trigger and the guards on every tracked ledger.
-const BALANCE_TRIGGER: &str = "inventory_balances";
+/// The names of the guards on every tracked ledger (the balance triggers' are in `plans`).
 const GUARD_ROWS: &str = "inventory_append_only";
 const GUARD_TRUNCATE: &str = "inventory_append_only_truncate";
 /// Negative-stock rules: the built-in ledger's (the item's `allow_negative` decides), and "refuse every
@@ -22,6 +23,8 @@ const GUARD_TRUNCATE: &str = "inventory_append_only_truncate";
 const RULE_ITEMS: &str = "items.allow_negative";
 const RULE_REFUSE: &str = "refuse";
 const BUILTIN_LEDGER: &str = "inventory.ledger";
+/// Every trigger `track_balances` installs.
+const TRIGGERS: [&str; 4] = [plans::ROW_TRIGGER, plans::FLUSH_TRIGGER, GUARD_ROWS, GUARD_TRUNCATE];
 
 /// Drops one of our triggers when it is there (DROP TRIGGER IF EXISTS would NOTICE when it is not).
 fn drop_trigger(name: &str, ledger: pg_sys::Oid, ledger_name: &str) {
@@ -187,14 +190,17 @@ fn track(ledger: pg_sys::Oid, balance_table: &str, mut keys: Vec<String>, qty: S
         exec(&isolate);
     }
 
-    for trigger in [BALANCE_TRIGGER, GUARD_ROWS, GUARD_TRUNCATE] {
+    for trigger in TRIGGERS {
         drop_trigger(trigger, ledger, &ledger_name);
     }
-    // No arguments: the trigger reads its configuration from the registry row written below.
+    // No arguments: the triggers read their configuration from the registry row written below.
     exec(&format!(
-        "CREATE TRIGGER {BALANCE_TRIGGER} AFTER INSERT ON {ledger_name} REFERENCING NEW TABLE AS {}
-         FOR EACH STATEMENT EXECUTE FUNCTION inventory.balance_maintenance()",
-        trigger::NEW_ROWS
+        "CREATE TRIGGER {} AFTER INSERT ON {ledger_name} FOR EACH ROW EXECUTE FUNCTION inventory.balance_rows()",
+        plans::ROW_TRIGGER
+    ));
+    exec(&format!(
+        "CREATE TRIGGER {} AFTER INSERT ON {ledger_name} FOR EACH STATEMENT EXECUTE FUNCTION inventory.balance_maintenance()",
+        plans::FLUSH_TRIGGER
     ));
     exec(&format!(
         "CREATE TRIGGER {GUARD_ROWS} BEFORE UPDATE OR DELETE ON {ledger_name}
@@ -234,7 +240,7 @@ fn untrack_balances(ledger: Option<RegClass>) {
         errors::invalid_argument("ledger must not be NULL", "Pass the ledger table.")
     };
     let ledger_name = relation_name(ledger);
-    for trigger in [BALANCE_TRIGGER, GUARD_ROWS, GUARD_TRUNCATE] {
+    for trigger in TRIGGERS {
         drop_trigger(trigger, ledger, &ledger_name);
     }
     exec_with_args("DELETE FROM inventory.tracked_ledgers WHERE ledger = $1::regclass", &[ledger.into()]);

@@ -5,7 +5,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/../harness/cluster.sh"
-PG_REGRESS=/usr/lib/postgresql/$PG_MAJOR/lib/pgxs/src/test/regress/pg_regress
+PG_REGRESS=${PG_REGRESS:-/usr/lib/postgresql/$PG_MAJOR/lib/pgxs/src/test/regress/pg_regress}
 # REGRESS_OUT keeps the results (results/*.out) for review; by default they go to a temporary folder.
 out=${REGRESS_OUT:-$(mktemp -d)}
 status=0
