@@ -91,6 +91,38 @@ SELECT count(*) FROM inventory.enable_tenant_isolation('inventory.balances');
 -- (src/trust.rs, run_pinned), rather than per row as SECURITY DEFINER … SET would.
 ALTER FUNCTION inventory.append_only_guard() SET search_path = pg_catalog, pg_temp;
 
+-- The negative-stock rule holds for the live state (SPEC §5): an item's allow_negative cannot be turned
+-- off while one of its balances is below zero. So a dump restores, and a tenant imports, whatever
+-- history led there: each ledger statement of a restore ends at a state the rule allowed.
+CREATE FUNCTION inventory.allow_negative_guard() RETURNS trigger
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    negative record;
+BEGIN
+    IF NEW.allow_negative OR NOT OLD.allow_negative THEN
+        RETURN NEW;
+    END IF;
+    SELECT l.code AS location, lot.code AS lot, b.qty INTO negative
+      FROM inventory.balances b
+      LEFT JOIN inventory.locations l ON l.org_id = b.org_id AND l.id = b.location_id
+      LEFT JOIN inventory.lots lot ON lot.org_id = b.org_id AND lot.id = b.lot_id
+     WHERE b.org_id = NEW.org_id AND b.item_id = NEW.id AND b.qty < 0
+     ORDER BY l.code, lot.code NULLS FIRST LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'item % cannot disallow negative stock: its balance at location % is %',
+            NEW.sku, negative.location || coalesce(' lot ' || negative.lot, ''), negative.qty
+            USING ERRCODE = '23514',
+                  HINT = 'Receive stock (or post a correcting entry) until no balance of the item is below zero, then disallow negative stock.';
+    END IF;
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER inventory_allow_negative BEFORE UPDATE OF allow_negative ON inventory.items
+    FOR EACH ROW EXECUTE FUNCTION inventory.allow_negative_guard();
+
 -- Tracked like any ledger; for this one the item's allow_negative decides about negative stock.
 SELECT inventory.track_balances('inventory.ledger', 'inventory.balances',
                                 ARRAY['org_id', 'item_id', 'location_id', 'lot_id'], 'qty');

@@ -65,7 +65,7 @@ extension_sql_file!(
     requires = ["ledger", reconcile::reconcile_run]
 );
 extension_sql_file!("../sql/backup.sql", name = "backup", requires = ["ledger"]);
-extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize, requires = ["event_trigger_functions"]);
+extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize, requires = ["event_trigger_functions", "ddl_check_function"]);
 
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {

@@ -2,6 +2,7 @@
 //! `rebuild_balances` and the registry `inventory.tracked_ledgers` they keep. The balance trigger and
 //! the append-only guard are in `trigger`; who the upkeep runs as is `crate::trust`'s.
 
+pub mod ddl;
 pub mod frames;
 pub mod plans;
 pub mod trigger;
@@ -54,7 +55,7 @@ fn track_balances(
     };
     let keys: Vec<String> = keys.0.into_iter().map(Option::unwrap_or_default).collect();
     let rule = (allow_negative == Some(false)).then_some(RULE_REFUSE);
-    track(ledger, balance_table, keys, qty, rule);
+    ddl::own_ddl(|| track(ledger, balance_table, keys, qty, rule));
 }
 
 fn track(ledger: pg_sys::Oid, balance_table: &str, mut keys: Vec<String>, qty: String, rule: Option<&str>) {
@@ -240,9 +241,11 @@ fn untrack_balances(ledger: Option<RegClass>) {
         errors::invalid_argument("ledger must not be NULL", "Pass the ledger table.")
     };
     let ledger_name = relation_name(ledger);
-    for trigger in TRIGGERS {
-        drop_trigger(trigger, ledger, &ledger_name);
-    }
+    ddl::own_ddl(|| {
+        for trigger in TRIGGERS {
+            drop_trigger(trigger, ledger, &ledger_name);
+        }
+    });
     exec_with_args("DELETE FROM inventory.tracked_ledgers WHERE ledger = $1::regclass", &[ledger.into()]);
 }
 

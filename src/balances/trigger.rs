@@ -322,10 +322,13 @@ fn apply_negative_rule(plans: &Plans, lowered: &[Vec<Option<String>>]) {
             let orgs: Vec<Option<String>> = lowered.iter().map(|k| k[0].clone()).collect();
             let items: Vec<Option<String>> = lowered.iter().map(|k| k[1].clone()).collect();
             trust::run_pinned(trust::Upkeep::Definer, plans.extension_owner, || {
+                // FOR SHARE: a concurrent `allow_negative = false` waits for this posting (and its guard
+                // then sees the negative balance), or this posting waits for it and is refused.
                 one_text(
-                    "SELECT 'item ' || i.sku FROM unnest($1::text[]::uuid[], $2::text[]::uuid[]) AS n(org_id, item_id)
-                       JOIN inventory.items i ON i.org_id = n.org_id AND i.id = n.item_id
-                      WHERE NOT i.allow_negative ORDER BY i.sku LIMIT 1",
+                    "SELECT 'item ' || min(s.sku) FILTER (WHERE NOT s.allow_negative) FROM (
+                         SELECT i.sku, i.allow_negative FROM unnest($1::text[]::uuid[], $2::text[]::uuid[]) AS n(org_id, item_id)
+                           JOIN inventory.items i ON i.org_id = n.org_id AND i.id = n.item_id
+                            FOR SHARE OF i) s",
                     &[orgs.into(), items.into()],
                 )
             })
