@@ -23,7 +23,7 @@ run_schedule() {  # cluster, schedule, [postgresql.conf lines]
   cluster_stop "$name"
 }
 
-run_schedule regress schedule
+run_schedule regress schedule "max_prepared_transactions = 4"
 run_schedule regress_not_preloaded schedule_not_preloaded "shared_preload_libraries = 'pg_cron'"
 [ -n "${REGRESS_OUT:-}" ] || rm -rf "$out"
 exit $status
