@@ -3,6 +3,7 @@
 //! the append-only guard are in `trigger`; who the upkeep runs as is `crate::trust`'s.
 
 pub mod ddl;
+pub mod direct;
 pub mod frames;
 pub mod plans;
 pub mod trigger;

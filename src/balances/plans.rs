@@ -48,6 +48,8 @@ pub struct Plans {
     pub id_attnum: Option<i32>,
     pub upkeep: Upkeep,
     pub extension_owner: pg_sys::Oid,
+    /// The direct write of one key, when the balance table allows it (`direct`).
+    pub direct: Option<super::direct::DirectTarget>,
     /// The upsert of one key: parameters are the key values, the quantity, the largest id.
     pub single: pg_sys::SPIPlanPtr,
     /// The upsert of many keys, from arrays, regrouped and in key order; returns the keys it took below zero.
@@ -319,6 +321,14 @@ fn make(ledger: pg_sys::Oid, extension_owner: pg_sys::Oid) -> Plans {
     let shape = check(&registration, true);
     let upkeep = trust::upkeep_for(ledger, registration.balance_oid, registration.org.is_some());
     let sql = Upserts::of(&registration, &shape.keys);
+    // The upkeep's identity passes the balance table's row-level security: a superuser (the extension's
+    // owner, in the extension's own mode), or the owner with forced RLS lifted or not forced.
+    // SAFETY: a catalog lookup (cached by PostgreSQL).
+    let bypasses_rls = match upkeep {
+        Upkeep::Definer => unsafe { pg_sys::superuser_arg(extension_owner) },
+        Upkeep::Owner { own_rows, .. } => own_rows || !forces_rls(registration.balance_oid),
+    };
+    let direct = super::direct::target_for(registration.balance_oid, &registration.keys, bypasses_rls);
     let mut single_types: Vec<pg_sys::Oid> = shape.keys.iter().map(|k| k.typid).collect();
     single_types.extend([pg_sys::NUMERICOID, pg_sys::INT8OID]);
     let mut bulk_types: Vec<pg_sys::Oid> = shape.keys.iter().map(|k| k.array_type).collect();
@@ -332,10 +342,15 @@ fn make(ledger: pg_sys::Oid, extension_owner: pg_sys::Oid) -> Plans {
         id_attnum: shape.id_attnum,
         upkeep,
         extension_owner,
+        direct,
         single: keep_plan(&sql.single, &single_types),
         bulk: keep_plan(&sql.bulk, &bulk_types),
         registration,
     }
+}
+
+fn forces_rls(table: pg_sys::Oid) -> bool {
+    crate::spi_util::one_text("SELECT 'yes' FROM pg_catalog.pg_class WHERE oid = $1 AND relforcerowsecurity", &[table.into()]).is_some()
 }
 
 /// Prepares a statement and keeps it for the session.

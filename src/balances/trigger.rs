@@ -244,10 +244,30 @@ fn balance_maintenance(fcinfo: pg_sys::FunctionCallInfo) {
     // Made (and checked) also when the statement inserted nothing: a missing row trigger shows at once.
     let plans = plans::plans_for(ledger);
     let Some(deltas) = frames::take(ledger, frames::current_statement()) else { return };
-    let lowered_below_zero = trust::run_pinned(plans.upkeep, plans.extension_owner, || write(&plans, deltas));
+    let lowered_below_zero = match write_directly(&plans, &deltas) {
+        Some(lowered) => lowered,
+        None => trust::run_pinned(plans.upkeep, plans.extension_owner, || write(&plans, deltas)),
+    };
     if !lowered_below_zero.is_empty() {
         apply_negative_rule(&plans, &lowered_below_zero);
     }
+}
+
+/// One key's delta written without SQL (`direct`), when the balance table allows it and the row is
+/// there: no user code can run, so neither the upkeep's identity nor a pinned search_path is needed.
+/// `None`: the SQL upsert must write it.
+fn write_directly(plans: &Plans, deltas: &HashMap<KeyImage, Delta>) -> Option<Vec<Vec<Option<String>>>> {
+    let target = plans.direct.as_ref()?;
+    if deltas.len() != 1 {
+        return None;
+    }
+    let (image, delta) = deltas.iter().next()?;
+    let keys = key_datums(plans, image);
+    let below_zero = super::direct::add(target, &keys, sum_datum(&delta.sum), delta.max_id)?;
+    if plans.registration.rule.is_some() && below_zero && delta.lowers() {
+        return Some(vec![key_texts(plans, &keys)]);
+    }
+    Some(Vec::new())
 }
 
 /// Writes one statement's deltas; returns the keys (as text) whose balance the statement lowered

@@ -1,0 +1,252 @@
+//! The direct write of one key's delta: find the balance row through the table's unique key index,
+//! lock it, update it in place (HOT when it can), without planning or running SQL.
+//!
+//! Used by the flush for a statement that touched one key (the common OLTP posting) when it is safe to
+//! do what the executor would do without the executor: the balance table is a heap table with nothing
+//! that runs code or checks rows on update (no triggers, rules, check, exclusion or foreign-key
+//! constraints, generated columns, expression or partial indexes), row-level security does not apply
+//! to the upkeep's identity, and the transaction is READ COMMITTED. Anything else — a key not there
+//! yet, a row another transaction is inserting, a row deleted under us, a stricter isolation level —
+//! falls back to the kept SQL upsert, which handles it (`None`). The lookup and lock follow what
+//! `INSERT … ON CONFLICT DO UPDATE` does (a dirty-snapshot probe of the unique index, then a tuple lock
+//! that waits for a concurrent updater and retries on the new version), so both paths serialize on the
+//! balance row the same way.
+
+use super::frames::numeric;
+use pgrx::prelude::*;
+
+/// What the direct write needs to know about a balance table (from the catalog, when plans are made).
+pub struct DirectTarget {
+    pub balance: pg_sys::Oid,
+    pub index: pg_sys::Oid,
+    /// For each index column: which registered key it is, its equality function and collation.
+    pub index_keys: Vec<(usize, pg_sys::Oid, pg_sys::Oid)>,
+    pub qty_attnum: i32,
+    pub last_id_attnum: Option<i32>,
+    pub updated_at_attnum: i32,
+}
+
+/// The target, when the balance table qualifies (see the module comment); `bypasses_rls`: the upkeep's
+/// identity is not held to the table's row-level security.
+pub fn target_for(balance: pg_sys::Oid, keys: &[String], bypasses_rls: bool) -> Option<DirectTarget> {
+    let eligible = crate::spi_util::one_text(
+        "SELECT 'yes' FROM pg_catalog.pg_class c
+          WHERE c.oid = $1 AND c.relkind = 'r' AND c.relam = (SELECT m.oid FROM pg_catalog.pg_am m WHERE m.amname = 'heap')
+            AND (NOT c.relrowsecurity OR $2)
+            AND NOT EXISTS (SELECT FROM pg_catalog.pg_trigger t WHERE t.tgrelid = c.oid)
+            AND NOT EXISTS (SELECT FROM pg_catalog.pg_rewrite r WHERE r.ev_class = c.oid)
+            AND NOT EXISTS (SELECT FROM pg_catalog.pg_constraint k WHERE k.conrelid = c.oid AND k.contype IN ('c', 'x', 'f', 't'))
+            AND NOT EXISTS (SELECT FROM pg_catalog.pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0
+                              AND NOT a.attisdropped AND a.attgenerated <> '')
+            AND NOT EXISTS (SELECT FROM pg_catalog.pg_index i WHERE i.indrelid = c.oid
+                              AND (i.indexprs IS NOT NULL OR i.indpred IS NOT NULL OR NOT i.indisvalid OR NOT i.indisready))
+            AND (SELECT a.atttypid FROM pg_catalog.pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'updated_at'
+                    AND NOT a.attisdropped) = 'timestamptz'::regtype",
+        &[balance.into(), bypasses_rls.into()],
+    );
+    eligible?;
+    // The unique index on exactly the key columns that treats NULLs as equal (what ON CONFLICT infers).
+    let index = crate::spi_util::rows(
+        "SELECT i.indexrelid, k.pos::int4 - 1, o.opcfamily, o.opcintype, coalesce(c.oid, 0::oid)
+           FROM pg_catalog.pg_index i
+           CROSS JOIN LATERAL unnest(i.indkey::int2[], i.indclass::oid[], i.indcollation::oid[]) WITH ORDINALITY AS u(attnum, opclass, coll, n)
+           JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = u.attnum
+           JOIN pg_catalog.pg_opclass o ON o.oid = u.opclass
+           LEFT JOIN pg_catalog.pg_collation c ON c.oid = u.coll
+           CROSS JOIN LATERAL (SELECT array_position($2::text[], a.attname::text) AS pos) k
+          WHERE i.indrelid = $1 AND i.indisunique AND i.indimmediate AND i.indnullsnotdistinct
+            AND (SELECT x.relam FROM pg_catalog.pg_class x WHERE x.oid = i.indexrelid) = (SELECT m.oid FROM pg_catalog.pg_am m WHERE m.amname = 'btree')
+            AND i.indnatts = cardinality($2::text[]) AND i.indnkeyatts = i.indnatts
+          ORDER BY i.indexrelid, u.n",
+        &[balance.into(), keys.to_vec().into()],
+        |r| {
+            Ok((
+                r.get::<pg_sys::Oid>(1)?.unwrap_or(pg_sys::InvalidOid),
+                r.get::<i32>(2)?,
+                r.get::<pg_sys::Oid>(3)?.unwrap_or(pg_sys::InvalidOid),
+                r.get::<pg_sys::Oid>(4)?.unwrap_or(pg_sys::InvalidOid),
+                r.get::<pg_sys::Oid>(5)?.unwrap_or(pg_sys::InvalidOid),
+            ))
+        },
+    );
+    let first = index.first()?.0;
+    let columns: Vec<_> = index.iter().filter(|c| c.0 == first).collect();
+    let mut index_keys = Vec::new();
+    for (_, pos, family, input_type, collation) in columns {
+        let pos = usize::try_from((*pos)?).ok()?;
+        // SAFETY: catalog lookups (cached by PostgreSQL).
+        let proc = unsafe {
+            let eq = pg_sys::get_opfamily_member(*family, *input_type, *input_type, pg_sys::BTEqualStrategyNumber as i16);
+            if eq == pg_sys::InvalidOid { return None; }
+            pg_sys::get_opcode(eq)
+        };
+        if proc == pg_sys::InvalidOid {
+            return None;
+        }
+        index_keys.push((pos, proc, *collation));
+    }
+    let mut seen: Vec<usize> = index_keys.iter().map(|k| k.0).collect();
+    seen.sort_unstable();
+    seen.dedup();
+    if seen.len() != keys.len() {
+        return None;
+    }
+    let attnum = |name: &str| {
+        crate::spi_util::one_text(
+            "SELECT attnum::text FROM pg_catalog.pg_attribute WHERE attrelid = $1 AND attname = $2 AND attnum > 0 AND NOT attisdropped",
+            &[balance.into(), name.into()],
+        )
+        .and_then(|a| a.parse::<i32>().ok())
+    };
+    Some(DirectTarget {
+        balance,
+        index: first,
+        index_keys,
+        qty_attnum: attnum("qty")?,
+        last_id_attnum: attnum("last_ledger_id"),
+        updated_at_attnum: attnum("updated_at")?,
+    })
+}
+
+/// Adds `delta` (a numeric) to the balance row of `keys`, raising `last_ledger_id` to `max_id`.
+/// `Some(below zero after)` when done here; `None` when the SQL upsert must do it.
+pub fn add(target: &DirectTarget, keys: &[Option<pg_sys::Datum>], delta: pg_sys::Datum, max_id: Option<i64>) -> Option<bool> {
+    // SAFETY: backend calls on relations opened and locked here, following what the executor does for
+    // INSERT … ON CONFLICT DO UPDATE; every resource is released before returning (locks are kept to
+    // the end of the transaction, as the executor keeps them), and an error releases them with the
+    // (sub)transaction.
+    unsafe {
+        if pg_sys::XactIsoLevel >= pg_sys::XACT_REPEATABLE_READ as i32 {
+            return None;
+        }
+        // Changes earlier in this transaction (an earlier flush of the same row) become visible.
+        pg_sys::CommandCounterIncrement();
+        let rel = pg_sys::table_open(target.balance, pg_sys::RowExclusiveLock as i32);
+        let index = pg_sys::index_open(target.index, pg_sys::RowExclusiveLock as i32);
+        pg_sys::CheckCmdReplicaIdentity(rel, pg_sys::CmdType::CMD_UPDATE);
+        let mut scankeys: Vec<pg_sys::ScanKeyData> = vec![std::mem::zeroed(); target.index_keys.len()];
+        for (i, (pos, proc, collation)) in target.index_keys.iter().enumerate() {
+            let (flags, arg) = match keys[*pos] {
+                Some(d) => (0, d),
+                None => ((pg_sys::SK_ISNULL | pg_sys::SK_SEARCHNULL) as i32, pg_sys::Datum::from(0)),
+            };
+            pg_sys::ScanKeyEntryInitialize(
+                &mut scankeys[i],
+                flags,
+                (i + 1) as i16,
+                pg_sys::BTEqualStrategyNumber as u16,
+                pg_sys::InvalidOid,
+                *collation,
+                *proc,
+                arg,
+            );
+        }
+        let slot = pg_sys::table_slot_create(rel, std::ptr::null_mut());
+        let mut outcome = None;
+        for _attempt in 0..3 {
+            let mut dirty: pg_sys::SnapshotData = std::mem::zeroed();
+            dirty.snapshot_type = pg_sys::SnapshotType::SNAPSHOT_DIRTY;
+            let scan = pg_sys::index_beginscan(rel, index, &mut dirty, scankeys.len() as i32, 0);
+            pg_sys::index_rescan(scan, scankeys.as_mut_ptr(), scankeys.len() as i32, std::ptr::null_mut(), 0);
+            let found = pg_sys::index_getnext_slot(scan, pg_sys::ScanDirection::ForwardScanDirection, slot);
+            pg_sys::index_endscan(scan);
+            // Not there, or another transaction is inserting it: the upsert decides.
+            if !found || dirty.xmin != pg_sys::InvalidTransactionId {
+                break;
+            }
+            let mut tid = (*slot).tts_tid;
+            let mut failure: pg_sys::TM_FailureData = std::mem::zeroed();
+            let locked = pg_sys::table_tuple_lock(
+                rel,
+                &mut tid,
+                pg_sys::GetActiveSnapshot(),
+                slot,
+                pg_sys::GetCurrentCommandId(false),
+                pg_sys::LockTupleMode::LockTupleNoKeyExclusive,
+                pg_sys::LockWaitPolicy::LockWaitBlock,
+                0,
+                &mut failure,
+            );
+            match locked {
+                pg_sys::TM_Result::TM_Ok => {
+                    outcome = Some(update_locked(target, rel, slot, delta, max_id));
+                    break;
+                }
+                // Updated or deleted by a transaction that committed while we waited: look again.
+                pg_sys::TM_Result::TM_Updated | pg_sys::TM_Result::TM_Deleted => continue,
+                _ => break,
+            }
+        }
+        pg_sys::ExecDropSingleTupleTableSlot(slot);
+        pg_sys::index_close(index, pg_sys::NoLock as i32);
+        pg_sys::table_close(rel, pg_sys::NoLock as i32);
+        outcome
+    }
+}
+
+/// Writes the new version of the locked row in `slot`; returns whether its qty is now below zero.
+unsafe fn update_locked(
+    target: &DirectTarget,
+    rel: pg_sys::Relation,
+    slot: *mut pg_sys::TupleTableSlot,
+    delta: pg_sys::Datum,
+    max_id: Option<i64>,
+) -> bool {
+    unsafe {
+        let mut isnull = false;
+        let old_qty = pg_sys::slot_getattr(slot, target.qty_attnum, &mut isnull);
+        let old_qty = pg_sys::pg_detoast_datum(old_qty.cast_mut_ptr());
+        let new_qty = pg_sys::numeric_add_opt_error(old_qty.cast(), delta.cast_mut_ptr(), std::ptr::null_mut());
+        let natts = (*(*rel).rd_att).natts as usize;
+        let mut values = vec![pg_sys::Datum::from(0); natts];
+        let mut nulls = vec![false; natts];
+        let mut replace = vec![false; natts];
+        let mut set = |attnum: i32, value: pg_sys::Datum| {
+            values[attnum as usize - 1] = value;
+            replace[attnum as usize - 1] = true;
+        };
+        set(target.qty_attnum, pg_sys::Datum::from(new_qty));
+        if let (Some(attnum), Some(id)) = (target.last_id_attnum, max_id) {
+            let old = pg_sys::slot_getattr(slot, attnum, &mut isnull);
+            let old = if isnull { i64::MIN } else { old.value() as i64 };
+            set(attnum, pg_sys::Datum::from(old.max(id)));
+        }
+        set(target.updated_at_attnum, pg_sys::Datum::from(pg_sys::GetCurrentTransactionStartTimestamp()));
+        let mut should_free = false;
+        let old = pg_sys::ExecFetchSlotHeapTuple(slot, false, &mut should_free);
+        let new = pg_sys::heap_modify_tuple(old, (*rel).rd_att, values.as_mut_ptr(), nulls.as_mut_ptr(), replace.as_mut_ptr());
+        let mut otid = (*old).t_self;
+        pg_sys::simple_heap_update(rel, &mut otid, new);
+        // A HOT update needs no new index entries; otherwise every index gets one (plain column indexes
+        // only, which `target_for` checked).
+        if (*(*new).t_data).t_infomask2 & pg_sys::HEAP_ONLY_TUPLE as u16 == 0 {
+            insert_index_entries(rel, new);
+        }
+        numeric::is_negative(pg_sys::Datum::from(new_qty))
+    }
+}
+
+unsafe fn insert_index_entries(rel: pg_sys::Relation, tuple: pg_sys::HeapTuple) {
+    unsafe {
+        let indexes = pgrx::PgList::<pg_sys::Oid>::from_pg(pg_sys::RelationGetIndexList(rel));
+        let natts = (*(*rel).rd_att).natts as usize;
+        let mut all_values = vec![pg_sys::Datum::from(0); natts];
+        let mut all_nulls = vec![false; natts];
+        pg_sys::heap_deform_tuple(tuple, (*rel).rd_att, all_values.as_mut_ptr(), all_nulls.as_mut_ptr());
+        for oid in indexes.iter_oid() {
+            let index = pg_sys::index_open(oid, pg_sys::RowExclusiveLock as i32);
+            let info = pg_sys::BuildIndexInfo(index);
+            let n = (*info).ii_NumIndexAttrs as usize;
+            let mut values = vec![pg_sys::Datum::from(0); n];
+            let mut nulls = vec![false; n];
+            for i in 0..n {
+                let attnum = (*info).ii_IndexAttrNumbers[i] as usize;
+                values[i] = all_values[attnum - 1];
+                nulls[i] = all_nulls[attnum - 1];
+            }
+            let check = if (*info).ii_Unique { pg_sys::IndexUniqueCheck::UNIQUE_CHECK_YES } else { pg_sys::IndexUniqueCheck::UNIQUE_CHECK_NO };
+            pg_sys::index_insert(index, values.as_mut_ptr(), nulls.as_mut_ptr(), &mut (*tuple).t_self, rel, check, false, info);
+            pg_sys::index_close(index, pg_sys::NoLock as i32);
+        }
+    }
+}
