@@ -30,19 +30,30 @@ pub struct DirectTarget {
 /// identity is not held to the table's row-level security.
 pub fn target_for(balance: pg_sys::Oid, keys: &[String], bypasses_rls: bool) -> Option<DirectTarget> {
     let eligible = crate::spi_util::one_text(
-        "SELECT 'yes' FROM pg_catalog.pg_class c
+        "SELECT 'yes' FROM pg_catalog.pg_class c,
+                LATERAL (SELECT array_agg(a.attnum) AS attnums FROM pg_catalog.pg_attribute a
+                          WHERE a.attrelid = c.oid AND a.attname = ANY ($3::text[]) AND NOT a.attisdropped) keys
           WHERE c.oid = $1 AND c.relkind = 'r' AND c.relam = (SELECT m.oid FROM pg_catalog.pg_am m WHERE m.amname = 'heap')
             AND (NOT c.relrowsecurity OR $2)
-            AND NOT EXISTS (SELECT FROM pg_catalog.pg_trigger t WHERE t.tgrelid = c.oid)
+            -- A foreign key from the key columns (the tenant's organization) is checked by PostgreSQL only
+            -- when those columns change, which this write never does; any other trigger or constraint
+            -- that could run or check on update disqualifies the table, and so does a foreign key of
+            -- another table referencing it.
+            AND NOT EXISTS (SELECT FROM pg_catalog.pg_constraint k WHERE k.conrelid = c.oid
+                              AND (k.contype IN ('c', 'x', 't') OR (k.contype = 'f' AND NOT k.conkey <@ keys.attnums)))
+            AND NOT EXISTS (SELECT FROM pg_catalog.pg_constraint k WHERE k.confrelid = c.oid)
+            AND NOT EXISTS (SELECT FROM pg_catalog.pg_trigger t WHERE t.tgrelid = c.oid
+                              AND NOT (t.tgisinternal AND EXISTS (SELECT FROM pg_catalog.pg_constraint k
+                                         WHERE k.oid = t.tgconstraint AND k.conrelid = c.oid AND k.contype = 'f'
+                                           AND k.conkey <@ keys.attnums)))
             AND NOT EXISTS (SELECT FROM pg_catalog.pg_rewrite r WHERE r.ev_class = c.oid)
-            AND NOT EXISTS (SELECT FROM pg_catalog.pg_constraint k WHERE k.conrelid = c.oid AND k.contype IN ('c', 'x', 'f', 't'))
             AND NOT EXISTS (SELECT FROM pg_catalog.pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0
                               AND NOT a.attisdropped AND a.attgenerated <> '')
             AND NOT EXISTS (SELECT FROM pg_catalog.pg_index i WHERE i.indrelid = c.oid
                               AND (i.indexprs IS NOT NULL OR i.indpred IS NOT NULL OR NOT i.indisvalid OR NOT i.indisready))
             AND (SELECT a.atttypid FROM pg_catalog.pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'updated_at'
                     AND NOT a.attisdropped) = 'timestamptz'::regtype",
-        &[balance.into(), bypasses_rls.into()],
+        &[balance.into(), bypasses_rls.into(), keys.to_vec().into()],
     );
     eligible?;
     // The unique index on exactly the key columns that treats NULLs as equal (what ON CONFLICT infers).
