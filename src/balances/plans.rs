@@ -59,7 +59,11 @@ pub struct Plans {
 impl Drop for Plans {
     fn drop(&mut self) {
         // SAFETY: plans this struct kept (SPI_keepplan) and nothing else refers to once it is dropped.
+        // At backend exit (the thread-local cache going away) the memory goes with the process.
         unsafe {
+            if pg_sys::proc_exit_inprogress {
+                return;
+            }
             pg_sys::SPI_freeplan(self.single);
             pg_sys::SPI_freeplan(self.bulk);
         }
