@@ -6,14 +6,16 @@
 #   security  pgTAP (tests/pgtap: cross-tenant attacks as an application role and as a table owner, the
 #             hardened context, catalog checks, bad input), the Rust fuzzers, PgBouncer, sqlsmith (tests/security)
 #   e2e       end-to-end scripts (tests/e2e/*.sh), each starting and stopping its own clusters
+#   assert    unit, contract and isolation again, against PostgreSQL 15 built with --enable-cassert
+#             --enable-debug (scripts/cassert_pg.sh: built once, about 7 minutes, cached outside the repo)
 # Every layer runs even when an earlier one failed; the exit status is non-zero if any failed.
-# Run one layer with: scripts/test.sh unit|contract|isolation|security|e2e
+# Run one layer with: scripts/test.sh unit|contract|isolation|security|e2e|assert
 set -uo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh || exit 1
 
 layers=("$@")
-[ ${#layers[@]} -gt 0 ] || layers=(unit contract isolation security e2e)
+[ ${#layers[@]} -gt 0 ] || layers=(unit contract isolation security e2e assert)
 passed=0 failed=0 failures=()
 
 tests_passed=0 tests_failed=0
@@ -64,6 +66,27 @@ pgrx_tests() {
   return $rc
 }
 
+# The assert layer runs a step in this environment (a subshell: nothing leaks into other layers):
+# scripts/cassert_pg.sh's exports (the server's binaries, pg_regress, pg_isolation_regress, pg_config for
+# scripts/install.sh, a PGRX_HOME and a cargo target directory of its own) and clusters from port 54420
+# on (CASSERT_BASE_PORT). The step's output and its servers' logs stay in <cache>/logs/STEP until the
+# next run; afterwards it prints their TRAP lines (a failed assertion) and the crashes they caused.
+cassert_env=
+with_cassert() (  # step, command...
+  step=$1; shift
+  eval "$cassert_env"
+  export HARNESS_BASE_PORT=${CASSERT_BASE_PORT:-54420} HARNESS_LOG_DIR=$CASSERT_CACHE/logs/$step
+  rm -rf "$HARNESS_LOG_DIR"; mkdir -p "$HARNESS_LOG_DIR"
+  "$@" 2>&1 | tee "$HARNESS_LOG_DIR/output.log"
+  rc=${PIPESTATUS[0]}
+  if grep -qE '^TRAP:|terminated by signal' "$HARNESS_LOG_DIR"/*.log; then
+    echo "assert: TRAP lines and crashes in $HARNESS_LOG_DIR:"
+    grep -hoE '(TRAP:|[^ ]* ?process .* terminated by signal).*' "$HARNESS_LOG_DIR"/*.log \
+      | sed -E 's/PID:? [0-9]+/PID n/' | sort | uniq -c
+  fi
+  exit "$rc"
+)
+
 for layer in "${layers[@]}"; do
   case $layer in
     unit) run "unit: #[pg_test]" pgrx_tests ;;
@@ -83,7 +106,22 @@ for layer in "${layers[@]}"; do
     e2e)
       scripts/install.sh || exit 1
       for t in tests/e2e/*.sh; do run "e2e: $(basename "$t" .sh)" "$t"; done ;;
-    *) echo "unknown layer: $layer (unit, contract, isolation, security, e2e)"; exit 2 ;;
+    assert)
+      # A failed build counts as one failed test and skips the layer's tests (its output says why).
+      start=$SECONDS
+      if ! cassert_env=$(scripts/cassert_pg.sh --env); then
+        run "assert: build PostgreSQL with assertions" false; continue
+      fi
+      echo "assert: PostgreSQL with assertions ready ($((SECONDS - start)) s)"
+      start=$SECONDS
+      if ! with_cassert install scripts/install.sh; then run "assert: build inventory_ext" false; continue; fi
+      echo "assert: inventory_ext built against it ($((SECONDS - start)) s)"
+      run "assert: unit: #[pg_test]" with_cassert unit pgrx_tests
+      # As in the contract layer: the real library after pgrx test's test build.
+      with_cassert install scripts/install.sh || { run "assert: build inventory_ext" false; continue; }
+      run "assert: contract: pg_regress" with_cassert contract tests/pg_regress/run.sh
+      run "assert: isolation: pg_isolation_regress" with_cassert isolation tests/isolation/run.sh ;;
+    *) echo "unknown layer: $layer (unit, contract, isolation, security, e2e, assert)"; exit 2 ;;
   esac
 done
 

@@ -10,7 +10,9 @@
 # Every cluster started here is stopped and removed when the sourcing shell exits, also on failure
 # (an EXIT trap). Clusters listen on a private Unix socket only; their files live in a fresh temporary
 # directory the postgres user owns, never in the repository (a clone may sit where postgres cannot reach).
-# By default they preload pg_cron and inventory_ext, as production does.
+# By default they preload pg_cron and inventory_ext, as production does. PG_BIN chooses the server's
+# binaries (default Debian's), HARNESS_BASE_PORT the first port (default 54320), HARNESS_LOG_DIR where
+# server logs are kept after their cluster is removed (default: nowhere).
 
 PG_MAJOR=${PG_MAJOR:-15}
 PG_BIN=${PG_BIN:-/usr/lib/postgresql/$PG_MAJOR/bin}
@@ -143,6 +145,10 @@ cluster_stop() {
   if [ -f "$dir/data/postmaster.pid" ]; then
     _as_postgres "$PG_BIN/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null 2>&1 \
       || _as_postgres "$PG_BIN/pg_ctl" -D "$dir/data" -m immediate -w stop >/dev/null 2>&1 || true
+  fi
+  # HARNESS_LOG_DIR keeps each cluster's server log (appended to NAME.server.log) after the cluster is gone.
+  if [ -n "${HARNESS_LOG_DIR:-}" ] && [ -f "$dir/server.log" ]; then
+    mkdir -p "$HARNESS_LOG_DIR" && cat "$dir/server.log" >>"$HARNESS_LOG_DIR/$name.server.log" || true
   fi
   unset "CLUSTER_PORT[$name]"
   rm -rf "$dir"

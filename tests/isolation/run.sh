@@ -4,7 +4,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/../harness/cluster.sh"
-ISOLATION=/usr/lib/postgresql/$PG_MAJOR/lib/pgxs/src/test/isolation/pg_isolation_regress
+ISOLATION=${PG_ISOLATION_REGRESS:-/usr/lib/postgresql/$PG_MAJOR/lib/pgxs/src/test/isolation/pg_isolation_regress}
 out=${ISOLATION_OUT:-$(mktemp -d)}
 cluster_start isolation "deadlock_timeout = '100ms'"
 status=0
