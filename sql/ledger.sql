@@ -102,6 +102,8 @@ AS $$
 DECLARE
     negative record;
 BEGIN
+    -- The item as it is (OLD): row-level security chose that row; NEW is checked against the tenant's
+    -- policy only after BEFORE triggers, so looking up NEW's keys would read another tenant's balances.
     IF NEW.allow_negative OR NOT OLD.allow_negative THEN
         RETURN NEW;
     END IF;
@@ -109,11 +111,11 @@ BEGIN
       FROM inventory.balances b
       LEFT JOIN inventory.locations l ON l.org_id = b.org_id AND l.id = b.location_id
       LEFT JOIN inventory.lots lot ON lot.org_id = b.org_id AND lot.id = b.lot_id
-     WHERE b.org_id = NEW.org_id AND b.item_id = NEW.id AND b.qty < 0
+     WHERE b.org_id = OLD.org_id AND b.item_id = OLD.id AND b.qty < 0
      ORDER BY l.code, lot.code NULLS FIRST LIMIT 1;
     IF FOUND THEN
         RAISE EXCEPTION 'item % cannot disallow negative stock: its balance at location % is %',
-            NEW.sku, negative.location || coalesce(' lot ' || negative.lot, ''), negative.qty
+            OLD.sku, negative.location || coalesce(' lot ' || negative.lot, ''), negative.qty
             USING ERRCODE = '23514',
                   HINT = 'Receive stock (or post a correcting entry) until no balance of the item is below zero, then disallow negative stock.';
     END IF;

@@ -1,33 +1,60 @@
 //! DDL on tracked ledgers and their balance tables (SPEC §6: "after any ALTER TABLE … balances stay
 //! exact or the DDL is refused with a clear error").
 //!
-//! An event trigger at the end of every ALTER TABLE, CREATE TABLE, DROP TABLE, DROP SCHEMA, ALTER
-//! TRIGGER and DROP TRIGGER checks every registration against the catalog with the same check the
-//! triggers' plans are made with (`plans::check`), and refuses the statement (its transaction rolls
-//! back) when one no longer holds:
+//! An event trigger at the end of every DDL command checks the registrations of the tables the command
+//! touched — the relations whose relcache entries it invalidated, whatever the command's form (ALTER
+//! TABLE, ALTER VIEW … RENAME COLUMN on a table, DROP TYPE … CASCADE, DROP SCHEMA) — with the same check
+//! the triggers' plans are made with (`plans::check`), and refuses the statement (its transaction rolls
+//! back) when one no longer holds. Unrelated DDL costs a look at an empty list, and a registration
+//! broken some other way never blocks DDL on other tables.
 //! - a key, quantity or id column renamed or dropped, or retyped so that the two tables disagree
-//!   (55000; what stays consistent — a qty widened from integer to numeric, a column added — passes,
-//!   and the kept plans are made again on the next posting);
+//!   (55000). A column's type may change only for the ledger's quantity, to unconstrained `numeric`
+//!   and without `USING` (lossless); any other type change of a registered column would rewrite the
+//!   ledger's history or the balances behind the append-only guard, and is refused;
 //! - either table made a partition, a partitioned table's parent, or put in an inheritance tree (0A000:
 //!   rows inserted through a parent or into a child would bypass the balances);
-//! - a balance trigger dropped, renamed or disabled (55000). Triggers are checked only when at least one
-//!   of the two is there, so that pg_restore, which creates an application ledger's triggers after its
-//!   constraints, is never refused half-way; the triggers' own plans refuse postings while only one is.
+//! - a balance or append-only trigger dropped or renamed, one balance trigger disabled without the
+//!   other, or a guard disabled while the balance triggers run (55000). Disabling both balance triggers
+//!   together (or all triggers) suspends the upkeep, as `session_replication_role = replica` does and as
+//!   `pg_restore --disable-triggers` needs; `rebuild_balances` repairs afterwards. Triggers are checked
+//!   only after DROP TRIGGER, ALTER TRIGGER and ALTER TABLE … ENABLE/DISABLE TRIGGER, so that
+//!   pg_restore, which creates the triggers one by one, is never refused half-way; the triggers' own
+//!   plans refuse postings while the set is incomplete.
 //! A dropped ledger's registration goes with it; a dropped balance table of a ledger still tracked is
 //! refused. The extension's own DDL (track_balances, untrack_balances) is not checked half-way.
 
-use super::plans::{self, ROW_TRIGGER, FLUSH_TRIGGER};
+use super::plans;
 use super::registered;
 use crate::errors;
 use crate::spi_util::{exec_with_args, one_text};
 use crate::trust;
 use pgrx::pg_sys::errcodes::PgSqlErrorCode;
 use pgrx::prelude::*;
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 
 thread_local! {
     /// Set while the extension's own functions change a ledger's triggers or tables.
     static OWN_DDL: Cell<u32> = const { Cell::new(0) };
+    /// Relations invalidated since the last check (`InvalidOid`: too many to list, check them all).
+    static TOUCHED: RefCell<Vec<pg_sys::Oid>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Called by the relcache invalidation callback (`plans::relation_changed`) for every relation.
+pub fn relation_touched(relid: pg_sys::Oid) {
+    TOUCHED.with(|list| {
+        let mut list = list.borrow_mut();
+        if list.len() >= 256 {
+            list.clear();
+            list.push(pg_sys::InvalidOid);
+        } else if list.first() != Some(&pg_sys::InvalidOid) && !list.contains(&relid) {
+            list.push(relid);
+        }
+    });
+}
+
+/// At the end of a transaction: what it touched has been checked, or rolled back.
+pub fn forget_touched() {
+    TOUCHED.with(|t| t.borrow_mut().clear());
 }
 
 /// Runs `work` (the extension's own DDL on tracked tables) without the end-of-command check.
@@ -36,6 +63,7 @@ pub fn own_ddl<T>(work: impl FnOnce() -> T) -> T {
     impl Drop for Done {
         fn drop(&mut self) {
             OWN_DDL.with(|d| d.set(d.get().saturating_sub(1)));
+            TOUCHED.with(|t| t.borrow_mut().clear());
         }
     }
     OWN_DDL.with(|d| d.set(d.get() + 1));
@@ -45,14 +73,62 @@ pub fn own_ddl<T>(work: impl FnOnce() -> T) -> T {
     result
 }
 
-/// Checks every registration after a DDL command (`tag`: its command tag).
-fn check_after(tag: &str) {
-    if OWN_DDL.with(Cell::get) > 0 {
+/// What the command's parse tree says, for the checks the catalog alone cannot make.
+#[derive(Default)]
+struct Command {
+    /// DROP TRIGGER, ALTER TRIGGER, or ALTER TABLE … ENABLE/DISABLE TRIGGER.
+    changes_triggers: bool,
+    /// ALTER … ALTER COLUMN … TYPE: the table, the column, and whether it has USING.
+    retyped: Vec<(pg_sys::Oid, String, bool)>,
+}
+
+/// # Safety
+/// `parsetree` is the node of the command the event trigger fires for.
+unsafe fn read_command(tag: &str, parsetree: *mut pg_sys::Node) -> Command {
+    let mut command = Command { changes_triggers: matches!(tag, "DROP TRIGGER" | "ALTER TRIGGER"), ..Command::default() };
+    unsafe {
+        if parsetree.is_null() || (*parsetree).type_ != pg_sys::NodeTag::T_AlterTableStmt {
+            return command;
+        }
+        let stmt = &*(parsetree as *mut pg_sys::AlterTableStmt);
+        let table = if stmt.relation.is_null() {
+            pg_sys::InvalidOid
+        } else {
+            pg_sys::RangeVarGetRelidExtended(stmt.relation, pg_sys::NoLock as i32, pg_sys::RVROption::RVR_MISSING_OK, None, std::ptr::null_mut())
+        };
+        for cmd in pgrx::PgList::<pg_sys::Node>::from_pg(stmt.cmds).iter_ptr() {
+            if cmd.is_null() || (*cmd).type_ != pg_sys::NodeTag::T_AlterTableCmd {
+                continue;
+            }
+            let cmd = &*(cmd as *mut pg_sys::AlterTableCmd);
+            match cmd.subtype {
+                pg_sys::AlterTableType::AT_EnableTrig..=pg_sys::AlterTableType::AT_DisableTrigUser => command.changes_triggers = true,
+                pg_sys::AlterTableType::AT_AlterColumnType if !cmd.name.is_null() => {
+                    let column = std::ffi::CStr::from_ptr(cmd.name).to_string_lossy().into_owned();
+                    let def = cmd.def as *mut pg_sys::ColumnDef;
+                    let using = !def.is_null() && !(*def).raw_default.is_null();
+                    command.retyped.push((table, column, using));
+                }
+                _ => {}
+            }
+        }
+    }
+    command
+}
+
+/// Checks the registrations of the relations the command touched.
+fn check_after(command: Command) {
+    let touched: Vec<pg_sys::Oid> = TOUCHED.with(|t| std::mem::take(&mut *t.borrow_mut()));
+    if OWN_DDL.with(Cell::get) > 0 || touched.is_empty() {
         return;
     }
+    let all = touched.first() == Some(&pg_sys::InvalidOid);
     let extension_owner = trust::extension_owner();
     trust::run_pinned(trust::Upkeep::Definer, extension_owner, || {
         for r in registered(None) {
+            if !all && !touched.contains(&r.ledger) && !touched.contains(&r.balance_oid) {
+                continue;
+            }
             let exists = |oid: pg_sys::Oid| {
                 one_text("SELECT 'yes' FROM pg_catalog.pg_class WHERE oid = $1", &[oid.into()]).is_some()
             };
@@ -70,14 +146,46 @@ fn check_after(tag: &str) {
             }
             refuse_inheritance(&r.ledger_name, r.ledger);
             refuse_inheritance(&r.balance_name, r.balance_oid);
-            let ours = one_text(
-                "SELECT count(*)::text FROM pg_catalog.pg_trigger WHERE tgrelid = $1 AND tgname IN ($2, $3)",
-                &[r.ledger.into(), ROW_TRIGGER.into(), FLUSH_TRIGGER.into()],
-            );
-            let triggers_there = ours.as_deref() != Some("0") || tag == "DROP TRIGGER";
-            plans::check(&r, triggers_there);
+            for (table, column, using) in &command.retyped {
+                refuse_retype(&r, *table, column, *using);
+            }
+            plans::check(&r, if command.changes_triggers { plans::Triggers::AllowSuspended } else { plans::Triggers::Skip });
         }
     });
+}
+
+/// A registered column's type may change only for the ledger's quantity, to unconstrained numeric,
+/// without USING: every value keeps its meaning, so the history and the balances stay what they were.
+fn refuse_retype(r: &super::Registered, table: pg_sys::Oid, column: &str, using: bool) {
+    let (registered, what) = if table == r.ledger {
+        let mut columns = r.keys.clone();
+        columns.push(r.qty.clone());
+        columns.extend(r.id.clone());
+        (columns, &r.ledger_name)
+    } else if table == r.balance_oid {
+        let mut columns = r.keys.clone();
+        columns.extend(["qty".to_string(), "last_ledger_id".to_string()]);
+        (columns, &r.balance_name)
+    } else {
+        return;
+    };
+    if !registered.iter().any(|c| c == column) {
+        return;
+    }
+    if table == r.ledger && column == r.qty && !using {
+        let now = one_text(
+            "SELECT pg_catalog.format_type(atttypid, atttypmod) FROM pg_catalog.pg_attribute WHERE attrelid = $1 AND attname = $2",
+            &[table.into(), column.into()],
+        );
+        if now.as_deref() == Some("numeric") {
+            return;
+        }
+    }
+    plans::mismatch(format!(
+        "column {} of {what} is registered for its balances: its type cannot change{}",
+        crate::sql_text::ident(column),
+        if table == r.ledger && column == r.qty { " except to unconstrained numeric without USING" } else { "" }
+    ))
 }
 
 /// 0A000 when `table` is partitioned, a partition, or in an inheritance tree.
@@ -103,7 +211,7 @@ pub fn refuse_inheritance(name: &str, table: pg_sys::Oid) {
 
 fn on_ddl_command_end(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
     // SAFETY: PostgreSQL passes a valid fcinfo; its context is EventTriggerData when called as an event trigger.
-    let tag = unsafe {
+    let command = unsafe {
         let context = fcinfo.as_ref().map(|f| f.context).unwrap_or(std::ptr::null_mut());
         if context.is_null() || (*context).type_ != pg_sys::NodeTag::T_EventTriggerData {
             errors::raise(
@@ -112,10 +220,11 @@ fn on_ddl_command_end(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
                 "CREATE EXTENSION installs it; there is nothing to call.",
             )
         }
-        let tag = (*(context as *mut pg_sys::EventTriggerData)).tag;
-        std::ffi::CStr::from_ptr(pg_sys::GetCommandTagName(tag)).to_string_lossy().into_owned()
+        let data = &*(context as *mut pg_sys::EventTriggerData);
+        let tag = std::ffi::CStr::from_ptr(pg_sys::GetCommandTagName(data.tag)).to_string_lossy().into_owned();
+        read_command(&tag, data.parsetree)
     };
-    check_after(&tag);
+    check_after(command);
     pg_sys::Datum::from(0)
 }
 

@@ -180,7 +180,7 @@ pub fn add(target: &DirectTarget, keys: &[Option<pg_sys::Datum>], delta: pg_sys:
             );
             match locked {
                 pg_sys::TM_Result::TM_Ok => {
-                    outcome = Some(update_locked(target, rel, slot, delta, max_id));
+                    outcome = update_locked(target, rel, slot, delta, max_id);
                     break;
                 }
                 // Updated or deleted by a transaction that committed while we waited: look again.
@@ -202,10 +202,14 @@ unsafe fn update_locked(
     slot: *mut pg_sys::TupleTableSlot,
     delta: pg_sys::Datum,
     max_id: Option<i64>,
-) -> bool {
+) -> Option<bool> {
     unsafe {
         let mut isnull = false;
         let old_qty = pg_sys::slot_getattr(slot, target.qty_attnum, &mut isnull);
+        if isnull {
+            // `plans::check` requires NOT NULL; a NULL here is the SQL upsert's to meet (and refuse).
+            return None;
+        }
         let old_qty = pg_sys::pg_detoast_datum(old_qty.cast_mut_ptr());
         let new_qty = pg_sys::numeric_add_opt_error(old_qty.cast(), delta.cast_mut_ptr(), std::ptr::null_mut());
         let natts = (*(*rel).rd_att).natts as usize;
@@ -233,7 +237,7 @@ unsafe fn update_locked(
         if (*(*new).t_data).t_infomask2 & pg_sys::HEAP_ONLY_TUPLE as u16 == 0 {
             insert_index_entries(rel, new);
         }
-        numeric::is_negative(pg_sys::Datum::from(new_qty))
+        Some(numeric::is_negative(pg_sys::Datum::from(new_qty)))
     }
 }
 

@@ -52,6 +52,11 @@ impl Delta {
     }
 }
 
+/// The most distinct keys one statement may post to one ledger: the frame lives in the backend's own
+/// heap (about 150 bytes a key), outside PostgreSQL's memory accounting, so it is bounded here and a
+/// larger statement gets an ERROR rather than the backend running out of memory.
+pub const MAX_KEYS_PER_STATEMENT: usize = 4_000_000;
+
 struct Frame {
     ledger: pg_sys::Oid,
     statement: pg_sys::CommandId,
@@ -114,6 +119,13 @@ pub fn add(ledger: pg_sys::Oid, statement: pg_sys::CommandId, key: KeyImage, qty
                 delta.max_id = delta.max_id.max(id);
             }
             None => {
+                if frame.deltas.len() >= MAX_KEYS_PER_STATEMENT {
+                    errors::raise(
+                        PgSqlErrorCode::ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+                        format!("one statement posts to more than {MAX_KEYS_PER_STATEMENT} distinct balance keys of one ledger"),
+                        "Split the load into several statements (COPY or INSERT … SELECT in batches).",
+                    )
+                }
                 let sum = match qty {
                     Qty::Int(v) => Sum::Int(v as i128),
                     // SAFETY: a detoasted numeric of the row.
@@ -161,7 +173,10 @@ pub unsafe extern "C-unwind" fn transaction_event(event: pg_sys::XactEvent::Type
                 )
             }
         }
-        _ => FRAMES.with(|f| f.borrow_mut().clear()),
+        _ => {
+            FRAMES.with(|f| f.borrow_mut().clear());
+            super::ddl::forget_touched();
+        }
     }
 }
 

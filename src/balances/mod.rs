@@ -18,8 +18,8 @@ use crate::trust;
 use crate::sql_text::{ident, ident_list, literal};
 
 /// The names of the guards on every tracked ledger (the balance triggers' are in `plans`).
-const GUARD_ROWS: &str = "inventory_append_only";
-const GUARD_TRUNCATE: &str = "inventory_append_only_truncate";
+pub const GUARD_ROWS: &str = "inventory_append_only";
+pub const GUARD_TRUNCATE: &str = "inventory_append_only_truncate";
 /// Negative-stock rules: the built-in ledger's (the item's `allow_negative` decides), and "refuse every
 /// negative balance" for an application's ledger tracked with `allow_negative => false`.
 const RULE_ITEMS: &str = "items.allow_negative";
@@ -76,6 +76,7 @@ fn track(ledger: pg_sys::Oid, balance_table: &str, mut keys: Vec<String>, qty: S
         )
     }
     let rule = if ledger_name == BUILTIN_LEDGER { Some(RULE_ITEMS) } else { rule };
+    refuse_temporary(ledger, &ledger_name);
     let column_type = |name: &str| {
         one_text(
             "SELECT format_type(atttypid, atttypmod) FROM pg_attribute
@@ -183,6 +184,7 @@ fn track(ledger: pg_sys::Oid, balance_table: &str, mut keys: Vec<String>, qty: S
         }
     };
     let balance_oid = first::<pg_sys::Oid>("SELECT $1::regclass::oid", &[balance_name.as_str().into()]).unwrap_or(pg_sys::InvalidOid);
+    refuse_temporary(balance_oid, &balance_name);
     if let Some(org) = &org_column {
         let isolate = format!(
             "SELECT count(*) FROM inventory.enable_tenant_isolation({}::regclass, {})",
@@ -232,6 +234,17 @@ fn track(ledger: pg_sys::Oid, balance_table: &str, mut keys: Vec<String>, qty: S
         ],
     );
     rebuild(ledger, None);
+}
+
+/// 0A000 for a temporary table: it would vanish with its session and leave the registration behind.
+fn refuse_temporary(table: pg_sys::Oid, name: &str) {
+    if one_text("SELECT 'yes' FROM pg_catalog.pg_class WHERE oid = $1 AND relpersistence = 't'", &[table.into()]).is_some() {
+        errors::raise(
+            PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+            format!("{name} is a temporary table: its balances cannot be tracked"),
+            "Track permanent (or unlogged) tables.",
+        )
+    }
 }
 
 /// Stops maintaining a ledger's balances: removes the triggers and the registration, keeps both tables.

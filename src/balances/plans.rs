@@ -136,7 +136,18 @@ pub struct Shape {
     pub id_attnum: Option<i32>,
 }
 
-pub fn check(r: &Registered, check_triggers: bool) -> Shape {
+/// How `check` looks at the balance and append-only triggers.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Triggers {
+    /// Not at all (DDL that cannot change them; pg_restore creates them one by one).
+    Skip,
+    /// All four there and enabled, or with both balance triggers disabled together (upkeep suspended).
+    AllowSuspended,
+    /// All four there and enabled: what a posting needs.
+    Required,
+}
+
+pub fn check(r: &Registered, triggers: Triggers) -> Shape {
     let (ledger, balance) = (&r.ledger_name, &r.balance_name);
     let mut ledger_names = r.keys.clone();
     let mut balance_names = r.keys.clone();
@@ -199,20 +210,31 @@ pub fn check(r: &Registered, check_triggers: bool) -> Shape {
         _ => mismatch(format!("quantity column {} of {ledger} is {qty_type}: it must be numeric or an integer type", ident(&r.qty))),
     };
     let id_attnum = r.id.as_ref().map(|_| columns[r.keys.len() + 1].ledger.as_ref().expect("checked above").0);
-    if check_triggers {
-        check_trigger_set(r);
+    if !matches!(balance_qty_not_null(r.balance_oid), Some(true)) {
+        mismatch(format!("the qty column of balance table {balance} must be NOT NULL"))
+    }
+    if triggers != Triggers::Skip {
+        check_trigger_set(r, triggers == Triggers::AllowSuspended);
     }
     Shape { keys, qty_attnum, qty_kind, id_attnum }
 }
 
-/// Exactly the two balance triggers, with their shapes, enabled; no other trigger calling their functions.
-fn check_trigger_set(r: &Registered) {
+fn balance_qty_not_null(balance: pg_sys::Oid) -> Option<bool> {
+    crate::spi_util::first::<bool>(
+        "SELECT attnotnull FROM pg_catalog.pg_attribute WHERE attrelid = $1 AND attname = 'qty' AND NOT attisdropped",
+        &[balance.into()],
+    )
+}
+
+/// Exactly the two balance triggers and the two append-only guards, with their shapes, enabled (or,
+/// `allow_suspended`, both balance triggers disabled together); no other trigger calling their functions.
+fn check_trigger_set(r: &Registered, allow_suspended: bool) {
     let found = rows(
         "SELECT t.tgname::text, p.proname::text, t.tgtype::int4, t.tgenabled::text, t.tgqual IS NULL AND t.tgnewtable IS NULL
                 AND t.tgoldtable IS NULL AND pg_catalog.cardinality(t.tgattr::int2[]) = 0
            FROM pg_catalog.pg_trigger t JOIN pg_catalog.pg_proc p ON p.oid = t.tgfoid
           WHERE t.tgrelid = $1 AND p.pronamespace = 'inventory'::regnamespace
-            AND p.proname IN ('balance_rows', 'balance_maintenance')",
+            AND p.proname IN ('balance_rows', 'balance_maintenance', 'append_only_guard')",
         &[r.ledger.into()],
         |row| {
             Ok((
@@ -224,19 +246,34 @@ fn check_trigger_set(r: &Registered) {
             ))
         },
     );
-    // pg_trigger.tgtype: ROW 1, INSERT 4 (AFTER is the absence of BEFORE 2 and INSTEAD 64).
-    let expected = [(ROW_TRIGGER, "balance_rows", 5), (FLUSH_TRIGGER, "balance_maintenance", 4)];
-    let complete = found.len() == 2
-        && expected.iter().all(|(name, function, tgtype)| {
-            found.iter().any(|(n, f, t, enabled, plain)| {
-                n == name && f == function && t == tgtype && *plain && matches!(enabled.as_str(), "O" | "A")
-            })
-        });
+    // pg_trigger.tgtype: ROW 1, BEFORE 2, INSERT 4, DELETE 8, UPDATE 16, TRUNCATE 32 (AFTER: no BEFORE).
+    let expected = [
+        (ROW_TRIGGER, "balance_rows", 5, true),
+        (FLUSH_TRIGGER, "balance_maintenance", 4, true),
+        (super::GUARD_ROWS, "append_only_guard", 27, false),
+        (super::GUARD_TRUNCATE, "append_only_guard", 34, false),
+    ];
+    let state = |name: &str, function: &str, tgtype: i32| {
+        found
+            .iter()
+            .find(|(n, f, t, _, plain)| n == name && f == function && *t == tgtype && *plain)
+            .map(|(_, _, _, enabled, _)| matches!(enabled.as_str(), "O" | "A"))
+    };
+    let present = found.len() == expected.len() && expected.iter().all(|(n, f, t, _)| state(n, f, *t).is_some());
+    let enabled = |balance: bool| {
+        expected.iter().filter(|e| e.3 == balance).map(|(n, f, t, _)| state(n, f, *t) == Some(true)).collect::<Vec<_>>()
+    };
+    let balance = enabled(true);
+    // Suspended: both balance triggers off (the guards may be off too: DISABLE TRIGGER ALL, as
+    // pg_restore --disable-triggers does); never one of them alone, nor a guard while they run.
+    let complete = present
+        && ((balance.iter().all(|&e| e) && enabled(false).iter().all(|&e| e))
+            || (allow_suspended && balance.iter().all(|&e| !e)));
     if !complete {
         mismatch(format!(
-            "the balance triggers of {} are missing, disabled or altered: {} AFTER INSERT FOR EACH ROW and {} \
-             AFTER INSERT FOR EACH STATEMENT must both be there and enabled",
-            r.ledger_name, ROW_TRIGGER, FLUSH_TRIGGER
+            "the balance triggers of {} are missing, disabled or altered: {} AFTER INSERT FOR EACH ROW, {} \
+             AFTER INSERT FOR EACH STATEMENT and the append-only guards {} and {} must all be there and enabled",
+            r.ledger_name, ROW_TRIGGER, FLUSH_TRIGGER, super::GUARD_ROWS, super::GUARD_TRUNCATE
         ))
     }
 }
@@ -254,6 +291,7 @@ thread_local! {
 /// or DROP TRIGGER, ENABLE/DISABLE TRIGGER on either table all send one.
 #[pg_guard]
 pub unsafe extern "C-unwind" fn relation_changed(_arg: pg_sys::Datum, relid: pg_sys::Oid) {
+    super::ddl::relation_touched(relid);
     INVALIDATED.with(|list| {
         let mut list = list.borrow_mut();
         if list.len() >= 64 {
@@ -322,7 +360,7 @@ fn make(ledger: pg_sys::Oid, extension_owner: pg_sys::Oid) -> Plans {
     let Some(registration) = registered(Some(ledger)).pop() else {
         not_registered(format!("{} is not a tracked ledger", crate::spi_util::relation_name(ledger)))
     };
-    let shape = check(&registration, true);
+    let shape = check(&registration, Triggers::Required);
     let upkeep = trust::upkeep_for(ledger, registration.balance_oid, registration.org.is_some());
     let sql = Upserts::of(&registration, &shape.keys);
     // The upkeep's identity passes the balance table's row-level security: a superuser (the extension's
@@ -350,6 +388,23 @@ fn make(ledger: pg_sys::Oid, extension_owner: pg_sys::Oid) -> Plans {
         single: keep_plan(&sql.single, &single_types),
         bulk: keep_plan(&sql.bulk, &bulk_types),
         registration,
+    }
+}
+
+/// The default equality operator of a type, schema-qualified: `OPERATOR(schema.=)`.
+fn equality_operator(typid: pg_sys::Oid) -> String {
+    // SAFETY: a type cache lookup.
+    let operator = unsafe { (*pg_sys::lookup_type_cache(typid, pg_sys::TYPECACHE_EQ_OPR as i32)).eq_opr };
+    let found = crate::spi_util::rows(
+        "SELECT n.nspname::text, o.oprname::text FROM pg_catalog.pg_operator o
+           JOIN pg_catalog.pg_namespace n ON n.oid = o.oprnamespace WHERE o.oid = $1",
+        &[operator.into()],
+        |r| Ok((r.get::<String>(1)?.unwrap_or_default(), r.get::<String>(2)?.unwrap_or_default())),
+    );
+    match found.first() {
+        // An operator's name is made of operator characters only: it is written as it is.
+        Some((schema, name)) => format!("OPERATOR({}.{name})", ident(schema)),
+        None => mismatch(format!("a key column's type ({}) has no default equality operator", u32::from(typid))),
     }
 }
 
@@ -385,10 +440,14 @@ pub struct Upserts {
 
 impl Upserts {
     pub fn of(r: &Registered, keys: &[KeyColumn]) -> Upserts {
-        Upserts::from_names(&r.balance_name, &keys.iter().map(|k| k.name.clone()).collect::<Vec<_>>(), r.id.is_some())
+        let equalities: Vec<String> = keys.iter().map(|k| equality_operator(k.typid)).collect();
+        Upserts::from_names(&r.balance_name, &keys.iter().map(|k| k.name.clone()).collect::<Vec<_>>(), &equalities, r.id.is_some())
     }
 
-    pub fn from_names(balance: &str, keys: &[String], has_id: bool) -> Upserts {
+    /// `equalities`: each key type's equality operator as `OPERATOR(schema.=)`, the one GROUP BY uses
+    /// (the type's default), so that the upsert's result is matched to its deltas by the same equality
+    /// that grouped them, whatever the pinned search_path finds.
+    pub fn from_names(balance: &str, keys: &[String], equalities: &[String], has_id: bool) -> Upserts {
         let n = keys.len();
         let key_list = ident_list("", keys);
         let (id_col, id_set) = if has_id {
@@ -412,7 +471,7 @@ impl Upserts {
         let matches = keys
             .iter()
             .enumerate()
-            .map(|(i, k)| format!("w.{} IS NOT DISTINCT FROM d.k{}", ident(k), i + 1))
+            .map(|(i, k)| format!("(w.{k} IS NULL AND d.k{n} IS NULL OR w.{k} {eq} d.k{n})", k = ident(k), n = i + 1, eq = equalities[i]))
             .collect::<Vec<_>>()
             .join(" AND ");
         let key_texts = keys.iter().map(|k| format!("w.{}::text", ident(k))).collect::<Vec<_>>().join(", ");
@@ -439,13 +498,14 @@ mod tests {
 
     #[pg_test]
     fn upserts_quote_every_column_and_order_keys() {
-        let u = Upserts::from_names("public.\"InventoryBalance\"", &["itemId".into(), "lot id".into()], true);
+        let eq = vec!["OPERATOR(pg_catalog.=)".to_string(); 2];
+        let u = Upserts::from_names("public.\"InventoryBalance\"", &["itemId".into(), "lot id".into()], &eq, true);
         assert!(u.single.contains("(\"itemId\", \"lot id\", qty, last_ledger_id, updated_at) VALUES ($1, $2, $3, $4, now())"), "{}", u.single);
         assert!(u.single.contains("ON CONFLICT (\"itemId\", \"lot id\")"), "{}", u.single);
         assert!(u.bulk.contains("ORDER BY d.k1, d.k2"), "{}", u.bulk);
         assert!(u.bulk.contains("GROUP BY k1, k2"), "{}", u.bulk);
-        assert!(u.bulk.contains("w.\"lot id\" IS NOT DISTINCT FROM d.k2"), "{}", u.bulk);
-        let no_id = Upserts::from_names("b", &["k".into()], false);
+        assert!(u.bulk.contains("(w.\"lot id\" IS NULL AND d.k2 IS NULL OR w.\"lot id\" OPERATOR(pg_catalog.=) d.k2)"), "{}", u.bulk);
+        let no_id = Upserts::from_names("b", &["k".into()], &eq[..1], false);
         assert!(!no_id.single.contains("last_ledger_id") && !no_id.bulk.contains("last_ledger_id"), "{}", no_id.bulk);
     }
 }

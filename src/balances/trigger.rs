@@ -242,7 +242,12 @@ fn balance_maintenance(fcinfo: pg_sys::FunctionCallInfo) {
         not_registered("inventory.balance_maintenance() must be an AFTER INSERT … FOR EACH STATEMENT trigger".into())
     }
     // Made (and checked) also when the statement inserted nothing: a missing row trigger shows at once.
-    let plans = plans::plans_for(ledger);
+    let mut plans = plans::plans_for(ledger);
+    // The balance table locked before its cached description is used: taking the lock reads the
+    // invalidations of a concurrent ALTER that committed while we waited, so the plans are made again.
+    // SAFETY: a relation lock held to the end of the transaction, as any write to the table takes.
+    unsafe { pg_sys::LockRelationOid(plans.balance, pg_sys::RowExclusiveLock as i32) };
+    plans = plans::plans_for(ledger);
     let Some(deltas) = frames::take(ledger, frames::current_statement()) else { return };
     let lowered_below_zero = match write_directly(&plans, &deltas) {
         Some(lowered) => lowered,
