@@ -132,6 +132,8 @@ CREATE EVENT TRIGGER inventory_drop_extension ON ddl_command_start
     EXECUTE FUNCTION inventory.on_ddl_command_start();
 -- DDL that would make a tracked ledger's balances drift is refused (src/balances/ddl.rs). Every
 -- command: what it touched is known from the relcache invalidations it sent, whatever its form.
+CREATE EVENT TRIGGER inventory_tracked_ddl_begin ON ddl_command_start
+    EXECUTE FUNCTION inventory.on_ddl_begin();
 CREATE EVENT TRIGGER inventory_tracked_ddl ON ddl_command_end
     EXECUTE FUNCTION inventory.on_ddl_command_end();
 COMMENT ON FUNCTION inventory.revoke_tenant_switch(regrole) IS

@@ -228,13 +228,34 @@ fn on_ddl_command_end(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
     pg_sys::Datum::from(0)
 }
 
+/// At the start of every DDL command: what the end-of-command check looks at is what this command touches.
+fn on_ddl_begin(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
+    // SAFETY: PostgreSQL passes a valid fcinfo; its context is EventTriggerData when called as an event trigger.
+    let is_event_trigger = unsafe {
+        let context = fcinfo.as_ref().map(|f| f.context).unwrap_or(std::ptr::null_mut());
+        !context.is_null() && (*context).type_ == pg_sys::NodeTag::T_EventTriggerData
+    };
+    if !is_event_trigger {
+        errors::raise(
+            PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+            "inventory.on_ddl_begin() can only be called as an event trigger",
+            "CREATE EXTENSION installs it; there is nothing to call.",
+        )
+    }
+    forget_touched();
+    pg_sys::Datum::from(0)
+}
+
 crate::v1_function!(on_ddl_command_end_entry, pg_finfo_on_ddl_command_end_entry, on_ddl_command_end);
+crate::v1_function!(on_ddl_begin_entry, pg_finfo_on_ddl_begin_entry, on_ddl_begin);
 
 pgrx::extension_sql!(
     r#"
 -- The DDL check on tracked ledgers (src/balances/ddl.rs); the event trigger is in sql/finalize.sql.
 CREATE FUNCTION inventory.on_ddl_command_end() RETURNS event_trigger
     LANGUAGE c AS 'MODULE_PATHNAME', 'on_ddl_command_end_entry';
+CREATE FUNCTION inventory.on_ddl_begin() RETURNS event_trigger
+    LANGUAGE c AS 'MODULE_PATHNAME', 'on_ddl_begin_entry';
 "#,
     name = "ddl_check_function",
 );

@@ -148,6 +148,9 @@ pub enum Triggers {
 }
 
 pub fn check(r: &Registered, triggers: Triggers) -> Shape {
+    // 42P01 when either table is gone (a registry row can outlive its tables behind the DDL check).
+    crate::spi_util::relation_name(r.ledger);
+    crate::spi_util::relation_name(r.balance_oid);
     let (ledger, balance) = (&r.ledger_name, &r.balance_name);
     let mut ledger_names = r.keys.clone();
     let mut balance_names = r.keys.clone();

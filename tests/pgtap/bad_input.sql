@@ -120,7 +120,8 @@ SELECT throws_ok(format('CALL inventory.backfill_org_column(%L, %L, %L)', 'adv.m
 
 -- Balances: identifiers are quoted, never pasted.
 SELECT pg_temp.covers('inventory.track_balances(regclass,text,name[],name,boolean)', 'inventory.untrack_balances(regclass)',
-              'inventory.rebuild_balances(regclass,uuid)', 'inventory.balance_maintenance()', 'inventory.append_only_guard()');
+              'inventory.rebuild_balances(regclass,uuid)', 'inventory.balance_maintenance()', 'inventory.balance_rows()',
+              'inventory.append_only_guard()', 'inventory.allow_negative_guard()');
 SELECT throws_ok('SELECT inventory.track_balances(NULL, NULL, NULL, NULL)', '22023', NULL, 'track_balances of NULLs');
 SELECT throws_ok($$SELECT inventory.track_balances('adv.moves', 'adv.b', '{}', 'qty')$$, '22023', NULL, 'track_balances without keys');
 SELECT throws_ok(format('SELECT inventory.track_balances(%L, %L, ARRAY[%L]::name[], %L)', 'adv.moves', 'adv.b', :quoted_injection, 'qty'),
@@ -140,6 +141,8 @@ SELECT throws_ok($$SELECT inventory.rebuild_balances('adv.items')$$, '22023', NU
 -- functions answer ("trigger functions can only be called as triggers"); the backend survives.
 SELECT throws_ok('SELECT inventory.balance_maintenance()', '0A000', NULL, 'the balance trigger called as a function');
 SELECT throws_ok('SELECT inventory.append_only_guard()', '0A000', NULL, 'the append-only guard called as a function');
+SELECT throws_ok('SELECT inventory.balance_rows()', '0A000', NULL, 'the row-level balance trigger called as a function');
+SELECT throws_ok('SELECT inventory.allow_negative_guard()', '0A000', NULL, 'allow_negative''s guard called as a function');
 SELECT throws_ok(format('SELECT inventory.track_balances(%s::regclass, %L, ARRAY[%L]::name[], %L)', :dropped, 'adv.b', 'a', 'qty'),
                  '42P01', NULL, 'track_balances of a dropped table''s OID');
 SELECT throws_ok(format('SELECT inventory.untrack_balances(%s::regclass)', :dropped), '42P01', NULL,
@@ -153,8 +156,11 @@ SELECT throws_ok(format('SELECT inventory.reconcile(%s::regclass)', :dropped), '
 -- is an administrator's (PUBLIC may not run it) and changes nothing when called by one here (this
 -- database's CREATE EXTENSION did not make the grant in this fixture, or it did: both are covered by
 -- tests/e2e/drop_extension.sh).
-SELECT pg_temp.covers('inventory.on_ddl_command_start()', 'inventory.undo_cluster_changes()');
+SELECT pg_temp.covers('inventory.on_ddl_command_start()', 'inventory.undo_cluster_changes()', 'inventory.on_ddl_command_end()',
+                      'inventory.on_ddl_begin()');
 SELECT throws_ok('SELECT inventory.on_ddl_command_start()', '0A000', NULL, 'the event trigger function called as a function');
+SELECT throws_ok('SELECT inventory.on_ddl_command_end()', '0A000', NULL, 'the DDL check called as a function');
+SELECT throws_ok('SELECT inventory.on_ddl_begin()', '0A000', NULL, 'the DDL check''s start called as a function');
 SET LOCAL ROLE adv_app;
 SELECT throws_ok('SELECT inventory.undo_cluster_changes()', '42501', NULL, 'an application role cannot run the undo');
 RESET ROLE;

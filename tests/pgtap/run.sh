@@ -9,4 +9,4 @@ eval "$(cluster_env pgtap)"
 cluster_psql pgtap -q -d postgres -c "CREATE DATABASE adversarial"
 cluster_psql pgtap -q -d adversarial -f "$here/fixture.sql" >/dev/null
 pg_prove --dbname adversarial --username postgres --host "$PGHOST" --port "$PGPORT" \
-  "$here/attacks_as_app.sql" "$here/attacks_as_owner.sql" "$here/hardened_context.sql" "$here/trust_boundaries.sql" "$here/catalog.sql" "$here/bad_input.sql"
+  "$here/attacks_as_app.sql" "$here/attacks_as_owner.sql" "$here/hardened_context.sql" "$here/trust_boundaries.sql" "$here/catalog.sql" "$here/bad_input.sql" "$here/balance_engine.sql"

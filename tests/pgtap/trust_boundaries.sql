@@ -8,7 +8,7 @@
 \set a_item '''a0000000-0000-4000-8000-00000000000a'''
 \set b_item '''b0000000-0000-4000-8000-00000000000a'''
 BEGIN;
-SELECT plan(32);
+SELECT plan(34);
 
 -- What adv_owner plants: code that tries to make it a superuser, and records who ran it.
 SET LOCAL ROLE adv_owner;
@@ -133,9 +133,16 @@ SELECT is((SELECT array_agg(DISTINCT who::text) FROM adv.evidence), ARRAY['adv_o
 SELECT is((SELECT rolsuper FROM pg_roles WHERE rolname = 'adv_owner'), false, 'still no superuser');
 SELECT inventory.grant_tenant_switch('public');
 
--- 3. The schema's owner drops the balance table and puts its own in its place.
+-- 3. The schema's owner drops the balance table and puts its own in its place: the DDL check refuses
+-- the DROP; behind it (a superuser in replica mode, where event triggers do not fire) the upkeep still
+-- refuses the replacement.
 SET LOCAL ROLE adv_owner;
+SELECT throws_ok('DROP TABLE adv.move_balances', '55000', NULL, 'the balance table of a tracked ledger cannot be dropped');
+RESET ROLE;
+SET LOCAL session_replication_role = replica;
 DROP TABLE adv.move_balances;
+SET LOCAL session_replication_role = origin;
+SET LOCAL ROLE adv_owner;
 CREATE TABLE adv.move_balances (org_id uuid, item_id uuid, qty numeric NOT NULL, last_ledger_id bigint NOT NULL,
                                 updated_at timestamptz NOT NULL, UNIQUE NULLS NOT DISTINCT (org_id, item_id));
 CREATE TRIGGER escalate AFTER INSERT OR UPDATE ON adv.move_balances FOR EACH ROW EXECUTE FUNCTION adv.escalate_trigger();
@@ -201,15 +208,17 @@ CREATE TABLE adv.super_ledger (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KE
 SELECT throws_ok($$SELECT inventory.track_balances('adv.super_ledger', 'adv.super_balances', ARRAY['item'], 'qty')$$,
                  '42501', NULL, 'a superuser''s ledger in a schema owned by an untrusted role is refused');
 
--- 5d. Routine DDL of the owner on its tracked ledger answers no internal error.
+-- 5d. DDL of the owner on its tracked ledger answers no internal error: retyping the id the balances
+-- record is refused, and postings stay exact.
 SET LOCAL ROLE adv_owner;
 CREATE TABLE adv.int_ledger (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, item text NOT NULL, qty numeric NOT NULL);
 RESET ROLE;
 SELECT inventory.track_balances('adv.int_ledger', 'adv.int_balances', ARRAY['item'], 'qty');
 SET LOCAL ROLE adv_owner;
-ALTER TABLE adv.int_ledger ALTER COLUMN id TYPE integer;
+SELECT throws_ok('ALTER TABLE adv.int_ledger ALTER COLUMN id TYPE integer', '55000', NULL,
+                 'the owner cannot retype the id its balances record');
 SELECT lives_ok($$INSERT INTO adv.int_ledger (item, qty) VALUES ('a', 1), ('b', 2)$$,
-                'a multi-row posting after the owner made the id an integer');
+                'a multi-row posting after the refused DDL');
 RESET ROLE;
 SELECT is((SELECT string_agg(item || '=' || qty || '@' || last_ledger_id, ',' ORDER BY item) FROM adv.int_balances), 'a=1@1,b=2@2',
           'and its balances are exact');
