@@ -3,7 +3,8 @@
 # BENCH_INSTALL=0 skips the build and measures the extension as installed (bench_build says what it is).
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 "$repo/scripts/setup.sh" >/dev/null
-[ "${BENCH_INSTALL:-1}" = 0 ] || INVENTORY_RELEASE=1 "$repo/scripts/install.sh"
+# With PG_BIN set (another PostgreSQL 15, e.g. a relocated copy of Debian's), the build goes there.
+[ "${BENCH_INSTALL:-1}" = 0 ] || INVENTORY_RELEASE=1 INVENTORY_PG_CONFIG="${PG_BIN:+$PG_BIN/pg_config}" "$repo/scripts/install.sh"
 source "$repo/tests/harness/cluster.sh"
 
 # What is being measured, for the figures' label: the installed library's date and kind (a release build
@@ -19,9 +20,9 @@ bench_build() {
   local tree="src/ and sql/ as committed"
   [ -z "$(git -C "$repo" status --porcelain -- src sql 2>/dev/null)" ] || tree="src/ or sql/ with uncommitted changes"
   if [ "${BENCH_INSTALL:-1}" = 0 ]; then
-    echo "inventory_ext.so (sha256 $sum…) as installed on $(date -r "$so" '+%Y-%m-%d %H:%M'), $kind; not built by this run (work tree: commit $commit)"
+    echo "$so (sha256 $sum…) as installed on $(date -r "$so" '+%Y-%m-%d %H:%M'), $kind; not built by this run (work tree: commit $commit)"
   else
-    echo "inventory_ext.so (sha256 $sum…) built from the work tree at commit $commit, $tree; $kind"
+    echo "$so (sha256 $sum…) built from the work tree at commit $commit, $tree; $kind"
   fi
 }
 # The installed library's stamp (date and size), to see whether it was reinstalled during a run.

@@ -17,11 +17,17 @@
 # inventory_ext is preloaded (shared_preload_libraries), as in production, for every design.
 #
 # Uses the extension as installed in Debian's PostgreSQL 15 (build it first with
-# INVENTORY_RELEASE=1 scripts/install.sh: a dev build counts far more instructions than what ships).
+# INVENTORY_RELEASE=1 scripts/install.sh: a dev build counts far more instructions than what ships), or
+# in the PostgreSQL whose binaries PG_BIN names, e.g. a relocated copy of Debian's (cp -a
+# /usr/lib/postgresql/15 and /usr/share/postgresql/15 under one new prefix, then cargo pgrx install
+# --release --pg-config PREFIX/usr/lib/postgresql/15/bin/pg_config): two builds side by side, and the
+# shared installation left alone.
 # Needs root (the backend runs as the postgres user) and valgrind (installed if missing).
 # Usage: bench/instructions.sh [--annotate] [postings N, default 1000]
-#   --annotate  also prints callgrind_annotate's top 40 functions of "ours", inclusive (2N postings,
-#               start-up included); PostgreSQL's own static functions show as addresses (no symbols)
+#   --annotate  also prints the 40 functions of "ours" with the most inclusive instructions per posting:
+#               callgrind_annotate --inclusive=yes of its N and 2N runs, differenced and divided by N
+#               (steady state, like the counts); PostgreSQL's own static functions show as addresses
+#               (Debian's binary has no symbols for them)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 annotate=0
@@ -122,7 +128,22 @@ bench_so_check "$stamp"
 
 if [ "$annotate" = 1 ]; then
   echo
-  echo "ours, $((2 * N)) postings, top 40 functions by inclusive instructions (callgrind_annotate --inclusive=yes):"
-  callgrind_annotate --inclusive=yes "$dir/cg.ours.$((2 * N))" 2>/dev/null \
-    | awk '/^Ir +file:function/ { on = 1; print; next } on && /^-+$/ { next } on && NF { print; if (++n == 40) exit }'
+  echo "ours: the 40 functions with the most inclusive instructions per posting ((2N run - N run) / N):"
+  for n in "$N" $((2 * N)); do
+    callgrind_annotate --inclusive=yes --threshold=100 "$dir/cg.ours.$n" 2>/dev/null >"$dir/annotate.$n"
+  done
+  python3 - "$dir/annotate.$N" "$dir/annotate.$((2 * N))" "$N" <<'PY'
+import re, sys
+def read(path):
+    counts = {}
+    for line in open(path):
+        m = re.match(r"^\s*([\d,]+)\s+(?:\(\s*[\d.]+%\)\s+)?(\S.*)$", line)
+        if m and ":" in m.group(2):
+            counts[m.group(2)] = counts.get(m.group(2), 0) + int(m.group(1).replace(",", ""))
+    return counts
+a, b, n = read(sys.argv[1]), read(sys.argv[2]), int(sys.argv[3])
+per = sorted(((b[f] - a.get(f, 0)) / n, f) for f in b)
+for v, f in reversed(per[-40:]):
+    print(f"{v:12,.0f}  {f}")
+PY
 fi
