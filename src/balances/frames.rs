@@ -89,7 +89,8 @@ pub enum Qty {
 
 /// Adds one row's quantity to its key in the frame of (`statement`, `ledger`), opening the frame when
 /// this is the statement's first row there.
-pub fn add(ledger: pg_sys::Oid, statement: pg_sys::CommandId, key: KeyImage, qty: Qty, id: Option<i64>) {
+/// `key` is copied only when the statement meets it for the first time.
+pub fn add(ledger: pg_sys::Oid, statement: pg_sys::CommandId, key: &[u8], qty: Qty, id: Option<i64>) {
     FRAMES.with(|frames| {
         let mut frames = frames.borrow_mut();
         let found = frames.iter().rposition(|f| f.statement == statement && f.ledger == ledger);
@@ -108,7 +109,7 @@ pub fn add(ledger: pg_sys::Oid, statement: pg_sys::CommandId, key: KeyImage, qty
                 frames.last_mut().expect("just pushed")
             }
         };
-        match frame.deltas.get_mut(&key) {
+        match frame.deltas.get_mut(key) {
             Some(delta) => {
                 delta.sum = match (&delta.sum, qty) {
                     (Sum::Int(a), Qty::Int(b)) => Sum::Int(a + b as i128),
@@ -131,7 +132,7 @@ pub fn add(ledger: pg_sys::Oid, statement: pg_sys::CommandId, key: KeyImage, qty
                     // SAFETY: a detoasted numeric of the row.
                     Qty::Numeric(d) => Sum::Numeric(unsafe { numeric::copy_to_transaction(d) }),
                 };
-                frame.deltas.insert(key, Delta { sum, max_id: id });
+                frame.deltas.insert(key.to_vec(), Delta { sum, max_id: id });
             }
         }
     })

@@ -39,6 +39,12 @@ unsafe fn trigger_data(fcinfo: pg_sys::FunctionCallInfo) -> &'static pg_sys::Tri
     unsafe { &*((*fcinfo).context as *const pg_sys::TriggerData) }
 }
 
+thread_local! {
+    /// The row trigger's key buffer, kept between rows (taken out while in use, so a nested call —
+    /// which cannot happen between taking and putting it back — would only get a fresh one).
+    static KEY_BUFFER: std::cell::RefCell<KeyImage> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// A key value's image: NULL flag, length, bytes (`frames::KeyImage`).
 ///
 /// # Safety
@@ -125,7 +131,9 @@ fn balance_rows(fcinfo: pg_sys::FunctionCallInfo) {
     }
     let plans = plans::plans_for(ledger);
     let slot = td.tg_trigslot;
-    let mut image = KeyImage::with_capacity(plans.keys.len() * 24);
+    // One buffer for every row's key: a row whose key the statement already met allocates nothing.
+    let mut image = KEY_BUFFER.with(|b| std::mem::take(&mut *b.borrow_mut()));
+    image.clear();
     // SAFETY: the slot holds the inserted row of the trigger's relation; attnums come from its catalog.
     unsafe {
         for column in &plans.keys {
@@ -158,8 +166,9 @@ fn balance_rows(fcinfo: pg_sys::FunctionCallInfo) {
             let datum = pg_sys::slot_getattr(slot, attnum, &mut isnull);
             (!isnull).then(|| datum.value() as i64)
         });
-        frames::add(ledger, frames::current_statement(), image, qty, id);
+        frames::add(ledger, frames::current_statement(), &image, qty, id);
     }
+    KEY_BUFFER.with(|b| *b.borrow_mut() = image);
 }
 
 /// A sum as a numeric datum in the current memory context.
