@@ -13,8 +13,6 @@
 //! tree, which only a C-level event trigger function can see, to tell whether this extension is the
 //! one being dropped (`DROP EXTENSION pgtap` must not touch anything of ours).
 
-use crate::errors;
-use pgrx::pg_sys::errcodes::PgSqlErrorCode;
 use pgrx::prelude::*;
 use std::ffi::CStr;
 
@@ -44,18 +42,7 @@ unsafe fn drops_this_extension(parsetree: *mut pg_sys::Node) -> bool {
 }
 
 fn on_ddl_command_start(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
-    // SAFETY: PostgreSQL passes a valid fcinfo; its context is EventTriggerData when called as an event trigger.
-    let parsetree = unsafe {
-        let context = fcinfo.as_ref().map(|f| f.context).unwrap_or(std::ptr::null_mut());
-        if context.is_null() || (*context).type_ != pg_sys::NodeTag::T_EventTriggerData {
-            errors::raise(
-                PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
-                "inventory.on_ddl_command_start() can only be called as an event trigger",
-                "CREATE EXTENSION installs it; there is nothing to call.",
-            )
-        }
-        (*(context as *mut pg_sys::EventTriggerData)).parsetree
-    };
+    let parsetree = crate::event_trigger_data(fcinfo, "inventory.on_ddl_command_start()").parsetree;
     // SAFETY: the parse tree of the statement this event trigger fires for.
     if unsafe { drops_this_extension(parsetree) } {
         crate::spi_util::exec("SELECT inventory.undo_cluster_changes()");

@@ -52,6 +52,42 @@ macro_rules! v1_function {
     };
 }
 
+/// The context node of a call to a hand-written function (`v1_function!`) that must be called as a
+/// trigger (`T_TriggerData`) or an event trigger (`T_EventTriggerData`); called any other way, 0A000
+/// saying what `name` can only be called as (`kind`) and where it comes from (`hint`).
+pub fn call_context(
+    fcinfo: pg_sys::FunctionCallInfo,
+    tag: pg_sys::NodeTag,
+    name: &str,
+    kind: &str,
+    hint: &str,
+) -> *mut pg_sys::Node {
+    // SAFETY: PostgreSQL passes a valid fcinfo to a V1 function; its context, when set, is a node.
+    let context = unsafe { fcinfo.as_ref().map(|f| f.context).unwrap_or(std::ptr::null_mut()) };
+    // SAFETY: as above.
+    if context.is_null() || unsafe { (*context).type_ } != tag {
+        errors::raise(
+            pg_sys::errcodes::PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+            format!("{name} can only be called as {kind}"),
+            hint,
+        )
+    }
+    context
+}
+
+/// The event trigger data of a call to an event trigger function `name` (0A000 for any other call).
+pub fn event_trigger_data(fcinfo: pg_sys::FunctionCallInfo, name: &str) -> &'static pg_sys::EventTriggerData {
+    let context = call_context(
+        fcinfo,
+        pg_sys::NodeTag::T_EventTriggerData,
+        name,
+        "an event trigger",
+        "CREATE EXTENSION installs it; there is nothing to call.",
+    );
+    // SAFETY: `call_context` checked the node's tag; the data lives for the call.
+    unsafe { &*(context as *const pg_sys::EventTriggerData) }
+}
+
 extension_sql_file!("../sql/bootstrap.sql", name = "bootstrap", bootstrap);
 extension_sql_file!("../sql/isolation.sql", name = "isolation");
 extension_sql_file!(

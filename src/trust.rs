@@ -95,15 +95,11 @@ struct TableFacts {
     name: String,
     owner: pg_sys::Oid,
     owner_name: String,
-    kind: String,
-    /// A partition, an inheritance child, or a parent of either.
-    inherits: bool,
 }
 
 fn table_facts(table: pg_sys::Oid) -> TableFacts {
     rows(
-        "SELECT c.oid::regclass::text, c.relowner, r.rolname::text, c.relkind::text,
-                c.relispartition OR EXISTS (SELECT FROM pg_catalog.pg_inherits i WHERE i.inhrelid = c.oid OR i.inhparent = c.oid)
+        "SELECT c.oid::regclass::text, c.relowner, r.rolname::text
            FROM pg_catalog.pg_class c JOIN pg_catalog.pg_roles r ON r.oid = c.relowner WHERE c.oid = $1",
         &[table.into()],
         |r| {
@@ -111,8 +107,6 @@ fn table_facts(table: pg_sys::Oid) -> TableFacts {
                 name: r.get::<String>(1)?.unwrap_or_default(),
                 owner: r.get::<pg_sys::Oid>(2)?.unwrap_or(pg_sys::InvalidOid),
                 owner_name: r.get::<String>(3)?.unwrap_or_default(),
-                kind: r.get::<String>(4)?.unwrap_or_default(),
-                inherits: r.get::<bool>(5)?.unwrap_or_default(),
             })
         },
     )
@@ -218,21 +212,40 @@ fn refuse(message: String) -> ! {
     )
 }
 
+/// 0A000 unless `table` is a plain table: not partitioned, not a partition, not in an inheritance tree
+/// (rows reaching it through a parent, or another table through it, would escape the balances and the
+/// checks on who the upkeep runs as), and not a view or any other kind of relation. Used by
+/// `track_balances`, by every decision of `upkeep_for`, and by the DDL check after every command.
+pub fn refuse_unless_plain_table(table: pg_sys::Oid) {
+    let refused = rows(
+        "SELECT c.oid::regclass::text,
+                CASE WHEN c.relkind = 'p' THEN 'a partitioned table'
+                     WHEN c.relispartition THEN 'a partition'
+                     WHEN EXISTS (SELECT FROM pg_catalog.pg_inherits i WHERE i.inhrelid = c.oid) THEN 'an inheritance child'
+                     WHEN EXISTS (SELECT FROM pg_catalog.pg_inherits i WHERE i.inhparent = c.oid) THEN 'an inheritance parent'
+                     WHEN c.relkind <> 'r' THEN 'not a plain table'
+                END
+           FROM pg_catalog.pg_class c WHERE c.oid = $1",
+        &[table.into()],
+        |r| Ok((r.get::<String>(1)?.unwrap_or_default(), r.get::<String>(2)?)),
+    );
+    if let Some((name, Some(what))) = refused.into_iter().next() {
+        errors::raise(
+            PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+            format!("{name} is {what}: balances are kept only between plain tables"),
+            "Rows inserted through a parent or into a child would bypass the balances. Partitioned ledgers cannot be \
+             tracked yet: track plain tables, and inventory.untrack_balances first if a tracked one must change.",
+        )
+    }
+}
+
 /// Decides (and checks) the identity that upkeep of `ledger`'s balances in `balance` runs as;
 /// `tenant_scoped`: the balance table is (its rows of every tenant are written under forced RLS).
 pub fn upkeep_for(ledger: pg_sys::Oid, balance: pg_sys::Oid, tenant_scoped: bool) -> Upkeep {
     let ledger_facts = table_facts(ledger);
     let balance_facts = table_facts(balance);
-    for facts in [&ledger_facts, &balance_facts] {
-        if !matches!(facts.kind.as_str(), "r") || facts.inherits {
-            errors::raise(
-                PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
-                format!("{} is partitioned, a partition or in an inheritance tree: balance upkeep refuses it", facts.name),
-                "Rows that reach it through a parent, or another table through it, would escape the balances or the \
-                 checks on who the upkeep runs as. Track plain tables.",
-            )
-        }
-    }
+    refuse_unless_plain_table(ledger);
+    refuse_unless_plain_table(balance);
     let trusted = TrustedRoles::read();
     let upkeep = match (trusted.contains(ledger_facts.owner), trusted.contains(balance_facts.owner)) {
         (true, true) => Upkeep::Definer,
@@ -288,17 +301,33 @@ fn owned_references(ledger: pg_sys::Oid, owner: pg_sys::Oid) -> Vec<pg_sys::Oid>
 /// the user and the settings.
 pub fn run<T>(upkeep: Upkeep, work: impl FnOnce() -> T) -> T {
     let Upkeep::Owner { role, own_rows } = upkeep else { return work() };
-    let (mut saved_user, mut saved_context) = (pg_sys::InvalidOid, 0);
-    let mut context = pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32 | pg_sys::SECURITY_RESTRICTED_OPERATION as i32;
+    let mut context = pg_sys::SECURITY_RESTRICTED_OPERATION as i32;
     if own_rows {
         context |= pg_sys::SECURITY_NOFORCE_RLS as i32;
     }
+    as_user(role, context, || run_restricted(role, work))
+}
+
+/// Runs `work` as `role`, with `context` added to the security context (and the user change marked
+/// local, as fmgr marks a SECURITY DEFINER call's). On error, the (sub)transaction's abort restores both.
+fn as_user<T>(role: pg_sys::Oid, context: i32, work: impl FnOnce() -> T) -> T {
+    let (mut saved_user, mut saved_context) = (pg_sys::InvalidOid, 0);
     // SAFETY: plain backend calls; the matching restore follows `work`.
-    let nest_level = unsafe {
+    unsafe {
         pg_sys::GetUserIdAndSecContext(&mut saved_user, &mut saved_context);
-        pg_sys::SetUserIdAndSecContext(role, saved_context | context);
-        pg_sys::NewGUCNestLevel()
-    };
+        pg_sys::SetUserIdAndSecContext(role, saved_context | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32 | context);
+    }
+    let result = work();
+    // SAFETY: as above.
+    unsafe { pg_sys::SetUserIdAndSecContext(saved_user, saved_context) };
+    result
+}
+
+/// The owner's part of `run`, already as the owner in a security-restricted operation: its settings
+/// rolled back after it, and the owner recorded as the caller of the extension's functions meanwhile.
+fn run_restricted<T>(role: pg_sys::Oid, work: impl FnOnce() -> T) -> T {
+    // SAFETY: a plain backend call; the matching AtEOXact_GUC follows `work`.
+    let nest_level = unsafe { pg_sys::NewGUCNestLevel() };
     // Popped also when `work` fails and the error unwinds through here (the (sub)transaction's abort
     // restores the user, the security context and the settings).
     struct Popped;
@@ -312,10 +341,7 @@ pub fn run<T>(upkeep: Upkeep, work: impl FnOnce() -> T) -> T {
     let result = work();
     drop(popped);
     // SAFETY: as above.
-    unsafe {
-        pg_sys::AtEOXact_GUC(false, nest_level);
-        pg_sys::SetUserIdAndSecContext(saved_user, saved_context);
-    }
+    unsafe { pg_sys::AtEOXact_GUC(false, nest_level) };
     result
 }
 
@@ -341,18 +367,7 @@ pub fn run_pinned<T>(upkeep: Upkeep, extension_owner: pg_sys::Oid, work: impl Fn
         nest_level
     };
     let result = match upkeep {
-        Upkeep::Definer => {
-            let (mut saved_user, mut saved_context) = (pg_sys::InvalidOid, 0);
-            // SAFETY: as above.
-            unsafe {
-                pg_sys::GetUserIdAndSecContext(&mut saved_user, &mut saved_context);
-                pg_sys::SetUserIdAndSecContext(extension_owner, saved_context | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32);
-            }
-            let result = work();
-            // SAFETY: as above.
-            unsafe { pg_sys::SetUserIdAndSecContext(saved_user, saved_context) };
-            result
-        }
+        Upkeep::Definer => as_user(extension_owner, 0, work),
         Upkeep::Owner { .. } => run(upkeep, work),
     };
     // SAFETY: as above.

@@ -25,10 +25,8 @@
 
 use super::plans;
 use super::registered;
-use crate::errors;
 use crate::spi_util::{exec_with_args, one_text};
 use crate::trust;
-use pgrx::pg_sys::errcodes::PgSqlErrorCode;
 use pgrx::prelude::*;
 use std::cell::{Cell, RefCell};
 
@@ -144,8 +142,8 @@ fn check_after(command: Command) {
                     r.ledger_name
                 ))
             }
-            refuse_inheritance(&r.ledger_name, r.ledger);
-            refuse_inheritance(&r.balance_name, r.balance_oid);
+            trust::refuse_unless_plain_table(r.ledger);
+            trust::refuse_unless_plain_table(r.balance_oid);
             for (table, column, using) in &command.retyped {
                 refuse_retype(&r, *table, column, *using);
             }
@@ -188,39 +186,10 @@ fn refuse_retype(r: &super::Registered, table: pg_sys::Oid, column: &str, using:
     ))
 }
 
-/// 0A000 when `table` is partitioned, a partition, or in an inheritance tree.
-pub fn refuse_inheritance(name: &str, table: pg_sys::Oid) {
-    let what = one_text(
-        "SELECT CASE WHEN c.relkind = 'p' THEN 'a partitioned table'
-                     WHEN c.relispartition THEN 'a partition'
-                     WHEN EXISTS (SELECT FROM pg_catalog.pg_inherits i WHERE i.inhrelid = c.oid) THEN 'an inheritance child'
-                     WHEN EXISTS (SELECT FROM pg_catalog.pg_inherits i WHERE i.inhparent = c.oid) THEN 'an inheritance parent'
-                END
-           FROM pg_catalog.pg_class c WHERE c.oid = $1",
-        &[table.into()],
-    );
-    if let Some(what) = what {
-        errors::raise(
-            PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
-            format!("{name} would become {what}: the balances of a tracked ledger cannot follow partitions or inheritance"),
-            "Rows inserted through a parent or into a child would bypass the balances. Partitioned ledgers cannot be \
-             tracked yet: inventory.untrack_balances first if the table must be partitioned.",
-        )
-    }
-}
-
 fn on_ddl_command_end(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
-    // SAFETY: PostgreSQL passes a valid fcinfo; its context is EventTriggerData when called as an event trigger.
+    let data = crate::event_trigger_data(fcinfo, "inventory.on_ddl_command_end()");
+    // SAFETY: the command tag's name is a static string; the parse tree is the command's.
     let command = unsafe {
-        let context = fcinfo.as_ref().map(|f| f.context).unwrap_or(std::ptr::null_mut());
-        if context.is_null() || (*context).type_ != pg_sys::NodeTag::T_EventTriggerData {
-            errors::raise(
-                PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
-                "inventory.on_ddl_command_end() can only be called as an event trigger",
-                "CREATE EXTENSION installs it; there is nothing to call.",
-            )
-        }
-        let data = &*(context as *mut pg_sys::EventTriggerData);
         let tag = std::ffi::CStr::from_ptr(pg_sys::GetCommandTagName(data.tag)).to_string_lossy().into_owned();
         read_command(&tag, data.parsetree)
     };
@@ -230,18 +199,7 @@ fn on_ddl_command_end(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
 
 /// At the start of every DDL command: what the end-of-command check looks at is what this command touches.
 fn on_ddl_begin(fcinfo: pg_sys::FunctionCallInfo) -> pg_sys::Datum {
-    // SAFETY: PostgreSQL passes a valid fcinfo; its context is EventTriggerData when called as an event trigger.
-    let is_event_trigger = unsafe {
-        let context = fcinfo.as_ref().map(|f| f.context).unwrap_or(std::ptr::null_mut());
-        !context.is_null() && (*context).type_ == pg_sys::NodeTag::T_EventTriggerData
-    };
-    if !is_event_trigger {
-        errors::raise(
-            PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
-            "inventory.on_ddl_begin() can only be called as an event trigger",
-            "CREATE EXTENSION installs it; there is nothing to call.",
-        )
-    }
+    crate::event_trigger_data(fcinfo, "inventory.on_ddl_begin()");
     forget_touched();
     pg_sys::Datum::from(0)
 }

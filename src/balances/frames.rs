@@ -206,11 +206,16 @@ pub mod numeric {
     const SPECIAL: u16 = 0xC000;
     const SHORT_SIGN_MASK: u16 = 0x2000;
 
+    /// The total size of a varlena with a 4-byte header (VARSIZE).
+    unsafe fn varsize(p: *const u8) -> usize {
+        unsafe { (u32::from_ne_bytes([*p, *p.add(1), *p.add(2), *p.add(3)]) >> 2) as usize }
+    }
+
     /// (header word, number of base-10000 digits) of a detoasted numeric.
     unsafe fn header(d: pg_sys::Datum) -> (u16, usize) {
         unsafe {
             let p = d.cast_mut_ptr::<u8>();
-            let total = (u32::from_ne_bytes([*p, *p.add(1), *p.add(2), *p.add(3)]) >> 2) as usize;
+            let total = varsize(p);
             let word = u16::from_ne_bytes([*p.add(4), *p.add(5)]);
             let header_size = if word & SIGN_MASK == SHORT { 4 + 2 } else { 4 + 4 };
             (word, total.saturating_sub(header_size) / 2)
@@ -244,7 +249,7 @@ pub mod numeric {
     pub unsafe fn copy_to_transaction(d: pg_sys::Datum) -> pg_sys::Datum {
         unsafe {
             let p = d.cast_mut_ptr::<u8>();
-            let size = (u32::from_ne_bytes([*p, *p.add(1), *p.add(2), *p.add(3)]) >> 2) as usize;
+            let size = varsize(p);
             let copy = pg_sys::MemoryContextAlloc(pg_sys::TopTransactionContext, size) as *mut u8;
             std::ptr::copy_nonoverlapping(p, copy, size);
             pg_sys::Datum::from(copy)

@@ -61,20 +61,7 @@ fn track_balances(
 
 fn track(ledger: pg_sys::Oid, balance_table: &str, mut keys: Vec<String>, qty: String, rule: Option<&str>) {
     let ledger_name = relation_name(ledger);
-    // A statement trigger on a partitioned table does not fire for rows inserted into a partition
-    // directly, nor a partition's for rows inserted through its parent: either would let balances drift.
-    let partitioned = one_text(
-        "SELECT CASE WHEN relkind = 'p' THEN 'a partitioned table' WHEN relispartition THEN 'a partition' END
-           FROM pg_class WHERE oid = $1",
-        &[ledger.into()],
-    );
-    if let Some(what) = partitioned {
-        errors::raise(
-            PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
-            format!("{ledger_name} is {what}: partitioned ledgers cannot be tracked yet"),
-            "Rows inserted into a partition directly would not reach the balances. Track an unpartitioned ledger.",
-        )
-    }
+    trust::refuse_unless_plain_table(ledger);
     let rule = if ledger_name == BUILTIN_LEDGER { Some(RULE_ITEMS) } else { rule };
     refuse_temporary(ledger, &ledger_name);
     let column_type = |name: &str| {

@@ -116,19 +116,29 @@ fn key_datums(plans: &Plans, image: &[u8]) -> Vec<Option<pg_sys::Datum>> {
         .collect()
 }
 
+/// 55000 unless the call is an AFTER INSERT trigger at the level its function is for: each row
+/// (`balance_rows`) or each statement (`balance_maintenance`).
+fn require_after_insert(td: &pg_sys::TriggerData, row_level: bool) {
+    let event = td.tg_event;
+    if event & pg_sys::TRIGGER_EVENT_OPMASK != pg_sys::TRIGGER_EVENT_INSERT
+        || (event & pg_sys::TRIGGER_EVENT_ROW != 0) != row_level
+        || event & pg_sys::TRIGGER_EVENT_TIMINGMASK != pg_sys::TRIGGER_EVENT_AFTER
+    {
+        not_registered(if row_level {
+            "inventory.balance_rows() must be an AFTER INSERT … FOR EACH ROW trigger".into()
+        } else {
+            "inventory.balance_maintenance() must be an AFTER INSERT … FOR EACH STATEMENT trigger".into()
+        })
+    }
+}
+
 /// The row trigger: one row's quantity into its key's delta in the statement's frame.
 fn balance_rows(fcinfo: pg_sys::FunctionCallInfo) {
     // SAFETY: `trigger_entry` checked this is a trigger call.
     let td = unsafe { trigger_data(fcinfo) };
     // SAFETY: the trigger's relation is open for the call.
     let ledger = unsafe { (*td.tg_relation).rd_id };
-    let event = td.tg_event;
-    if event & pg_sys::TRIGGER_EVENT_OPMASK != pg_sys::TRIGGER_EVENT_INSERT
-        || event & pg_sys::TRIGGER_EVENT_ROW == 0
-        || event & pg_sys::TRIGGER_EVENT_TIMINGMASK != pg_sys::TRIGGER_EVENT_AFTER
-    {
-        not_registered("inventory.balance_rows() must be an AFTER INSERT … FOR EACH ROW trigger".into())
-    }
+    require_after_insert(td, true);
     let plans = plans::plans_for(ledger);
     let slot = td.tg_trigslot;
     // One buffer for every row's key: a row whose key the statement already met allocates nothing.
@@ -243,13 +253,7 @@ fn balance_maintenance(fcinfo: pg_sys::FunctionCallInfo) {
     let td = unsafe { trigger_data(fcinfo) };
     // SAFETY: the trigger's relation is open for the call.
     let ledger = unsafe { (*td.tg_relation).rd_id };
-    let event = td.tg_event;
-    if event & pg_sys::TRIGGER_EVENT_OPMASK != pg_sys::TRIGGER_EVENT_INSERT
-        || event & pg_sys::TRIGGER_EVENT_ROW != 0
-        || event & pg_sys::TRIGGER_EVENT_TIMINGMASK != pg_sys::TRIGGER_EVENT_AFTER
-    {
-        not_registered("inventory.balance_maintenance() must be an AFTER INSERT … FOR EACH STATEMENT trigger".into())
-    }
+    require_after_insert(td, false);
     // Made (and checked) also when the statement inserted nothing: a missing row trigger shows at once.
     let mut plans = plans::plans_for(ledger);
     // The balance table locked before its cached description is used: taking the lock reads the
@@ -404,18 +408,13 @@ fn append_only_guard(fcinfo: pg_sys::FunctionCallInfo) {
 
 /// The fmgr entry of a trigger function: the body, or 0A000 when it is called as a plain function.
 fn trigger_entry(fcinfo: pg_sys::FunctionCallInfo, name: &str, body: fn(pg_sys::FunctionCallInfo)) -> pg_sys::Datum {
-    // SAFETY: PostgreSQL passes a valid fcinfo to a V1 function; a trigger call's context is TriggerData.
-    let is_trigger = unsafe {
-        let context = fcinfo.as_ref().map(|f| f.context).unwrap_or(std::ptr::null_mut());
-        !context.is_null() && (*context).type_ == pg_sys::NodeTag::T_TriggerData
-    };
-    if !is_trigger {
-        errors::raise(
-            PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
-            format!("{name} can only be called as a trigger"),
-            "It is installed on tracked ledgers by inventory.track_balances.",
-        )
-    }
+    crate::call_context(
+        fcinfo,
+        pg_sys::NodeTag::T_TriggerData,
+        name,
+        "a trigger",
+        "It is installed on tracked ledgers by inventory.track_balances.",
+    );
     body(fcinfo);
     // Returning NULL is what AFTER and statement triggers return (and what makes a BEFORE trigger
     // skip the operation, which only the guard's refusal reaches first).
