@@ -53,6 +53,9 @@ CREATE TABLE inventory.tracked_ledgers (
     -- (track_balances(…, allow_negative => false)) or NULL (negative balances allowed).
     negative_rule text CHECK (negative_rule IN ('items.allow_negative', 'refuse')),
     builtin       boolean NOT NULL DEFAULT false,
+    -- Rows per key the balance table may hold (inventory.set_balance_slots): 1 is one row per key; more
+    -- adds a slot column to the balance table's key, and contended keys spread over that many rows.
+    slots         integer NOT NULL DEFAULT 1 CHECK (slots BETWEEN 1 AND 64),
     tracked_at    timestamptz NOT NULL DEFAULT now()
 );
 COMMENT ON TABLE inventory.tracked_ledgers IS

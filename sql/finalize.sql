@@ -45,7 +45,7 @@ BEGIN
     -- rather than a bare permission error; the guard refuses every one.
     EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON inventory.items, inventory.locations, inventory.lots TO %s', role);
     EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON inventory.ledger TO %s', role);
-    EXECUTE format('GRANT SELECT ON inventory.balances TO %s', role);
+    EXECUTE format('GRANT SELECT ON inventory.balances, inventory.stock TO %s', role);
     -- Reconciliation of the role's own tenant, and its history.
     EXECUTE format('GRANT SELECT ON inventory.reconcile_runs, inventory.reconcile_findings TO %s', role);
 END

@@ -107,11 +107,33 @@ BEGIN
     IF NEW.allow_negative OR NOT OLD.allow_negative THEN
         RETURN NEW;
     END IF;
-    SELECT l.code AS location, lot.code AS lot, b.qty INTO negative
+    -- With slots (inventory.set_balance_slots) a key's balance is the sum of its rows, and a guarded
+    -- item's rows must each stay >= 0: the rows of a key whose total is not negative are folded into
+    -- one (locked in slot order, as postings lock them); only a negative total refuses.
+    IF EXISTS (SELECT FROM pg_catalog.pg_attribute WHERE attrelid = 'inventory.balances'::pg_catalog.regclass
+                  AND attname = 'slot' AND NOT attisdropped)
+       AND EXISTS (SELECT FROM inventory.balances b WHERE b.org_id = OLD.org_id AND b.item_id = OLD.id AND b.qty < 0) THEN
+        EXECUTE $fold$
+            WITH keys AS (SELECT DISTINCT b.location_id, b.lot_id FROM inventory.balances b
+                           WHERE b.org_id = $1 AND b.item_id = $2 AND b.qty < 0),
+                 locked AS MATERIALIZED (SELECT b.location_id, b.lot_id, b.slot, b.qty FROM inventory.balances b
+                                           JOIN keys k ON k.location_id = b.location_id AND k.lot_id IS NOT DISTINCT FROM b.lot_id
+                                          WHERE b.org_id = $1 AND b.item_id = $2
+                                          ORDER BY b.location_id, b.lot_id, b.slot FOR NO KEY UPDATE OF b),
+                 totals AS (SELECT location_id, lot_id, min(slot) AS first, sum(qty) AS total FROM locked
+                             GROUP BY location_id, lot_id HAVING sum(qty) >= 0),
+                 moved AS (UPDATE inventory.balances b SET qty = CASE WHEN b.slot = t.first THEN t.total ELSE 0 END
+                             FROM totals t WHERE b.org_id = $1 AND b.item_id = $2 AND b.location_id = t.location_id
+                              AND b.lot_id IS NOT DISTINCT FROM t.lot_id RETURNING 1)
+            SELECT count(*) FROM moved $fold$ USING OLD.org_id, OLD.id;
+    END IF;
+    SELECT l.code AS location, lot.code AS lot, sum(b.qty) AS qty INTO negative
       FROM inventory.balances b
       LEFT JOIN inventory.locations l ON l.org_id = b.org_id AND l.id = b.location_id
       LEFT JOIN inventory.lots lot ON lot.org_id = b.org_id AND lot.id = b.lot_id
-     WHERE b.org_id = OLD.org_id AND b.item_id = OLD.id AND b.qty < 0
+     WHERE b.org_id = OLD.org_id AND b.item_id = OLD.id
+     GROUP BY b.location_id, b.lot_id, l.code, lot.code
+    HAVING sum(b.qty) < 0
      ORDER BY l.code, lot.code NULLS FIRST LIMIT 1;
     IF FOUND THEN
         RAISE EXCEPTION 'item % cannot disallow negative stock: its balance at location % is %',
@@ -189,6 +211,16 @@ AS $$
     SELECT coalesce(sum(b.qty), 0) FROM inventory.balances b
      WHERE b.item_id = on_hand.item_id AND (on_hand.location_id IS NULL OR b.location_id = on_hand.location_id)
 $$;
+
+-- The balances with a key's slots summed (SPEC §6, hot keys): one row per (org_id, item_id, location_id,
+-- lot_id) whatever inventory.set_balance_slots says; security_invoker, so each tenant reads its own.
+CREATE VIEW inventory.stock WITH (security_invoker = true) AS
+SELECT org_id, item_id, location_id, lot_id, sum(qty) AS qty, max(last_ledger_id) AS last_ledger_id,
+       max(updated_at) AS updated_at
+  FROM inventory.balances
+ GROUP BY org_id, item_id, location_id, lot_id;
+COMMENT ON VIEW inventory.stock IS
+    'Balances with a key''s slots summed: one row per item, location and lot (inventory.set_balance_slots).';
 
 COMMENT ON FUNCTION inventory.post(uuid, uuid, numeric, uuid, text, text) IS
     'Posts one ledger entry for the current tenant; returns its id. Balances follow in the same transaction.';

@@ -113,6 +113,9 @@ fn reconcile_run(
                 if !corrections.is_empty() {
                     trust::run(upkeep, || correct(ledger, &corrections));
                 }
+                if ledger.slots > 1 && auto_correct {
+                    trust::run(upkeep, || fold_quiet_keys(ledger, org));
+                }
                 (keys_checked, findings.len() as i64, corrections.len() as i64)
             });
             match done {
@@ -459,6 +462,10 @@ fn correct(ledger: &Registered, corrections: &[&Finding]) {
     );
     let b_keys = ledger.key_list("b.");
     let same_key = format!("ROW({b_keys})::text = ROW({})::text", ledger.key_list("fix."));
+    // A slotted balance table (inventory.set_balance_slots): rows locked in slot order, and a corrected
+    // key's rows folded into its first slot before the one-row corrections below.
+    let slotted = ledger.slots > 1;
+    let (slot_order, slot_key) = if slotted { (", b.slot", ", slot") } else { ("", "") };
     let (touch, touch_insert, id_col, id_val) = match &ledger.id {
         Some(_) => (
             ", updated_at = now()",
@@ -470,23 +477,34 @@ fn correct(ledger: &Registered, corrections: &[&Finding]) {
     };
     let balance = &ledger.balance_name;
     let keys = ledger.key_list("");
-    let statements = [
+    let fix_keys = ledger.key_list("fix.");
+    let fold = slotted.then(|| {
         format!(
+            "{fix}, slot_rows AS (SELECT b.ctid AS tid, b.slot, min(b.slot) OVER w AS first, sum(b.qty) OVER w AS total
+                               FROM {balance} AS b
+                              WHERE ROW({b_keys})::text IN (SELECT ROW({fix_keys})::text FROM fix WHERE kind <> 'missing')
+                             WINDOW w AS (PARTITION BY {b_keys})),
+                    gone AS (DELETE FROM {balance} AS b USING slot_rows WHERE b.ctid = slot_rows.tid AND slot_rows.slot <> slot_rows.first)
+             UPDATE {balance} AS b SET qty = slot_rows.total FROM slot_rows WHERE b.ctid = slot_rows.tid AND slot_rows.slot = slot_rows.first"
+        )
+    });
+    let statements = [
+        Some(format!(
             "{fix} SELECT FROM {balance} AS b
               WHERE ROW({b_keys})::text IN (SELECT ROW({fix_keys})::text FROM fix WHERE kind <> 'missing')
-              ORDER BY {b_keys} FOR UPDATE OF b",
-            fix_keys = ledger.key_list("fix.")
-        ),
-        format!("{fix} DELETE FROM {balance} AS b USING fix WHERE fix.kind = 'orphan' AND {same_key} AND b.qty = fix.actual"),
-        format!(
+              ORDER BY {b_keys}{slot_order} FOR UPDATE OF b"
+        )),
+        fold,
+        Some(format!("{fix} DELETE FROM {balance} AS b USING fix WHERE fix.kind = 'orphan' AND {same_key} AND b.qty = fix.actual")),
+        Some(format!(
             "{fix} UPDATE {balance} AS b SET qty = b.qty - fix.variance{touch}
                FROM fix WHERE fix.kind IN ('drift', 'orphan') AND {same_key}"
-        ),
-        format!(
+        )),
+        Some(format!(
             "{fix} INSERT INTO {balance} AS b ({keys}, qty{id_col})
              SELECT {keys}, expected{id_val} FROM fix WHERE kind = 'missing' ORDER BY {keys}
-             ON CONFLICT ({keys}) DO UPDATE SET qty = b.qty + excluded.qty{touch_insert}"
-        ),
+             ON CONFLICT ({keys}{slot_key}) DO UPDATE SET qty = b.qty + excluded.qty{touch_insert}"
+        )),
     ];
     let column = |f: fn(&Finding) -> &Option<String>| corrections.iter().map(|x| f(x).clone()).collect::<Vec<_>>();
     let args = [
@@ -498,10 +516,52 @@ fn correct(ledger: &Registered, corrections: &[&Finding]) {
         column(|f| &f.variance),
         column(|f| &f.last_id),
     ];
-    for sql in statements {
+    for sql in statements.into_iter().flatten() {
         let args: Vec<pgrx::datum::DatumWithOid> = args.iter().map(|a| Some(a.clone()).into()).collect();
         exec_with_args(&sql, &args);
     }
+}
+
+/// Folds the slots of every key whose rows nobody holds into one row (SPEC §6, hot keys: a key that
+/// stopped being contended goes back to one row). Rows are locked in key and slot order with SKIP
+/// LOCKED, and a key is folded only when all of its rows were locked: it never waits for a posting.
+fn fold_quiet_keys(ledger: &Registered, org: Option<Uuid>) {
+    let balance = &ledger.balance_name;
+    let keys = ledger.key_list("");
+    let b_keys = ledger.key_list("b.");
+    let (filter, args): (String, Vec<pgrx::datum::DatumWithOid>) = match (org, &ledger.org) {
+        (Some(o), Some(col)) => (format!("WHERE {} = $1", ident(col)), vec![o.into()]),
+        _ => (String::new(), vec![]),
+    };
+    let same = |a: &str, b: &str| format!("ROW({}) IS NOT DISTINCT FROM ROW({})", ledger.key_list(a), ledger.key_list(b));
+    // First the locks (a statement of its own: the fold's snapshot then sees the versions locked).
+    let quiet: Vec<Option<String>> = rows(
+        &format!(
+            "WITH spread AS (SELECT {keys}, count(*) AS n FROM {balance} {filter} GROUP BY {keys} HAVING count(*) > 1),
+                  locked AS MATERIALIZED (SELECT {b_keys} FROM {balance} AS b JOIN spread ON {same_spread}
+                                           ORDER BY {b_keys}, b.slot FOR NO KEY UPDATE OF b SKIP LOCKED)
+             SELECT ROW({l_keys})::text FROM locked AS l JOIN spread ON {same_l}
+              GROUP BY {l_keys}, spread.n HAVING count(*) = spread.n",
+            same_spread = same("b.", "spread."),
+            same_l = same("l.", "spread."),
+            l_keys = ledger.key_list("l."),
+        ),
+        &args,
+        |r| r.get::<String>(1),
+    );
+    if quiet.is_empty() {
+        return;
+    }
+    exec_with_args(
+        &format!(
+            "WITH slot_rows AS (SELECT b.ctid AS tid, b.slot, min(b.slot) OVER w AS first, sum(b.qty) OVER w AS total
+                             FROM {balance} AS b WHERE ROW({b_keys})::text = ANY ($1::text[])
+                           WINDOW w AS (PARTITION BY {b_keys})),
+                  gone AS (DELETE FROM {balance} AS b USING slot_rows WHERE b.ctid = slot_rows.tid AND slot_rows.slot <> slot_rows.first)
+             UPDATE {balance} AS b SET qty = slot_rows.total FROM slot_rows WHERE b.ctid = slot_rows.tid AND slot_rows.slot = slot_rows.first"
+        ),
+        &[quiet.into()],
+    );
 }
 
 #[cfg(any(test, feature = "pg_test"))]

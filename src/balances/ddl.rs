@@ -163,6 +163,9 @@ fn refuse_retype(r: &super::Registered, table: pg_sys::Oid, column: &str, using:
     } else if table == r.balance_oid {
         let mut columns = r.keys.clone();
         columns.extend(["qty".to_string(), "last_ledger_id".to_string()]);
+        if r.slots > 1 {
+            columns.push("slot".into());
+        }
         (columns, &r.balance_name)
     } else {
         return;

@@ -6,6 +6,8 @@ pub mod ddl;
 pub mod direct;
 pub mod frames;
 pub mod plans;
+pub mod slots;
+pub mod spread;
 pub mod trigger;
 
 use crate::errors;
@@ -266,6 +268,7 @@ fn rebuild_balances(
 }
 
 /// One row of `inventory.tracked_ledgers`, names as quoted SQL (regclass text) or plain column names.
+#[derive(Clone)]
 pub struct Registered {
     pub ledger: pg_sys::Oid,
     pub ledger_name: String,
@@ -277,6 +280,8 @@ pub struct Registered {
     pub org: Option<String>,
     /// The negative-stock rule: `items.allow_negative`, `refuse`, or none.
     pub rule: Option<String>,
+    /// Rows per key the balance table may hold (`slots`); 1: one row per key, no slot column.
+    pub slots: i32,
 }
 
 impl Registered {
@@ -308,7 +313,7 @@ impl Registered {
 pub fn registered(only: Option<pg_sys::Oid>) -> Vec<Registered> {
     rows(
         "SELECT ledger::oid, ledger::text, balance_table::oid, balance_table::text, key_columns::text[],
-                qty_column::text, id_column::text, org_column::text, negative_rule
+                qty_column::text, id_column::text, org_column::text, negative_rule, slots
            FROM inventory.tracked_ledgers WHERE $1::oid IS NULL OR ledger = $1::oid ORDER BY ledger::oid",
         &[only.into()],
         |r| {
@@ -322,6 +327,7 @@ pub fn registered(only: Option<pg_sys::Oid>) -> Vec<Registered> {
                 id: r.get::<String>(7)?,
                 org: r.get::<String>(8)?,
                 rule: r.get::<String>(9)?,
+                slots: r.get::<i32>(10)?.unwrap_or(1),
             })
         },
     )

@@ -27,6 +27,8 @@ pub struct KeyColumn {
     pub byval: bool,
     pub align: std::ffi::c_char,
     pub array_type: pg_sys::Oid,
+    /// NOT NULL in the ledger: its values are never NULL, so a lookup by it can use `=` and the index.
+    pub not_null: bool,
 }
 
 /// The kind of the ledger's quantity column.
@@ -54,6 +56,8 @@ pub struct Plans {
     pub single: pg_sys::SPIPlanPtr,
     /// The upsert of many keys, from arrays, regrouped and in key order; returns the keys it took below zero.
     pub bulk: pg_sys::SPIPlanPtr,
+    /// The statements of a ledger whose keys spread over slots (`super::spread`), when it has more than one.
+    pub slotted: Option<super::spread::SlotPlans>,
 }
 
 impl Drop for Plans {
@@ -90,13 +94,14 @@ struct CatalogColumn {
     byval: bool,
     align: i8,
     array_type: pg_sys::Oid,
+    not_null: bool,
 }
 
 fn catalog_columns(ledger: pg_sys::Oid, balance: pg_sys::Oid, ledger_names: &[String], balance_names: &[String]) -> Vec<CatalogColumn> {
     rows(
         "SELECT k.name, la.attnum::int4, la.atttypid, pg_catalog.format_type(la.atttypid, la.atttypmod),
                 ba.atttypid, pg_catalog.format_type(ba.atttypid, ba.atttypmod),
-                t.typlen, t.typbyval, t.typalign::text, t.typarray
+                t.typlen, t.typbyval, t.typalign::text, t.typarray, la.attnotnull
            FROM unnest($3::text[], $4::text[]) WITH ORDINALITY AS k(name, balance_name, ord)
            LEFT JOIN pg_catalog.pg_attribute la ON la.attrelid = $1 AND la.attname = k.name AND la.attnum > 0 AND NOT la.attisdropped
            LEFT JOIN pg_catalog.pg_attribute ba ON ba.attrelid = $2 AND ba.attname = k.balance_name AND ba.attnum > 0 AND NOT ba.attisdropped
@@ -120,6 +125,7 @@ fn catalog_columns(ledger: pg_sys::Oid, balance: pg_sys::Oid, ledger_names: &[St
                 byval: r.get::<bool>(8)?.unwrap_or(false),
                 align: r.get::<String>(9)?.and_then(|s| s.bytes().next()).unwrap_or(b'i') as i8,
                 array_type: r.get::<pg_sys::Oid>(10)?.unwrap_or(pg_sys::InvalidOid),
+                not_null: r.get::<bool>(11)?.unwrap_or(false),
             })
         },
     )
@@ -190,6 +196,7 @@ pub fn check(r: &Registered, triggers: Triggers) -> Shape {
                     byval: c.byval,
                     align: c.align as std::ffi::c_char,
                     array_type: c.array_type,
+                    not_null: c.not_null,
                 });
             }
             "quantity" => {
@@ -215,6 +222,12 @@ pub fn check(r: &Registered, triggers: Triggers) -> Shape {
     let id_attnum = r.id.as_ref().map(|_| columns[r.keys.len() + 1].ledger.as_ref().expect("checked above").0);
     if !matches!(balance_qty_not_null(r.balance_oid), Some(true)) {
         mismatch(format!("the qty column of balance table {balance} must be NOT NULL"))
+    }
+    if r.slots > 1 && !super::slots::has_slot_column(r.balance_oid) {
+        mismatch(format!(
+            "balance table {balance} has no slot column (integer NOT NULL), which its {} slots per key need",
+            r.slots
+        ))
     }
     if triggers != Triggers::Skip {
         check_trigger_set(r, triggers == Triggers::AllowSuspended);
@@ -373,7 +386,9 @@ fn make(ledger: pg_sys::Oid, extension_owner: pg_sys::Oid) -> Plans {
         Upkeep::Definer => unsafe { pg_sys::superuser_arg(extension_owner) },
         Upkeep::Owner { own_rows, .. } => own_rows || !forces_rls(registration.balance_oid),
     };
+    // A slotted balance table's unique key includes the slot: no index on exactly the keys, no direct write.
     let direct = super::direct::target_for(registration.balance_oid, &registration.keys, bypasses_rls);
+    let slotted = (registration.slots > 1).then(|| super::spread::SlotPlans::make(&registration, &shape.keys));
     let mut single_types: Vec<pg_sys::Oid> = shape.keys.iter().map(|k| k.typid).collect();
     single_types.extend([pg_sys::NUMERICOID, pg_sys::INT8OID]);
     let mut bulk_types: Vec<pg_sys::Oid> = shape.keys.iter().map(|k| k.array_type).collect();
@@ -390,12 +405,13 @@ fn make(ledger: pg_sys::Oid, extension_owner: pg_sys::Oid) -> Plans {
         direct,
         single: keep_plan(&sql.single, &single_types),
         bulk: keep_plan(&sql.bulk, &bulk_types),
+        slotted,
         registration,
     }
 }
 
 /// The default equality operator of a type, schema-qualified: `OPERATOR(schema.=)`.
-fn equality_operator(typid: pg_sys::Oid) -> String {
+pub fn equality_operator(typid: pg_sys::Oid) -> String {
     // SAFETY: a type cache lookup.
     let operator = unsafe { (*pg_sys::lookup_type_cache(typid, pg_sys::TYPECACHE_EQ_OPR as i32)).eq_opr };
     let found = crate::spi_util::rows(
@@ -416,7 +432,7 @@ fn forces_rls(table: pg_sys::Oid) -> bool {
 }
 
 /// Prepares a statement and keeps it for the session.
-fn keep_plan(sql: &str, types: &[pg_sys::Oid]) -> pg_sys::SPIPlanPtr {
+pub fn keep_plan(sql: &str, types: &[pg_sys::Oid]) -> pg_sys::SPIPlanPtr {
     let text = std::ffi::CString::new(sql).expect("generated SQL has no NUL");
     // SAFETY: SPI calls in a connection of their own; the kept plan outlives it (SPI_keepplan).
     unsafe {

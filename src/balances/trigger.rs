@@ -76,7 +76,7 @@ unsafe fn push_image(image: &mut KeyImage, column: &plans::KeyColumn, datum: pg_
 }
 
 /// The key values of an image, as datums in the current memory context (NULL: `None`).
-fn key_datums(plans: &Plans, image: &[u8]) -> Vec<Option<pg_sys::Datum>> {
+pub(super) fn key_datums(plans: &Plans, image: &[u8]) -> Vec<Option<pg_sys::Datum>> {
     let mut at = 0;
     plans
         .keys
@@ -182,7 +182,7 @@ fn balance_rows(fcinfo: pg_sys::FunctionCallInfo) {
 }
 
 /// A sum as a numeric datum in the current memory context.
-fn sum_datum(sum: &Sum) -> pg_sys::Datum {
+pub(super) fn sum_datum(sum: &Sum) -> pg_sys::Datum {
     match *sum {
         Sum::Numeric(d) => d,
         Sum::Int(v) => {
@@ -212,7 +212,7 @@ fn array(values: &[Option<pg_sys::Datum>], element: pg_sys::Oid, typlen: i16, by
 }
 
 /// Runs a kept plan with `values` (NULL: `None`) and returns the rows' columns as text.
-fn execute(plan: pg_sys::SPIPlanPtr, values: &[Option<pg_sys::Datum>]) -> Vec<Vec<Option<String>>> {
+pub(super) fn execute(plan: pg_sys::SPIPlanPtr, values: &[Option<pg_sys::Datum>]) -> Vec<Vec<Option<String>>> {
     let mut datums: Vec<pg_sys::Datum> = values.iter().map(|v| v.unwrap_or(pg_sys::Datum::from(0))).collect();
     let nulls: Vec<std::ffi::c_char> = values.iter().map(|v| if v.is_some() { b' ' } else { b'n' } as std::ffi::c_char).collect();
     // SAFETY: SPI calls in a connection of their own; the plan is kept and its parameters match.
@@ -262,6 +262,10 @@ fn balance_maintenance(fcinfo: pg_sys::FunctionCallInfo) {
     unsafe { pg_sys::LockRelationOid(plans.balance, pg_sys::RowExclusiveLock as i32) };
     plans = plans::plans_for(ledger);
     let Some(deltas) = frames::take(ledger, frames::current_statement()) else { return };
+    if plans.slotted.is_some() {
+        // Spread over slots: the negative-stock rule is kept key by key as it writes (`spread`).
+        return trust::run_pinned(plans.upkeep, plans.extension_owner, || super::spread::write(&plans, deltas));
+    }
     let lowered_below_zero = match write_directly(&plans, &deltas) {
         Some(lowered) => lowered,
         None => trust::run_pinned(plans.upkeep, plans.extension_owner, || write(&plans, deltas)),
@@ -303,31 +307,28 @@ fn write(plans: &Plans, deltas: HashMap<KeyImage, Delta>) -> Vec<Vec<Option<Stri
         }
         return Vec::new();
     }
-    let count = deltas.len();
-    let mut columns: Vec<Vec<Option<pg_sys::Datum>>> = vec![Vec::with_capacity(count); plans.keys.len()];
-    let mut sums = Vec::with_capacity(count);
-    let mut ids = Vec::with_capacity(count);
-    for (image, delta) in &deltas {
-        for (column, value) in columns.iter_mut().zip(key_datums(plans, image)) {
-            column.push(value);
-        }
-        sums.push(Some(sum_datum(&delta.sum)));
-        ids.push(delta.max_id.map(pg_sys::Datum::from));
-    }
-    let mut values: Vec<Option<pg_sys::Datum>> = plans
-        .keys
-        .iter()
-        .zip(&columns)
-        .map(|(k, column)| Some(array(column, k.typid, k.typlen, k.byval, k.align)))
-        .collect();
+    let mut values = key_arrays(plans, deltas.keys().map(Vec::as_slice));
+    let sums: Vec<_> = deltas.values().map(|delta| Some(sum_datum(&delta.sum))).collect();
+    let ids: Vec<_> = deltas.values().map(|delta| delta.max_id.map(pg_sys::Datum::from)).collect();
     values.push(Some(array(&sums, pg_sys::NUMERICOID, -1, false, b'i' as std::ffi::c_char)));
     values.push(Some(array(&ids, pg_sys::INT8OID, 8, true, b'd' as std::ffi::c_char)));
     let below_zero = execute(plans.bulk, &values);
     if rule { below_zero } else { Vec::new() }
 }
 
+/// The keys of `images` as one array per key column, in the images' order.
+pub(super) fn key_arrays<'a>(plans: &Plans, images: impl Iterator<Item = &'a [u8]>) -> Vec<Option<pg_sys::Datum>> {
+    let mut columns: Vec<Vec<Option<pg_sys::Datum>>> = vec![Vec::new(); plans.keys.len()];
+    for image in images {
+        for (column, value) in columns.iter_mut().zip(key_datums(plans, image)) {
+            column.push(value);
+        }
+    }
+    plans.keys.iter().zip(&columns).map(|(k, column)| Some(array(column, k.typid, k.typlen, k.byval, k.align))).collect()
+}
+
 /// A key's values as text (for a refusal's message and the item lookup).
-fn key_texts(plans: &Plans, values: &[Option<pg_sys::Datum>]) -> Vec<Option<String>> {
+pub(super) fn key_texts(plans: &Plans, values: &[Option<pg_sys::Datum>]) -> Vec<Option<String>> {
     plans
         .keys
         .iter()
@@ -348,7 +349,7 @@ fn key_texts(plans: &Plans, values: &[Option<pg_sys::Datum>]) -> Vec<Option<Stri
 /// Keys a statement lowered below zero: refused (23514) unless the ledger's rule allows them. Decided
 /// after the upsert, which holds the balance rows' locks: two sessions cannot both take the last unit.
 /// A statement that raises a balance, or leaves it where it was, is never refused (SPEC §5).
-fn apply_negative_rule(plans: &Plans, lowered: &[Vec<Option<String>>]) {
+pub(super) fn apply_negative_rule(plans: &Plans, lowered: &[Vec<Option<String>>]) {
     let refused = match plans.registration.rule.as_deref() {
         None => return,
         Some(RULE_REFUSE) => Some(format!(
