@@ -10,7 +10,7 @@ cluster_start isolation "deadlock_timeout = '100ms'"
 status=0
 "$ISOLATION" --inputdir="$here" --outputdir="$out" --bindir="$PG_BIN" \
   --host="$(cluster_dir isolation)" --port="${CLUSTER_PORT[isolation]}" --user=postgres \
-  --dbname=inventory_isolation --load-extension=inventory_ext --schedule="$here/schedule" \
+  --dbname=inventory_isolation --load-extension=inventory_ext --schedule="${ISO_SCHEDULE:-$here/schedule}" \
   || { cat "$out/regression.diffs" 2>/dev/null || true; status=1; }
 [ -n "${ISOLATION_OUT:-}" ] || rm -rf "$out"
 exit $status
