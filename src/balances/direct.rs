@@ -122,76 +122,186 @@ pub fn target_for(balance: pg_sys::Oid, keys: &[String], bypasses_rls: bool) -> 
 /// Adds `delta` (a numeric) to the balance row of `keys`, raising `last_ledger_id` to `max_id`.
 /// `Some(below zero after)` when done here; `None` when the SQL upsert must do it.
 pub fn add(target: &DirectTarget, keys: &[Option<pg_sys::Datum>], delta: pg_sys::Datum, max_id: Option<i64>) -> Option<bool> {
-    // SAFETY: backend calls on relations opened and locked here, following what the executor does for
-    // INSERT … ON CONFLICT DO UPDATE; every resource is released before returning (locks are kept to
-    // the end of the transaction, as the executor keeps them), and an error releases them with the
-    // (sub)transaction.
-    unsafe {
-        if pg_sys::XactIsoLevel >= pg_sys::XACT_REPEATABLE_READ as i32 {
-            return None;
-        }
-        // Changes earlier in this transaction (an earlier flush of the same row) become visible.
-        pg_sys::CommandCounterIncrement();
-        let rel = pg_sys::table_open(target.balance, pg_sys::RowExclusiveLock as i32);
-        let index = pg_sys::index_open(target.index, pg_sys::RowExclusiveLock as i32);
-        pg_sys::CheckCmdReplicaIdentity(rel, pg_sys::CmdType::CMD_UPDATE);
-        let mut scankeys: Vec<pg_sys::ScanKeyData> = vec![std::mem::zeroed(); target.index_keys.len()];
-        for (i, (pos, proc, collation)) in target.index_keys.iter().enumerate() {
-            let (flags, arg) = match keys[*pos] {
-                Some(d) => (0, d),
-                None => ((pg_sys::SK_ISNULL | pg_sys::SK_SEARCHNULL) as i32, pg_sys::Datum::from(0)),
-            };
-            pg_sys::ScanKeyEntryInitialize(
-                &mut scankeys[i],
-                flags,
-                (i + 1) as i16,
-                pg_sys::BTEqualStrategyNumber as u16,
-                pg_sys::InvalidOid,
-                *collation,
-                *proc,
-                arg,
-            );
-        }
-        let slot = pg_sys::table_slot_create(rel, std::ptr::null_mut());
-        let mut outcome = None;
-        for _attempt in 0..3 {
-            let mut dirty: pg_sys::SnapshotData = std::mem::zeroed();
-            dirty.snapshot_type = pg_sys::SnapshotType::SNAPSHOT_DIRTY;
-            let scan = pg_sys::index_beginscan(rel, index, &mut dirty, scankeys.len() as i32, 0);
-            pg_sys::index_rescan(scan, scankeys.as_mut_ptr(), scankeys.len() as i32, std::ptr::null_mut(), 0);
-            let found = pg_sys::index_getnext_slot(scan, pg_sys::ScanDirection::ForwardScanDirection, slot);
-            pg_sys::index_endscan(scan);
-            // Not there, or another transaction is inserting it: the upsert decides.
-            if !found || dirty.xmin != pg_sys::InvalidTransactionId {
+    let mut probe = Probe::open(target)?;
+    let mut outcome = None;
+    for _attempt in 0..3 {
+        match probe.lock(keys, Wait::Block, None) {
+            Locked::Row => {
+                outcome = probe.update(delta, max_id);
                 break;
             }
-            let mut tid = (*slot).tts_tid;
+            // Updated or deleted by a transaction that committed while we waited: look again.
+            Locked::Changed => continue,
+            Locked::Absent | Locked::Busy => break,
+        }
+    }
+    outcome
+}
+
+/// A slotted key's `take` (`super::spread`) without SQL: the first of its rows in slot order (`keys`
+/// end with the slot) that no other transaction holds — probed, then locked without waiting — and, when
+/// `guarded`, that holds at least `-delta`. Rows it locked but could not use stay locked (as SKIP LOCKED
+/// leaves them) to the end of the transaction. `None`: no such row here, the SQL statements decide.
+pub fn take(target: &DirectTarget, keys: &mut [Option<pg_sys::Datum>], slots: i32, delta: pg_sys::Datum, max_id: Option<i64>, guarded: bool) -> Option<bool> {
+    let mut probe = Probe::open(target)?;
+    for slot in 0..slots {
+        *keys.last_mut()? = Some(pg_sys::Datum::from(slot));
+        let needs = guarded.then_some(delta);
+        if probe.lock(keys, Wait::Skip, needs) != Locked::Row {
+            continue;
+        }
+        // SAFETY: the probe's slot holds the row just locked (its newest version: checked again).
+        if guarded && !unsafe { probe.covers(delta) } {
+            continue;
+        }
+        return probe.update(delta, max_id);
+    }
+    None
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Wait {
+    Block,
+    Skip,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Locked {
+    /// Locked; its newest version is in the probe's slot.
+    Row,
+    /// Not there, or another transaction is inserting it.
+    Absent,
+    /// Updated or deleted by a transaction that committed meanwhile.
+    Changed,
+    /// Held by another transaction (`Wait::Skip`), or anything else `table_tuple_lock` answers.
+    Busy,
+}
+
+/// The balance table and its unique key index, opened for one write (closed on drop; their locks stay
+/// to the end of the transaction, as the executor keeps them).
+struct Probe<'a> {
+    target: &'a DirectTarget,
+    rel: pg_sys::Relation,
+    index: pg_sys::Relation,
+    slot: *mut pg_sys::TupleTableSlot,
+}
+
+impl<'a> Probe<'a> {
+    /// `None` in REPEATABLE READ or SERIALIZABLE: the SQL statements then meet the serialization rules.
+    fn open(target: &'a DirectTarget) -> Option<Probe<'a>> {
+        // SAFETY: backend calls, following what the executor does for INSERT … ON CONFLICT DO UPDATE.
+        unsafe {
+            if pg_sys::XactIsoLevel >= pg_sys::XACT_REPEATABLE_READ as i32 {
+                return None;
+            }
+            // Changes earlier in this transaction (an earlier flush of the same row) become visible.
+            pg_sys::CommandCounterIncrement();
+            let rel = pg_sys::table_open(target.balance, pg_sys::RowExclusiveLock as i32);
+            let index = pg_sys::index_open(target.index, pg_sys::RowExclusiveLock as i32);
+            pg_sys::CheckCmdReplicaIdentity(rel, pg_sys::CmdType::CMD_UPDATE);
+            let slot = pg_sys::table_slot_create(rel, std::ptr::null_mut());
+            Some(Probe { target, rel, index, slot })
+        }
+    }
+
+    /// Finds the row of `keys` (a dirty-snapshot probe of the unique index) and locks it.
+    /// With `needs` (a delta), a row whose version found does not cover it is not locked (`Busy`).
+    fn lock(&mut self, keys: &[Option<pg_sys::Datum>], wait: Wait, needs: Option<pg_sys::Datum>) -> Locked {
+        // SAFETY: the relations are open; the scan keys live through the scan.
+        unsafe {
+            let mut scankeys: Vec<pg_sys::ScanKeyData> = vec![std::mem::zeroed(); self.target.index_keys.len()];
+            for (i, (pos, proc, collation)) in self.target.index_keys.iter().enumerate() {
+                let (flags, arg) = match keys[*pos] {
+                    Some(d) => (0, d),
+                    None => ((pg_sys::SK_ISNULL | pg_sys::SK_SEARCHNULL) as i32, pg_sys::Datum::from(0)),
+                };
+                pg_sys::ScanKeyEntryInitialize(
+                    &mut scankeys[i],
+                    flags,
+                    (i + 1) as i16,
+                    pg_sys::BTEqualStrategyNumber as u16,
+                    pg_sys::InvalidOid,
+                    *collation,
+                    *proc,
+                    arg,
+                );
+            }
+            let mut dirty: pg_sys::SnapshotData = std::mem::zeroed();
+            dirty.snapshot_type = pg_sys::SnapshotType::SNAPSHOT_DIRTY;
+            let scan = pg_sys::index_beginscan(self.rel, self.index, &mut dirty, scankeys.len() as i32, 0);
+            pg_sys::index_rescan(scan, scankeys.as_mut_ptr(), scankeys.len() as i32, std::ptr::null_mut(), 0);
+            let found = pg_sys::index_getnext_slot(scan, pg_sys::ScanDirection::ForwardScanDirection, self.slot);
+            pg_sys::index_endscan(scan);
+            if !found || dirty.xmin != pg_sys::InvalidTransactionId {
+                return Locked::Absent;
+            }
+            // Another transaction is updating or locking it: skipping needs no lock attempt.
+            if wait == Wait::Skip && dirty.xmax != pg_sys::InvalidTransactionId {
+                return Locked::Busy;
+            }
+            if needs.is_some_and(|delta| !self.covers(delta)) {
+                return Locked::Busy;
+            }
+            let mut tid = (*self.slot).tts_tid;
             let mut failure: pg_sys::TM_FailureData = std::mem::zeroed();
-            let locked = pg_sys::table_tuple_lock(
-                rel,
+            let policy = match wait {
+                Wait::Block => pg_sys::LockWaitPolicy::LockWaitBlock,
+                Wait::Skip => pg_sys::LockWaitPolicy::LockWaitSkip,
+            };
+            match pg_sys::table_tuple_lock(
+                self.rel,
                 &mut tid,
                 pg_sys::GetActiveSnapshot(),
-                slot,
+                self.slot,
                 pg_sys::GetCurrentCommandId(false),
                 pg_sys::LockTupleMode::LockTupleNoKeyExclusive,
-                pg_sys::LockWaitPolicy::LockWaitBlock,
+                policy,
                 0,
                 &mut failure,
-            );
-            match locked {
-                pg_sys::TM_Result::TM_Ok => {
-                    outcome = update_locked(target, rel, slot, delta, max_id);
-                    break;
-                }
-                // Updated or deleted by a transaction that committed while we waited: look again.
-                pg_sys::TM_Result::TM_Updated | pg_sys::TM_Result::TM_Deleted => continue,
-                _ => break,
+            ) {
+                pg_sys::TM_Result::TM_Ok => Locked::Row,
+                pg_sys::TM_Result::TM_Updated | pg_sys::TM_Result::TM_Deleted => Locked::Changed,
+                _ => Locked::Busy,
             }
         }
-        pg_sys::ExecDropSingleTupleTableSlot(slot);
-        pg_sys::index_close(index, pg_sys::NoLock as i32);
-        pg_sys::table_close(rel, pg_sys::NoLock as i32);
-        outcome
+    }
+
+    /// Whether the row in the slot has a qty that `delta` leaves ≥ 0.
+    ///
+    /// # Safety
+    /// The slot holds a row of the balance table; `delta` is a numeric.
+    unsafe fn covers(&self, delta: pg_sys::Datum) -> bool {
+        unsafe {
+            let mut isnull = false;
+            let qty = pg_sys::slot_getattr(self.slot, self.target.qty_attnum, &mut isnull);
+            if isnull {
+                return false;
+            }
+            let qty = pg_sys::pg_detoast_datum(qty.cast_mut_ptr());
+            let after = pg_sys::numeric_add_opt_error(qty.cast(), delta.cast_mut_ptr(), std::ptr::null_mut());
+            !numeric::is_negative(pg_sys::Datum::from(after))
+        }
+    }
+
+    /// Writes the locked row's new version; whether its qty is now below zero.
+    fn update(&mut self, delta: pg_sys::Datum, max_id: Option<i64>) -> Option<bool> {
+        // SAFETY: the slot holds the row this transaction locked.
+        unsafe { update_locked(self.target, self.rel, self.slot, delta, max_id) }
+    }
+}
+
+impl Drop for Probe<'_> {
+    fn drop(&mut self) {
+        // An error unwinding through here: the (sub)transaction's abort releases them.
+        if std::thread::panicking() {
+            return;
+        }
+        // SAFETY: resources opened by `open`; nothing refers to them after this.
+        unsafe {
+            pg_sys::ExecDropSingleTupleTableSlot(self.slot);
+            pg_sys::index_close(self.index, pg_sys::NoLock as i32);
+            pg_sys::table_close(self.rel, pg_sys::NoLock as i32);
+        }
     }
 }
 

@@ -386,8 +386,12 @@ fn make(ledger: pg_sys::Oid, extension_owner: pg_sys::Oid) -> Plans {
         Upkeep::Definer => unsafe { pg_sys::superuser_arg(extension_owner) },
         Upkeep::Owner { own_rows, .. } => own_rows || !forces_rls(registration.balance_oid),
     };
-    // A slotted balance table's unique key includes the slot: no index on exactly the keys, no direct write.
-    let direct = super::direct::target_for(registration.balance_oid, &registration.keys, bypasses_rls);
+    // A slotted balance table's unique key ends with the slot.
+    let mut index_keys = registration.keys.clone();
+    if registration.slots > 1 {
+        index_keys.push("slot".into());
+    }
+    let direct = super::direct::target_for(registration.balance_oid, &index_keys, bypasses_rls);
     let slotted = (registration.slots > 1).then(|| super::spread::SlotPlans::make(&registration, &shape.keys));
     let mut single_types: Vec<pg_sys::Oid> = shape.keys.iter().map(|k| k.typid).collect();
     single_types.extend([pg_sys::NUMERICOID, pg_sys::INT8OID]);

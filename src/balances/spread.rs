@@ -211,7 +211,14 @@ fn write_key(plans: &Plans, slotted: &SlotPlans, keys: Vec<Option<pg_sys::Datum>
     let with = |extra: &[Option<pg_sys::Datum>]| keys.iter().copied().chain(extra.iter().copied()).collect::<Vec<_>>();
     let id = max_id.map(pg_sys::Datum::from);
     let slot_count = Some(pg_sys::Datum::from(slotted.slots));
-    // 1. take a free row.
+    // 1. take a free row: without SQL when the balance table allows (`direct`), else with SKIP LOCKED.
+    if let Some(target) = &plans.direct {
+        let mut with_slot = keys.clone();
+        with_slot.push(None);
+        if super::direct::take(target, &mut with_slot, slotted.slots, delta, max_id, guarded).is_some() {
+            return;
+        }
+    }
     if !execute(slotted.take, &with(&[Some(delta), id, Some(pg_sys::Datum::from(guarded))])).is_empty() {
         return;
     }
