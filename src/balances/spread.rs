@@ -170,13 +170,26 @@ impl SlotSql {
     }
 }
 
+/// A statement of one key taken without SQL (`direct::take`), before any identity switch: true when done.
+/// Runs no code of anyone's (`direct`), so it needs neither the upkeep's identity nor a pinned search_path.
+pub fn take_directly(plans: &Plans, deltas: &HashMap<KeyImage, Delta>) -> bool {
+    let (Some(target), Some(slotted)) = (&plans.direct, &plans.slotted) else { return false };
+    let Some((image, delta)) = deltas.iter().next().filter(|_| deltas.len() == 1) else { return false };
+    let mut keys = key_datums(plans, image);
+    keys.push(None);
+    let delta_datum = sum_datum(&delta.sum);
+    // SAFETY: a numeric datum (`sum_datum`).
+    let guarded = plans.registration.rule.is_some() && unsafe { numeric::is_negative(delta_datum) };
+    super::direct::take(target, &mut keys, slotted.slots, delta_datum, delta.max_id, guarded).is_some()
+}
+
 /// Writes one statement's deltas to a slotted ledger, key by key in key order (see the module comment).
-/// Inside the upkeep's identity (`trust::run_pinned`).
-pub fn write(plans: &Plans, deltas: HashMap<KeyImage, Delta>) {
+/// Inside the upkeep's identity (`trust::run_pinned`). `tried_directly`: `take_directly` already failed.
+pub fn write(plans: &Plans, deltas: HashMap<KeyImage, Delta>, tried_directly: bool) {
     let slotted = plans.slotted.as_ref().expect("a slotted ledger");
     if deltas.len() == 1 {
         let (image, delta) = deltas.into_iter().next().expect("one delta");
-        write_key(plans, slotted, key_datums(plans, &image), sum_datum(&delta.sum), delta.max_id);
+        write_key(plans, slotted, key_datums(plans, &image), sum_datum(&delta.sum), delta.max_id, tried_directly);
         return;
     }
     let entries: Vec<(KeyImage, Delta)> = deltas.into_iter().collect();
@@ -201,18 +214,25 @@ pub fn write(plans: &Plans, deltas: HashMap<KeyImage, Delta>) {
             });
             max_id = max_id.max(delta.max_id);
         }
-        write_key(plans, slotted, key_datums(plans, &entries[first - 1].0), sum, max_id);
+        write_key(plans, slotted, key_datums(plans, &entries[first - 1].0), sum, max_id, false);
     }
 }
 
-fn write_key(plans: &Plans, slotted: &SlotPlans, keys: Vec<Option<pg_sys::Datum>>, delta: pg_sys::Datum, max_id: Option<i64>) {
+fn write_key(
+    plans: &Plans,
+    slotted: &SlotPlans,
+    keys: Vec<Option<pg_sys::Datum>>,
+    delta: pg_sys::Datum,
+    max_id: Option<i64>,
+    tried_directly: bool,
+) {
     // SAFETY: a numeric datum (`sum_datum`).
     let guarded = plans.registration.rule.is_some() && unsafe { numeric::is_negative(delta) };
     let with = |extra: &[Option<pg_sys::Datum>]| keys.iter().copied().chain(extra.iter().copied()).collect::<Vec<_>>();
     let id = max_id.map(pg_sys::Datum::from);
     let slot_count = Some(pg_sys::Datum::from(slotted.slots));
     // 1. take a free row: without SQL when the balance table allows (`direct`), else with SKIP LOCKED.
-    if let Some(target) = &plans.direct {
+    if let Some(target) = plans.direct.as_ref().filter(|_| !tried_directly) {
         let mut with_slot = keys.clone();
         with_slot.push(None);
         if super::direct::take(target, &mut with_slot, slotted.slots, delta, max_id, guarded).is_some() {

@@ -264,7 +264,11 @@ fn balance_maintenance(fcinfo: pg_sys::FunctionCallInfo) {
     let Some(deltas) = frames::take(ledger, frames::current_statement()) else { return };
     if plans.slotted.is_some() {
         // Spread over slots: the negative-stock rule is kept key by key as it writes (`spread`).
-        return trust::run_pinned(plans.upkeep, plans.extension_owner, || super::spread::write(&plans, deltas));
+        let tried = plans.direct.is_some() && deltas.len() == 1;
+        if tried && super::spread::take_directly(&plans, &deltas) {
+            return;
+        }
+        return trust::run_pinned(plans.upkeep, plans.extension_owner, || super::spread::write(&plans, deltas, tried));
     }
     let lowered_below_zero = match write_directly(&plans, &deltas) {
         Some(lowered) => lowered,
