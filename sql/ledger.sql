@@ -101,6 +101,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     negative record;
+    folded bigint;
 BEGIN
     -- The item as it is (OLD): row-level security chose that row; NEW is checked against the tenant's
     -- policy only after BEFORE triggers, so looking up NEW's keys would read another tenant's balances.
@@ -113,19 +114,19 @@ BEGIN
     IF EXISTS (SELECT FROM pg_catalog.pg_attribute WHERE attrelid = 'inventory.balances'::pg_catalog.regclass
                   AND attname = 'slot' AND NOT attisdropped)
        AND EXISTS (SELECT FROM inventory.balances b WHERE b.org_id = OLD.org_id AND b.item_id = OLD.id AND b.qty < 0) THEN
-        EXECUTE $fold$
-            WITH keys AS (SELECT DISTINCT b.location_id, b.lot_id FROM inventory.balances b
-                           WHERE b.org_id = $1 AND b.item_id = $2 AND b.qty < 0),
-                 locked AS MATERIALIZED (SELECT b.location_id, b.lot_id, b.slot, b.qty FROM inventory.balances b
-                                           JOIN keys k ON k.location_id = b.location_id AND k.lot_id IS NOT DISTINCT FROM b.lot_id
-                                          WHERE b.org_id = $1 AND b.item_id = $2
-                                          ORDER BY b.location_id, b.lot_id, b.slot FOR NO KEY UPDATE OF b),
-                 totals AS (SELECT location_id, lot_id, min(slot) AS first, sum(qty) AS total FROM locked
-                             GROUP BY location_id, lot_id HAVING sum(qty) >= 0),
-                 moved AS (UPDATE inventory.balances b SET qty = CASE WHEN b.slot = t.first THEN t.total ELSE 0 END
-                             FROM totals t WHERE b.org_id = $1 AND b.item_id = $2 AND b.location_id = t.location_id
-                              AND b.lot_id IS NOT DISTINCT FROM t.lot_id RETURNING 1)
-            SELECT count(*) FROM moved $fold$ USING OLD.org_id, OLD.id;
+        -- Planned only when it runs, so only while the slot column exists.
+        WITH keys AS (SELECT DISTINCT b.location_id, b.lot_id FROM inventory.balances b
+                       WHERE b.org_id = OLD.org_id AND b.item_id = OLD.id AND b.qty < 0),
+             locked AS MATERIALIZED (SELECT b.location_id, b.lot_id, b.slot, b.qty FROM inventory.balances b
+                                       JOIN keys k ON k.location_id = b.location_id AND k.lot_id IS NOT DISTINCT FROM b.lot_id
+                                      WHERE b.org_id = OLD.org_id AND b.item_id = OLD.id
+                                      ORDER BY b.location_id, b.lot_id, b.slot FOR NO KEY UPDATE OF b),
+             totals AS (SELECT location_id, lot_id, min(slot) AS first, sum(qty) AS total FROM locked
+                         GROUP BY location_id, lot_id HAVING sum(qty) >= 0),
+             moved AS (UPDATE inventory.balances b SET qty = CASE WHEN b.slot = t.first THEN t.total ELSE 0 END
+                         FROM totals t WHERE b.org_id = OLD.org_id AND b.item_id = OLD.id AND b.location_id = t.location_id
+                          AND b.lot_id IS NOT DISTINCT FROM t.lot_id RETURNING 1)
+        SELECT count(*) INTO folded FROM moved;
     END IF;
     SELECT l.code AS location, lot.code AS lot, sum(b.qty) AS qty INTO negative
       FROM inventory.balances b

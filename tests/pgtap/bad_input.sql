@@ -134,6 +134,13 @@ SELECT throws_ok($$SELECT inventory.track_balances('adv.stock', 'adv.stock_balan
                  'track_balances of a partitioned table (a row inserted into a partition would bypass the trigger)');
 SELECT throws_ok($$SELECT inventory.track_balances('adv.stock_2026', 'adv.stock_balances', ARRAY['item_id'], 'qty')$$, '0A000', NULL,
                  'track_balances of a partition');
+SELECT pg_temp.covers('inventory.set_balance_slots(regclass,integer)');
+SELECT throws_ok('SELECT inventory.set_balance_slots(NULL, 4)', '22023', NULL, 'set_balance_slots(NULL, 4)');
+SELECT throws_ok($$SELECT inventory.set_balance_slots('inventory.ledger', NULL)$$, '22023', NULL, 'set_balance_slots(ledger, NULL)');
+SELECT throws_ok($$SELECT inventory.set_balance_slots('inventory.ledger', -1)$$, '22023', NULL, 'set_balance_slots with -1 slots');
+SELECT throws_ok($$SELECT inventory.set_balance_slots('inventory.ledger', 2147483647)$$, '22023', NULL, 'set_balance_slots with 2^31-1 slots');
+SELECT throws_ok($$SELECT inventory.set_balance_slots('adv.items', 2)$$, '22023', NULL, 'set_balance_slots of an untracked table');
+SELECT is((SELECT slots FROM inventory.tracked_ledgers WHERE ledger = 'inventory.ledger'::regclass), 1, 'set_balance_slots refusals change nothing');
 SELECT throws_ok('SELECT inventory.untrack_balances(NULL)', '22023', NULL, 'untrack_balances(NULL)');
 SELECT throws_ok('SELECT inventory.rebuild_balances(NULL)', '22023', NULL, 'rebuild_balances(NULL)');
 SELECT throws_ok($$SELECT inventory.rebuild_balances('adv.items')$$, '22023', NULL, 'rebuild_balances of an untracked table');

@@ -8,7 +8,7 @@
 \set a_item '''a0000000-0000-4000-8000-00000000000a'''
 \set b_item '''b0000000-0000-4000-8000-00000000000a'''
 BEGIN;
-SELECT plan(34);
+SELECT plan(39);
 
 -- What adv_owner plants: code that tries to make it a superuser, and records who ran it.
 SET LOCAL ROLE adv_owner;
@@ -131,6 +131,21 @@ SELECT is(inventory.rebuild_balances('adv.plain_moves'), 1::bigint, 'rebuild_bal
 SELECT is((SELECT array_agg(DISTINCT who::text) FROM adv.evidence), ARRAY['adv_owner'],
           'and runs the owner''s code as the owner');
 SELECT is((SELECT rolsuper FROM pg_roles WHERE rolname = 'adv_owner'), false, 'still no superuser');
+-- Slots (issue 14): a superuser spreads the owner's balances over slots; the slotted postings (the SQL
+-- statements: the owner's trigger keeps the direct write away) and the fold back to one slot run the
+-- owner's code as the owner, never as the superuser who called set_balance_slots.
+DELETE FROM adv.evidence;
+SELECT lives_ok($$SELECT inventory.set_balance_slots('adv.plain_moves', 4)$$, 'a superuser spreads the owner''s balances over 4 slots');
+SELECT set_config('app.org_id', :A, true);
+SET LOCAL ROLE adv_app;
+SELECT lives_ok($$INSERT INTO adv.plain_moves (item, qty) VALUES ('x', 2), ('y', 1)$$, 'a slotted posting by the application goes through');
+RESET ROLE;
+SELECT set_config('app.org_id', '', true);
+SELECT lives_ok($$SELECT inventory.set_balance_slots('adv.plain_moves', 1)$$, 'and folds them back into one row per key');
+SELECT is((SELECT array_agg(DISTINCT who::text) || array_agg(DISTINCT security_restricted::text) FROM adv.evidence),
+          ARRAY['adv_owner', 'true'], 'the owner''s code ran as the owner, inside a security-restricted operation');
+SELECT is((SELECT string_agg(item || '=' || qty, ',' ORDER BY item) FROM adv.plain_balances), 'x=3,y=1',
+          'the balances are the ledger''s sums (x had 1)');
 SELECT inventory.grant_tenant_switch('public');
 
 -- 3. The schema's owner drops the balance table and puts its own in its place: the DDL check refuses
