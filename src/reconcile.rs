@@ -523,8 +523,9 @@ fn correct(ledger: &Registered, corrections: &[&Finding]) {
 }
 
 /// Folds the slots of every key whose rows nobody holds into one row (SPEC §6, hot keys: a key that
-/// stopped being contended goes back to one row). Rows are locked in key and slot order with SKIP
-/// LOCKED, and a key is folded only when all of its rows were locked: it never waits for a posting.
+/// stopped being contended goes back to one row). Each key in a subtransaction of its own: its rows are
+/// locked in slot order with NOWAIT, and a key with a row held by a posting is left as it is — the
+/// subtransaction's rollback releases the rows it did lock, so the fold never makes a posting wait.
 fn fold_quiet_keys(ledger: &Registered, org: Option<Uuid>) {
     let balance = &ledger.balance_name;
     let keys = ledger.key_list("");
@@ -533,35 +534,28 @@ fn fold_quiet_keys(ledger: &Registered, org: Option<Uuid>) {
         (Some(o), Some(col)) => (format!("WHERE {} = $1", ident(col)), vec![o.into()]),
         _ => (String::new(), vec![]),
     };
-    let same = |a: &str, b: &str| format!("ROW({}) IS NOT DISTINCT FROM ROW({})", ledger.key_list(a), ledger.key_list(b));
-    // First the locks (a statement of its own: the fold's snapshot then sees the versions locked).
-    let quiet: Vec<Option<String>> = rows(
-        &format!(
-            "WITH spread AS (SELECT {keys}, count(*) AS n FROM {balance} {filter} GROUP BY {keys} HAVING count(*) > 1),
-                  locked AS MATERIALIZED (SELECT {b_keys} FROM {balance} AS b JOIN spread ON {same_spread}
-                                           ORDER BY {b_keys}, b.slot FOR NO KEY UPDATE OF b SKIP LOCKED)
-             SELECT ROW({l_keys})::text FROM locked AS l JOIN spread ON {same_l}
-              GROUP BY {l_keys}, spread.n HAVING count(*) = spread.n",
-            same_spread = same("b.", "spread."),
-            same_l = same("l.", "spread."),
-            l_keys = ledger.key_list("l."),
-        ),
+    let spread: Vec<Option<String>> = rows(
+        &format!("SELECT ROW({keys})::text FROM {balance} {filter} GROUP BY {keys} HAVING count(*) > 1 ORDER BY {keys}"),
         &args,
         |r| r.get::<String>(1),
     );
-    if quiet.is_empty() {
-        return;
-    }
-    exec_with_args(
-        &format!(
-            "WITH slot_rows AS (SELECT b.ctid AS tid, b.slot, min(b.slot) OVER w AS first, sum(b.qty) OVER w AS total
-                             FROM {balance} AS b WHERE ROW({b_keys})::text = ANY ($1::text[])
-                           WINDOW w AS (PARTITION BY {b_keys})),
-                  gone AS (DELETE FROM {balance} AS b USING slot_rows WHERE b.ctid = slot_rows.tid AND slot_rows.slot <> slot_rows.first)
-             UPDATE {balance} AS b SET qty = slot_rows.total FROM slot_rows WHERE b.ctid = slot_rows.tid AND slot_rows.slot = slot_rows.first"
-        ),
-        &[quiet.into()],
+    let lock = format!(
+        "SELECT FROM {balance} AS b WHERE ROW({b_keys})::text = $1 ORDER BY b.slot FOR NO KEY UPDATE OF b NOWAIT"
     );
+    // A statement of its own after the locks: its snapshot sees the versions locked.
+    let fold = format!(
+        "WITH slot_rows AS (SELECT b.ctid AS tid, b.slot, min(b.slot) OVER () AS first, sum(b.qty) OVER () AS total
+                              FROM {balance} AS b WHERE ROW({b_keys})::text = $1),
+              gone AS (DELETE FROM {balance} AS b USING slot_rows WHERE b.ctid = slot_rows.tid AND slot_rows.slot <> slot_rows.first)
+         UPDATE {balance} AS b SET qty = slot_rows.total FROM slot_rows WHERE b.ctid = slot_rows.tid AND slot_rows.slot = slot_rows.first"
+    );
+    for key in spread.into_iter().flatten() {
+        // Held by a posting (55P03), or anything else: this key stays spread until the next run.
+        let _ = maintenance::in_subtransaction(|| {
+            exec_with_args(&lock, &[key.as_str().into()]);
+            exec_with_args(&fold, &[key.as_str().into()]);
+        });
+    }
 }
 
 #[cfg(any(test, feature = "pg_test"))]

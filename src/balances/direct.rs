@@ -132,29 +132,58 @@ pub fn add(target: &DirectTarget, keys: &[Option<pg_sys::Datum>], delta: pg_sys:
             }
             // Updated or deleted by a transaction that committed while we waited: look again.
             Locked::Changed => continue,
-            Locked::Absent | Locked::Busy => break,
+            Locked::Absent | Locked::Busy | Locked::Short => break,
         }
     }
     outcome
 }
 
-/// A slotted key's `take` (`super::spread`) without SQL: the first of its rows in slot order (`keys`
-/// end with the slot) that no other transaction holds — probed, then locked without waiting — and, when
-/// `guarded`, that holds at least `-delta`. Rows it locked but could not use stay locked (as SKIP LOCKED
-/// leaves them) to the end of the transaction. `None`: no such row here, the SQL statements decide.
-pub fn take(target: &DirectTarget, keys: &mut [Option<pg_sys::Datum>], slots: i32, delta: pg_sys::Datum, max_id: Option<i64>, guarded: bool) -> Option<bool> {
+/// A slotted key's `take` (`super::spread`) without SQL: the first of its rows, in slot order from
+/// `first` round (`keys` end with the slot), that no other transaction holds — probed, then locked
+/// without waiting — and, when `guarded`, that holds at least `-delta`. When every row that would do is
+/// held, it looks again a few times over about a millisecond (a holder is usually committing): a writer
+/// takes whichever row frees first instead of queueing behind one. Rows it locked but could not use
+/// stay locked (as SKIP LOCKED leaves them) to the end of the transaction. `None`: no such row here,
+/// the SQL statements decide (and may wait).
+pub fn take(
+    target: &DirectTarget,
+    keys: &mut [Option<pg_sys::Datum>],
+    slots: i32,
+    first: i32,
+    delta: pg_sys::Datum,
+    max_id: Option<i64>,
+    guarded: bool,
+) -> Option<bool> {
+    const LOOKS: u32 = 4;
     let mut probe = Probe::open(target)?;
-    for slot in 0..slots {
-        *keys.last_mut()? = Some(pg_sys::Datum::from(slot));
-        let needs = guarded.then_some(delta);
-        if probe.lock(keys, Wait::Skip, needs) != Locked::Row {
-            continue;
+    for look in 0..LOOKS {
+        let mut held = false;
+        for slot in (0..slots).map(|i| (first + i) % slots) {
+            *keys.last_mut()? = Some(pg_sys::Datum::from(slot));
+            let needs = guarded.then_some(delta);
+            match probe.lock(keys, Wait::Skip, needs) {
+                Locked::Row => {}
+                Locked::Busy => {
+                    held = true;
+                    continue;
+                }
+                Locked::Absent | Locked::Changed | Locked::Short => continue,
+            }
+            // SAFETY: the probe's slot holds the row just locked (its newest version: checked again).
+            if guarded && !unsafe { probe.covers(delta) } {
+                continue;
+            }
+            return probe.update(delta, max_id);
         }
-        // SAFETY: the probe's slot holds the row just locked (its newest version: checked again).
-        if guarded && !unsafe { probe.covers(delta) } {
-            continue;
+        if !held || look + 1 == LOOKS {
+            break;
         }
-        return probe.update(delta, max_id);
+        // 100, 200, 400 µs.
+        // SAFETY: plain backend calls.
+        unsafe {
+            pg_sys::pg_usleep(100 << look);
+            pgrx::check_for_interrupts!();
+        }
     }
     None
 }
@@ -175,6 +204,8 @@ enum Locked {
     Changed,
     /// Held by another transaction (`Wait::Skip`), or anything else `table_tuple_lock` answers.
     Busy,
+    /// Not locked: its version found does not cover the delta (`needs`).
+    Short,
 }
 
 /// The balance table and its unique key index, opened for one write (closed on drop; their locks stay
@@ -205,7 +236,7 @@ impl<'a> Probe<'a> {
     }
 
     /// Finds the row of `keys` (a dirty-snapshot probe of the unique index) and locks it.
-    /// With `needs` (a delta), a row whose version found does not cover it is not locked (`Busy`).
+    /// With `needs` (a delta), a row whose version found does not cover it is not locked (`Short`).
     fn lock(&mut self, keys: &[Option<pg_sys::Datum>], wait: Wait, needs: Option<pg_sys::Datum>) -> Locked {
         // SAFETY: the relations are open; the scan keys live through the scan.
         unsafe {
@@ -240,7 +271,7 @@ impl<'a> Probe<'a> {
                 return Locked::Busy;
             }
             if needs.is_some_and(|delta| !self.covers(delta)) {
-                return Locked::Busy;
+                return Locked::Short;
             }
             let mut tid = (*self.slot).tts_tid;
             let mut failure: pg_sys::TM_FailureData = std::mem::zeroed();

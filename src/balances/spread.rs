@@ -61,7 +61,7 @@ impl SlotPlans {
         let array_types: Vec<pg_sys::Oid> = keys.iter().map(|k| k.array_type).collect();
         SlotPlans {
             slots: r.slots,
-            take: keep_plan(&sql.take, &with(&[numeric, int8, bool_])),
+            take: keep_plan(&sql.take, &with(&[numeric, int8, bool_, int4, int4])),
             gather: keep_plan(&sql.gather, &with(&[numeric, int8, int4])),
             free_slot: keep_plan(&sql.free_slot, &with(&[int4])),
             put: keep_plan(&sql.put, &with(&[numeric, int8, int4])),
@@ -81,7 +81,8 @@ pub struct SlotKey {
 /// The SQL of the slotted statements (plain data: unit-tested without a database). Parameters $1…$n
 /// are the key's values; the rest are named per statement.
 pub struct SlotSql {
-    /// + delta, largest id, guarded (bool): adds to the first free row (that holds enough, when guarded).
+    /// + delta, largest id, guarded (bool), first slot, slots: adds to the first free row from the first
+    /// slot round (one that holds enough, when guarded), never waiting.
     pub take: String,
     /// + delta, largest id, slots: locks every row, and when the total covers the delta, spreads it.
     pub gather: String,
@@ -127,10 +128,13 @@ impl SlotSql {
         let conflict = format!(
             "ON CONFLICT ({key_list}, slot) DO UPDATE SET qty = b.qty + excluded.qty{id_excluded}, updated_at = excluded.updated_at"
         );
+        // take: + delta, largest id, guarded, first slot, slots.
+        let (first, slots) = (n + 4, n + 5);
         let take = format!(
             "UPDATE {balance} AS b SET qty = b.qty + ${d}{id_set}, updated_at = now()
               WHERE {mb} AND b.slot = (SELECT s.slot FROM {balance} AS s WHERE {ms} AND (NOT ${x} OR s.qty + ${d} >= 0)
-                                        ORDER BY s.slot LIMIT 1 FOR NO KEY UPDATE OF s SKIP LOCKED)
+                                        ORDER BY (s.slot + ${slots} - ${first}) % ${slots} LIMIT 1
+                                        FOR NO KEY UPDATE OF s SKIP LOCKED)
               RETURNING b.slot",
             mb = matches("b"),
             ms = matches("s"),
@@ -170,6 +174,13 @@ impl SlotSql {
     }
 }
 
+/// The slot this backend tries first (and waits on, when it must wait): sessions start apart, so
+/// that concurrent writers of one key seldom race for the same free row.
+fn own_slot(slotted: &SlotPlans) -> i32 {
+    // SAFETY: reading a backend global.
+    unsafe { pg_sys::MyProcPid }.rem_euclid(slotted.slots)
+}
+
 /// A statement of one key taken without SQL (`direct::take`), before any identity switch: true when done.
 /// Runs no code of anyone's (`direct`), so it needs neither the upkeep's identity nor a pinned search_path.
 pub fn take_directly(plans: &Plans, deltas: &HashMap<KeyImage, Delta>) -> bool {
@@ -180,7 +191,7 @@ pub fn take_directly(plans: &Plans, deltas: &HashMap<KeyImage, Delta>) -> bool {
     let delta_datum = sum_datum(&delta.sum);
     // SAFETY: a numeric datum (`sum_datum`).
     let guarded = plans.registration.rule.is_some() && unsafe { numeric::is_negative(delta_datum) };
-    super::direct::take(target, &mut keys, slotted.slots, delta_datum, delta.max_id, guarded).is_some()
+    super::direct::take(target, &mut keys, slotted.slots, own_slot(slotted), delta_datum, delta.max_id, guarded).is_some()
 }
 
 /// Writes one statement's deltas to a slotted ledger, key by key in key order (see the module comment).
@@ -231,15 +242,20 @@ fn write_key(
     let with = |extra: &[Option<pg_sys::Datum>]| keys.iter().copied().chain(extra.iter().copied()).collect::<Vec<_>>();
     let id = max_id.map(pg_sys::Datum::from);
     let slot_count = Some(pg_sys::Datum::from(slotted.slots));
+    let first = Some(pg_sys::Datum::from(own_slot(slotted)));
     // 1. take a free row: without SQL when the balance table allows (`direct`), else with SKIP LOCKED.
     if let Some(target) = plans.direct.as_ref().filter(|_| !tried_directly) {
         let mut with_slot = keys.clone();
         with_slot.push(None);
-        if super::direct::take(target, &mut with_slot, slotted.slots, delta, max_id, guarded).is_some() {
+        if super::direct::take(target, &mut with_slot, slotted.slots, own_slot(slotted), delta, max_id, guarded).is_some() {
             return;
         }
     }
-    if !execute(slotted.take, &with(&[Some(delta), id, Some(pg_sys::Datum::from(guarded))])).is_empty() {
+    let take = || !execute(slotted.take, &with(&[Some(delta), id, Some(pg_sys::Datum::from(guarded)), first, slot_count])).is_empty();
+    // A guarded take in a subtransaction that is rolled back when it takes nothing: a row it locked and
+    // then found short (changed since the statement's snapshot) must not stay locked into the gather,
+    // where it would make two gathers wait for each other.
+    if if guarded { kept_only_if(take) } else { take() } {
         return;
     }
     let slot = if guarded {
@@ -252,14 +268,31 @@ fn write_key(
         super::trigger::apply_negative_rule(plans, &[key_texts(plans, &keys)]);
         0
     } else {
-        // 3. place: a new row, or a wait on a held one chosen by process id.
+        // 3. place: a new row, or a wait on this backend's own slot.
         let free = execute(slotted.free_slot, &with(&[slot_count]));
-        free.first().and_then(|r| r[0].as_deref()).and_then(|s| s.parse::<i32>().ok()).unwrap_or_else(|| {
-            // SAFETY: reading a backend global.
-            unsafe { pg_sys::MyProcPid }.rem_euclid(slotted.slots)
-        })
+        free.first().and_then(|r| r[0].as_deref()).and_then(|s| s.parse::<i32>().ok()).unwrap_or_else(|| own_slot(slotted))
     };
     execute(slotted.put, &with(&[Some(delta), id, Some(pg_sys::Datum::from(slot))]));
+}
+
+/// Runs `work` in a subtransaction that is kept when it returns true and rolled back (with the row
+/// locks it took) when it returns false. An error propagates, rolling back with the transaction.
+fn kept_only_if(work: impl FnOnce() -> bool) -> bool {
+    // SAFETY: the pattern of PL/pgSQL's exception blocks; memory context and resource owner restored.
+    unsafe {
+        let (context, owner) = (pg_sys::CurrentMemoryContext, pg_sys::CurrentResourceOwner);
+        pg_sys::BeginInternalSubTransaction(std::ptr::null());
+        pg_sys::MemoryContextSwitchTo(context);
+        let kept = work();
+        if kept {
+            pg_sys::ReleaseCurrentSubTransaction();
+        } else {
+            pg_sys::RollbackAndReleaseCurrentSubTransaction();
+        }
+        pg_sys::MemoryContextSwitchTo(context);
+        pg_sys::CurrentResourceOwner = owner;
+        kept
+    }
 }
 
 #[cfg(any(test, feature = "pg_test"))]
@@ -275,7 +308,8 @@ mod tests {
         ];
         let sql = SlotSql::from_names("public.\"Bal\"", &keys, true);
         assert!(sql.take.contains("s.\"itemId\" OPERATOR(pg_catalog.=) $1 AND (s.lot OPERATOR(pg_catalog.=) $2 OR s.lot IS NULL AND $2 IS NULL)"), "{}", sql.take);
-        assert!(sql.take.contains("ORDER BY s.slot LIMIT 1 FOR NO KEY UPDATE OF s SKIP LOCKED"), "{}", sql.take);
+        assert!(sql.take.contains("ORDER BY (s.slot + $7 - $6) % $7 LIMIT 1"), "{}", sql.take);
+        assert!(sql.take.contains("FOR NO KEY UPDATE OF s SKIP LOCKED"), "{}", sql.take);
         assert!(sql.take.contains("(NOT $5 OR s.qty + $3 >= 0)"), "{}", sql.take);
         assert!(sql.gather.contains("ORDER BY s.slot FOR NO KEY UPDATE OF s)"), "{}", sql.gather);
         assert!(sql.gather.contains("ON CONFLICT (\"itemId\", lot, slot)"), "{}", sql.gather);
