@@ -52,9 +52,12 @@ SELECT slot, qty FROM inventory.balances WHERE item_id = :hot ORDER BY slot;
 SELECT inventory.on_hand(:hot) AS on_hand, (SELECT qty FROM inventory.stock WHERE item_id = :hot) AS stock,
        (SELECT sum(qty) FROM inventory.ledger WHERE item_id = :hot) AS ledger;
 SELECT count(*) AS stock_rows FROM inventory.stock WHERE item_id = :hot;
--- A decrease one free slot covers takes it (slot 0 has 3: -3 takes all of it, no other slot moves).
+-- A decrease one free slot covers takes it from that slot alone (which one depends on the backend:
+-- each starts from a slot of its own).
+CREATE TEMP TABLE slots_before AS SELECT slot, qty FROM inventory.balances WHERE item_id = :hot;
 SELECT inventory.post(:hot, :a1, -3) > 0 AS posted;
-SELECT slot, qty FROM inventory.balances WHERE item_id = :hot ORDER BY slot;
+SELECT count(*) AS slots_changed, sum(b.qty - s.qty) AS change, min(b.qty) >= 0 AS none_below_zero
+  FROM inventory.balances b JOIN slots_before s USING (slot) WHERE b.item_id = :hot AND b.qty <> s.qty;
 -- One no single slot covers gathers them all and respreads what remains (9 - 7 = 2 over 4 slots).
 SELECT inventory.post(:hot, :a1, -7) > 0 AS posted;
 SELECT slot, qty FROM inventory.balances WHERE item_id = :hot ORDER BY slot;
