@@ -3,7 +3,7 @@
 # design on one cluster in the same run, single-row autocommit receipts through pgbench -M prepared:
 #   bare     bench.bare: inventory.ledger's columns, indexes, defaults and foreign keys, no balances
 #   one      inventory.ledger with one balance row per key (set_balance_slots 1, the default)
-#   spread   inventory.ledger with 8 slots per key (set_balance_slots 8)
+#   spread   inventory.ledger with 16 slots per key (set_balance_slots 16: about twice the writers)
 # each with one hot key (item 1 at location 1) and with random keys over 1,000 (bench/fixture.sql), at 4
 # and 8 clients. Rounds are interleaved (each round runs every design once, in an order rotated from round
 # to round; the slot count is set before each run of ours), ratios are taken within a round, and the summary
@@ -44,7 +44,7 @@ tps() {  # design, random|hot, clients → tps of single-row autocommit receipts
   case $1 in
     bare) table=bench.bare ;;
     one) psql_q -c "SELECT inventory.set_balance_slots('inventory.ledger', 1)" >/dev/null ;;
-    spread) psql_q -c "SELECT inventory.set_balance_slots('inventory.ledger', 8)" >/dev/null ;;
+    spread) psql_q -c "SELECT inventory.set_balance_slots('inventory.ledger', 16)" >/dev/null ;;
   esac
   psql_q -c "CHECKPOINT" >/dev/null
   if [ "$2" = hot ]; then printf '\\set i 1\n\\set l 1\n'; else printf '\\set i random(1, 100)\n\\set l random(1, 10)\n'; fi >"$tmp/post.sql"
@@ -70,7 +70,7 @@ done
 check=$(psql_q -c "SELECT count(*) FROM (SELECT org_id, item_id, location_id, lot_id, sum(qty) q FROM inventory.ledger GROUP BY 1, 2, 3, 4) l
     FULL JOIN inventory.stock s ON (s.org_id, s.item_id, s.location_id) = (l.org_id, l.item_id, l.location_id)
      AND s.lot_id IS NOT DISTINCT FROM l.lot_id WHERE s.qty IS DISTINCT FROM l.q")
-psql_q -c "SELECT inventory.set_balance_slots('inventory.ledger', 8)" >/dev/null
+psql_q -c "SELECT inventory.set_balance_slots('inventory.ledger', 16)" >/dev/null
 printf '\\set i 1\n\\set l 1\nINSERT INTO inventory.ledger (item_id, location_id, qty) VALUES (%s, %s, 1);\n' \
   "'00000000-0000-4000-a000-000000000001'" "'00000000-0000-4000-b000-000000000001'" >"$tmp/post.sql"
 pgbench -n -M prepared -c 8 -j 2 -T 3 -f "$tmp/post.sql" postgres >/dev/null 2>&1
@@ -101,7 +101,7 @@ print()
 print(f"summary: {build}")
 print(f"  {rounds} interleaved rounds; medians of the rounds, ratios as median (min-max) of the per-round ratios")
 print(f"  {load}")
-print(f"  keys whose total (inventory.stock) differs from the ledger's sum: {check}; rows of the hot key after 8 clients with 8 slots: {hot_rows}")
+print(f"  keys whose total (inventory.stock) differs from the ledger's sum: {check}; rows of the hot key after 8 clients with 16 slots: {hot_rows}")
 print()
 print(f"{'tps':14} {'bare hot':>9} {'one hot':>9} {'spread hot':>10} {'bare rnd':>9} {'one rnd':>9} {'spread rnd':>10}")
 for c in ("4", "8"):

@@ -23,6 +23,13 @@ pub fn maintenance_lock_timeout_ms() -> i32 {
     MAINTENANCE_LOCK_TIMEOUT.get()
 }
 
+/// How long a spread key's rows must have gone untouched before reconcile folds them into one (reconcile.rs).
+pub static SLOT_FOLD_AFTER: GucSetting<i32> = GucSetting::<i32>::new(600);
+
+pub fn slot_fold_after_s() -> i32 {
+    SLOT_FOLD_AFTER.get()
+}
+
 pub const ORG_ID_NAME: &CStr = c"app.org_id";
 pub const DEFAULT_ORG_ID_NAME: &CStr = c"inventory.default_org_id";
 
@@ -80,6 +87,16 @@ pub fn init() {
             3_600_000,
             GucContext::Userset,
             GucFlags::UNIT_MS,
+        );
+        GucRegistry::define_int_guc(
+            c"inventory.slot_fold_after",
+            c"How long a key spread over slots must go without postings before reconcile folds its rows into one.",
+            c"A key posted to more recently is still hot: folding it would only make it spread again.",
+            &SLOT_FOLD_AFTER,
+            0,
+            7 * 24 * 3600,
+            GucContext::Userset,
+            GucFlags::UNIT_S,
         );
         pg_sys::MarkGUCPrefixReserved(c"inventory".as_ptr());
     }

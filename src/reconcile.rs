@@ -522,20 +522,26 @@ fn correct(ledger: &Registered, corrections: &[&Finding]) {
     }
 }
 
-/// Folds the slots of every key whose rows nobody holds into one row (SPEC §6, hot keys: a key that
-/// stopped being contended goes back to one row). Each key in a subtransaction of its own: its rows are
-/// locked in slot order with NOWAIT, and a key with a row held by a posting is left as it is — the
-/// subtransaction's rollback releases the rows it did lock, so the fold never makes a posting wait.
+/// Folds the rows of every quiet spread key into one (SPEC §6, hot keys: a key that stopped being
+/// contended goes back to one row). Quiet: no posting for `inventory.slot_fold_after` (default 10
+/// minutes). Each key in a subtransaction of its own: its rows are locked in slot order with NOWAIT, and
+/// a key with a row held by a posting is left as it is — the subtransaction's rollback releases the rows
+/// it did lock, so the fold never makes a posting wait.
 fn fold_quiet_keys(ledger: &Registered, org: Option<Uuid>) {
     let balance = &ledger.balance_name;
     let keys = ledger.key_list("");
     let b_keys = ledger.key_list("b.");
-    let (filter, args): (String, Vec<pgrx::datum::DatumWithOid>) = match (org, &ledger.org) {
-        (Some(o), Some(col)) => (format!("WHERE {} = $1", ident(col)), vec![o.into()]),
+    let (filter, mut args): (String, Vec<pgrx::datum::DatumWithOid>) = match (org, &ledger.org) {
+        (Some(o), Some(col)) => (format!("WHERE {} = $2", ident(col)), vec![o.into()]),
         _ => (String::new(), vec![]),
     };
+    args.insert(0, crate::guc::slot_fold_after_s().into());
+    // Quiet: no posting for inventory.slot_fold_after (a hot key folded would only spread again).
     let spread: Vec<Option<String>> = rows(
-        &format!("SELECT ROW({keys})::text FROM {balance} {filter} GROUP BY {keys} HAVING count(*) > 1 ORDER BY {keys}"),
+        &format!(
+            "SELECT ROW({keys})::text FROM {balance} {filter} GROUP BY {keys}
+             HAVING count(*) > 1 AND max(updated_at) <= now() - make_interval(secs => $1) ORDER BY {keys}"
+        ),
         &args,
         |r| r.get::<String>(1),
     );

@@ -24,6 +24,9 @@ pub struct DirectTarget {
     pub qty_attnum: i32,
     pub last_id_attnum: Option<i32>,
     pub updated_at_attnum: i32,
+    /// A slotted balance table's `slot` column, the unique index's last column (so that the index's
+    /// other columns find all of a key's rows in one scan).
+    pub slot_attnum: Option<i32>,
 }
 
 /// The target, when the balance table qualifies (see the module comment); `bypasses_rls`: the upkeep's
@@ -102,6 +105,10 @@ pub fn target_for(balance: pg_sys::Oid, keys: &[String], bypasses_rls: bool) -> 
     if seen.len() != keys.len() {
         return None;
     }
+    let slotted = keys.last().is_some_and(|k| k == "slot");
+    if slotted && index_keys.last().map(|k| k.0) != Some(keys.len() - 1) {
+        return None;
+    }
     let attnum = |name: &str| {
         crate::spi_util::one_text(
             "SELECT attnum::text FROM pg_catalog.pg_attribute WHERE attrelid = $1 AND attname = $2 AND attnum > 0 AND NOT attisdropped",
@@ -116,6 +123,7 @@ pub fn target_for(balance: pg_sys::Oid, keys: &[String], bypasses_rls: bool) -> 
         qty_attnum: attnum("qty")?,
         last_id_attnum: attnum("last_ledger_id"),
         updated_at_attnum: attnum("updated_at")?,
+        slot_attnum: if slotted { Some(attnum("slot")?) } else { None },
     })
 }
 
@@ -125,60 +133,73 @@ pub fn add(target: &DirectTarget, keys: &[Option<pg_sys::Datum>], delta: pg_sys:
     let mut probe = Probe::open(target)?;
     let mut outcome = None;
     for _attempt in 0..3 {
-        match probe.lock(keys, Wait::Block, None) {
+        match probe.lock(keys, Wait::Block) {
             Locked::Row => {
                 outcome = probe.update(delta, max_id);
                 break;
             }
             // Updated or deleted by a transaction that committed while we waited: look again.
             Locked::Changed => continue,
-            Locked::Absent | Locked::Busy | Locked::Short => break,
+            Locked::Absent | Locked::Busy => break,
         }
     }
     outcome
 }
 
 /// A slotted key's `take` (`super::spread`) without SQL: the first of its rows, in slot order from
-/// `first` round (`keys` end with the slot), that no other transaction holds — probed, then locked
-/// without waiting — and, when `guarded`, that holds at least `-delta`. When every row that would do is
-/// held, it looks again a few times over about a millisecond (a holder is usually committing): a writer
-/// takes whichever row frees first instead of queueing behind one. Rows it locked but could not use
+/// `first` round, that no other transaction holds — all found with one scan of the unique index by the
+/// key's columns, then locked without waiting — and, when `guarded`, that holds at least `-delta`. When every row that would do is
+/// held and every slot is in use, it looks again a few times over about a millisecond and a half (a
+/// holder is usually committing): a writer takes whichever row frees first instead of queueing behind
+/// one. Rows it locked but could not use
 /// stay locked (as SKIP LOCKED leaves them) to the end of the transaction. `None`: no such row here,
 /// the SQL statements decide (and may wait).
 pub fn take(
     target: &DirectTarget,
-    keys: &mut [Option<pg_sys::Datum>],
+    keys: &[Option<pg_sys::Datum>],
     slots: i32,
     first: i32,
     delta: pg_sys::Datum,
     max_id: Option<i64>,
     guarded: bool,
 ) -> Option<bool> {
-    const LOOKS: u32 = 4;
+    const LOOKS: u32 = 5;
     let mut probe = Probe::open(target)?;
     for look in 0..LOOKS {
+        let mut rows = probe.rows_of_key(keys, guarded.then_some(delta));
+        rows.sort_by_key(|row| (row.slot - first).rem_euclid(slots));
+        let rows_seen: Vec<i32> = rows.iter().map(|row| row.slot).collect();
         let mut held = false;
-        for slot in (0..slots).map(|i| (first + i) % slots) {
-            *keys.last_mut()? = Some(pg_sys::Datum::from(slot));
-            let needs = guarded.then_some(delta);
-            match probe.lock(keys, Wait::Skip, needs) {
+        for row in rows {
+            match row.state {
+                RowState::Held => {
+                    held = true;
+                    continue;
+                }
+                RowState::Short => continue,
+                RowState::Free => {}
+            }
+            match probe.lock_tid(row.tid, Wait::Skip) {
                 Locked::Row => {}
                 Locked::Busy => {
                     held = true;
                     continue;
                 }
-                Locked::Absent | Locked::Changed | Locked::Short => continue,
+                _ => continue,
             }
-            // SAFETY: the probe's slot holds the row just locked (its newest version: checked again).
+            // SAFETY: the probe's slot holds the row just locked (unchanged since the scan: a version
+            // updated meanwhile answers TM_Updated; checked again all the same).
             if guarded && !unsafe { probe.covers(delta) } {
                 continue;
             }
             return probe.update(delta, max_id);
         }
-        if !held || look + 1 == LOOKS {
+        // Nothing held (every row short, or none at all), or a slot still unused: the SQL statements
+        // make a row there, or gather, at once; waiting would not help.
+        if !held || look + 1 == LOOKS || distinct_slots(&rows_seen) < slots {
             break;
         }
-        // 100, 200, 400 µs.
+        // 100, 200, 400, 800 µs.
         // SAFETY: plain backend calls.
         unsafe {
             pg_sys::pg_usleep(100 << look);
@@ -186,6 +207,31 @@ pub fn take(
         }
     }
     None
+}
+
+/// How many different slots `rows` (a key's rows, each version a scan met) are in.
+fn distinct_slots(rows: &[i32]) -> i32 {
+    let mut slots = rows.to_vec();
+    slots.sort_unstable();
+    slots.dedup();
+    slots.len() as i32
+}
+
+/// One row of a slotted key, as a dirty-snapshot scan found it (a row an in-progress transaction
+/// updates is met twice, as its old and its new version, both held).
+struct KeyRow {
+    slot: i32,
+    tid: pg_sys::ItemPointerData,
+    state: RowState,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum RowState {
+    Free,
+    /// Another transaction is inserting, updating or locking it.
+    Held,
+    /// Free, but it does not cover the decrease.
+    Short,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -204,8 +250,6 @@ enum Locked {
     Changed,
     /// Held by another transaction (`Wait::Skip`), or anything else `table_tuple_lock` answers.
     Busy,
-    /// Not locked: its version found does not cover the delta (`needs`).
-    Short,
 }
 
 /// The balance table and its unique key index, opened for one write (closed on drop; their locks stay
@@ -235,13 +279,12 @@ impl<'a> Probe<'a> {
         }
     }
 
-    /// Finds the row of `keys` (a dirty-snapshot probe of the unique index) and locks it.
-    /// With `needs` (a delta), a row whose version found does not cover it is not locked (`Short`).
-    fn lock(&mut self, keys: &[Option<pg_sys::Datum>], wait: Wait, needs: Option<pg_sys::Datum>) -> Locked {
-        // SAFETY: the relations are open; the scan keys live through the scan.
+    /// Scan keys for the first `columns` index columns, from the registered keys' values.
+    fn scankeys(&self, keys: &[Option<pg_sys::Datum>], columns: usize) -> Vec<pg_sys::ScanKeyData> {
+        // SAFETY: initializing plain structs with the index's own equality functions.
         unsafe {
-            let mut scankeys: Vec<pg_sys::ScanKeyData> = vec![std::mem::zeroed(); self.target.index_keys.len()];
-            for (i, (pos, proc, collation)) in self.target.index_keys.iter().enumerate() {
+            let mut scankeys: Vec<pg_sys::ScanKeyData> = vec![std::mem::zeroed(); columns];
+            for (i, (pos, proc, collation)) in self.target.index_keys.iter().take(columns).enumerate() {
                 let (flags, arg) = match keys[*pos] {
                     Some(d) => (0, d),
                     None => ((pg_sys::SK_ISNULL | pg_sys::SK_SEARCHNULL) as i32, pg_sys::Datum::from(0)),
@@ -257,6 +300,48 @@ impl<'a> Probe<'a> {
                     arg,
                 );
             }
+            scankeys
+        }
+    }
+
+    /// Every row of a slotted key (`keys` without the slot), found with one dirty-snapshot scan of the
+    /// unique index by its other columns; with `needs` (a delta), whether each free one covers it.
+    fn rows_of_key(&mut self, keys: &[Option<pg_sys::Datum>], needs: Option<pg_sys::Datum>) -> Vec<KeyRow> {
+        let Some(slot_attnum) = self.target.slot_attnum else { return Vec::new() };
+        let mut scankeys = self.scankeys(keys, self.target.index_keys.len() - 1);
+        let mut rows = Vec::new();
+        // SAFETY: the relations are open; the scan keys live through the scan; each row is read from
+        // the slot before the next is fetched into it.
+        unsafe {
+            let mut dirty: pg_sys::SnapshotData = std::mem::zeroed();
+            dirty.snapshot_type = pg_sys::SnapshotType::SNAPSHOT_DIRTY;
+            let scan = pg_sys::index_beginscan(self.rel, self.index, &mut dirty, scankeys.len() as i32, 0);
+            pg_sys::index_rescan(scan, scankeys.as_mut_ptr(), scankeys.len() as i32, std::ptr::null_mut(), 0);
+            while pg_sys::index_getnext_slot(scan, pg_sys::ScanDirection::ForwardScanDirection, self.slot) {
+                let mut isnull = false;
+                let slot = pg_sys::slot_getattr(self.slot, slot_attnum, &mut isnull);
+                if isnull {
+                    continue;
+                }
+                let state = if dirty.xmin != pg_sys::InvalidTransactionId || dirty.xmax != pg_sys::InvalidTransactionId {
+                    RowState::Held
+                } else if needs.is_some_and(|delta| !self.covers(delta)) {
+                    RowState::Short
+                } else {
+                    RowState::Free
+                };
+                rows.push(KeyRow { slot: slot.value() as i32, tid: (*self.slot).tts_tid, state });
+            }
+            pg_sys::index_endscan(scan);
+        }
+        rows
+    }
+
+    /// Finds the row of `keys` (a dirty-snapshot probe of the unique index) and locks it.
+    fn lock(&mut self, keys: &[Option<pg_sys::Datum>], wait: Wait) -> Locked {
+        let mut scankeys = self.scankeys(keys, self.target.index_keys.len());
+        // SAFETY: the relations are open; the scan keys live through the scan.
+        unsafe {
             let mut dirty: pg_sys::SnapshotData = std::mem::zeroed();
             dirty.snapshot_type = pg_sys::SnapshotType::SNAPSHOT_DIRTY;
             let scan = pg_sys::index_beginscan(self.rel, self.index, &mut dirty, scankeys.len() as i32, 0);
@@ -266,14 +351,15 @@ impl<'a> Probe<'a> {
             if !found || dirty.xmin != pg_sys::InvalidTransactionId {
                 return Locked::Absent;
             }
-            // Another transaction is updating or locking it: skipping needs no lock attempt.
-            if wait == Wait::Skip && dirty.xmax != pg_sys::InvalidTransactionId {
-                return Locked::Busy;
-            }
-            if needs.is_some_and(|delta| !self.covers(delta)) {
-                return Locked::Short;
-            }
-            let mut tid = (*self.slot).tts_tid;
+            self.lock_tid((*self.slot).tts_tid, wait)
+        }
+    }
+
+    /// Locks the row version at `tid` (the newest, unless `Changed`); its contents land in the slot.
+    fn lock_tid(&mut self, tid: pg_sys::ItemPointerData, wait: Wait) -> Locked {
+        let mut tid = tid;
+        // SAFETY: the relations are open; `tid` is a row of the balance table.
+        unsafe {
             let mut failure: pg_sys::TM_FailureData = std::mem::zeroed();
             let policy = match wait {
                 Wait::Block => pg_sys::LockWaitPolicy::LockWaitBlock,

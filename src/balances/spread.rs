@@ -4,15 +4,20 @@
 //! One row per key makes every posting to a popular key wait for the previous one's commit. With slots,
 //! a posting takes whichever of the key's rows no other transaction holds, and the key's balance is the
 //! sum of its rows (`inventory.on_hand`, the view beside the balance table). Per key, in this order:
-//! 1. **take**: add the delta to the key's first row (in slot order) that nobody holds — `FOR NO KEY
-//!    UPDATE SKIP LOCKED`, so it never waits. A decrease under a negative-stock rule takes only a row
-//!    that holds enough, so every row of a guarded key stays ≥ 0 and so does their sum.
-//! 2. **gather** (a guarded decrease no single free row covers): lock all of the key's rows in slot
-//!    order (waiting), decide on their total — short: the rule decides (23514, or the delta goes into
-//!    slot 0) — and spread what remains evenly over the slots, so the next decreases find rows that
-//!    hold enough. Two sessions cannot both take the last unit: each takes it only from a row it holds.
-//! 3. **place** (no free row, and no rule to keep): a new row in the lowest slot not yet used, or, with
-//!    every slot in use and held, a wait on one chosen by process id (waiters spread over the slots).
+//! 1. **take**: add the delta to a row nobody holds, looking from this backend's own slot round (so
+//!    concurrent writers start apart) — without SQL when the table allows (`direct::take`, which looks
+//!    again for about a millisecond while every row is held: holders are usually committing), else with
+//!    `FOR NO KEY UPDATE SKIP LOCKED`. It never waits. A decrease under a negative-stock rule takes only
+//!    a row that holds enough, so every row of a guarded key stays ≥ 0 and so does their sum.
+//! 2. **gather** (a guarded decrease no free row covers): lock all of the key's rows in slot order
+//!    (waiting), decide on their total — short: the rule decides (23514, or the delta goes into slot 0) —
+//!    and spread what remains evenly over the slots, so the next decreases find rows that hold enough.
+//!    Two sessions cannot both take the last unit: each takes it only from a row it holds. A guarded SQL
+//!    take runs in a subtransaction rolled back when it takes nothing, so no row it locked and found
+//!    short is still held when the gather waits (two gathers would then wait for each other).
+//! 3. **place** (an increase, or no rule to keep, and no free row): a new row in a slot not yet used
+//!    (the first from this backend's own round), or, with every slot in use and held, a wait on this
+//!    backend's own slot.
 //! A quiet key finds its one row free and keeps one row. Keys of one statement are written one at a
 //! time in key order, so waits (gather, place) follow one order and statements do not deadlock.
 
@@ -63,7 +68,7 @@ impl SlotPlans {
             slots: r.slots,
             take: keep_plan(&sql.take, &with(&[numeric, int8, bool_, int4, int4])),
             gather: keep_plan(&sql.gather, &with(&[numeric, int8, int4])),
-            free_slot: keep_plan(&sql.free_slot, &with(&[int4])),
+            free_slot: keep_plan(&sql.free_slot, &with(&[int4, int4])),
             put: keep_plan(&sql.put, &with(&[numeric, int8, int4])),
             order: keep_plan(&sql.order, &array_types),
         }
@@ -86,7 +91,7 @@ pub struct SlotSql {
     pub take: String,
     /// + delta, largest id, slots: locks every row, and when the total covers the delta, spreads it.
     pub gather: String,
-    /// + slots: the lowest slot with no row.
+    /// + slots, first slot: a slot with no row, the first from the first slot round.
     pub free_slot: String,
     /// + delta, largest id, slot: adds to one slot's row (made when missing), waiting for it if held.
     pub put: String,
@@ -156,9 +161,16 @@ impl SlotSql {
              SELECT t.total >= 0, (SELECT count(*) FROM w) FROM t",
             ms = matches("s"),
         );
+        // free_slot: + slots, first slot. A new key's first row is slot 0; after that, the first unused
+        // slot from this backend's own round, so that two backends making a row at once seldom make the
+        // same one.
+        let (slots, first) = (n + 1, n + 2);
         let free_slot = format!(
-            "SELECT min(g) FROM pg_catalog.generate_series(0, ${d} - 1) AS g
-              WHERE NOT EXISTS (SELECT FROM {balance} AS s WHERE {ms} AND s.slot = g)",
+            "SELECT g FROM pg_catalog.generate_series(0, ${slots} - 1) AS g
+              WHERE NOT EXISTS (SELECT FROM {balance} AS s WHERE {ms} AND s.slot = g)
+              ORDER BY CASE WHEN EXISTS (SELECT FROM {balance} AS s WHERE {ms}) THEN (g + ${slots} - ${first}) % ${slots}
+                            ELSE g END
+              LIMIT 1",
             ms = matches("s"),
         );
         let put = format!(
@@ -186,12 +198,11 @@ fn own_slot(slotted: &SlotPlans) -> i32 {
 pub fn take_directly(plans: &Plans, deltas: &HashMap<KeyImage, Delta>) -> bool {
     let (Some(target), Some(slotted)) = (&plans.direct, &plans.slotted) else { return false };
     let Some((image, delta)) = deltas.iter().next().filter(|_| deltas.len() == 1) else { return false };
-    let mut keys = key_datums(plans, image);
-    keys.push(None);
+    let keys = key_datums(plans, image);
     let delta_datum = sum_datum(&delta.sum);
     // SAFETY: a numeric datum (`sum_datum`).
     let guarded = plans.registration.rule.is_some() && unsafe { numeric::is_negative(delta_datum) };
-    super::direct::take(target, &mut keys, slotted.slots, own_slot(slotted), delta_datum, delta.max_id, guarded).is_some()
+    super::direct::take(target, &keys, slotted.slots, own_slot(slotted), delta_datum, delta.max_id, guarded).is_some()
 }
 
 /// Writes one statement's deltas to a slotted ledger, key by key in key order (see the module comment).
@@ -200,7 +211,7 @@ pub fn write(plans: &Plans, deltas: HashMap<KeyImage, Delta>, tried_directly: bo
     let slotted = plans.slotted.as_ref().expect("a slotted ledger");
     if deltas.len() == 1 {
         let (image, delta) = deltas.into_iter().next().expect("one delta");
-        write_key(plans, slotted, key_datums(plans, &image), sum_datum(&delta.sum), delta.max_id, tried_directly);
+        write_key(plans, slotted, &image, sum_datum(&delta.sum), delta.max_id, tried_directly);
         return;
     }
     let entries: Vec<(KeyImage, Delta)> = deltas.into_iter().collect();
@@ -225,18 +236,19 @@ pub fn write(plans: &Plans, deltas: HashMap<KeyImage, Delta>, tried_directly: bo
             });
             max_id = max_id.max(delta.max_id);
         }
-        write_key(plans, slotted, key_datums(plans, &entries[first - 1].0), sum, max_id, false);
+        write_key(plans, slotted, &entries[first - 1].0, sum, max_id, false);
     }
 }
 
 fn write_key(
     plans: &Plans,
     slotted: &SlotPlans,
-    keys: Vec<Option<pg_sys::Datum>>,
+    image: &[u8],
     delta: pg_sys::Datum,
     max_id: Option<i64>,
     tried_directly: bool,
 ) {
+    let keys = key_datums(plans, image);
     // SAFETY: a numeric datum (`sum_datum`).
     let guarded = plans.registration.rule.is_some() && unsafe { numeric::is_negative(delta) };
     let with = |extra: &[Option<pg_sys::Datum>]| keys.iter().copied().chain(extra.iter().copied()).collect::<Vec<_>>();
@@ -245,9 +257,7 @@ fn write_key(
     let first = Some(pg_sys::Datum::from(own_slot(slotted)));
     // 1. take a free row: without SQL when the balance table allows (`direct`), else with SKIP LOCKED.
     if let Some(target) = plans.direct.as_ref().filter(|_| !tried_directly) {
-        let mut with_slot = keys.clone();
-        with_slot.push(None);
-        if super::direct::take(target, &mut with_slot, slotted.slots, own_slot(slotted), delta, max_id, guarded).is_some() {
+        if super::direct::take(target, &keys, slotted.slots, own_slot(slotted), delta, max_id, guarded).is_some() {
             return;
         }
     }
@@ -258,8 +268,14 @@ fn write_key(
     if if guarded { kept_only_if(take) } else { take() } {
         return;
     }
+    let free_slot = || {
+        let free = execute(slotted.free_slot, &with(&[slot_count, first]));
+        free.first().and_then(|r| r[0].as_deref()).and_then(|s| s.parse::<i32>().ok())
+    };
     let slot = if guarded {
-        // 2. gather: every row locked, in slot order; spread when the total covers the decrease.
+        // 2. gather: every row locked, in slot order; spread when the total covers the decrease. It
+        // makes the slots' missing rows, so it holds the key's row-making lock first.
+        lock_row_making(plans.ledger, image);
         let covered = execute(slotted.gather, &with(&[Some(delta), id, slot_count]));
         if covered.first().and_then(|r| r[0].as_deref()) == Some("t") {
             return;
@@ -267,13 +283,44 @@ fn write_key(
         // Short: the rule decides (and refuses with 23514), or the balance may go negative, in slot 0.
         super::trigger::apply_negative_rule(plans, &[key_texts(plans, &keys)]);
         0
+    } else if free_slot().is_some() {
+        // 3. place: a new row (under the key's row-making lock, looked for again once held) …
+        lock_row_making(plans.ledger, image);
+        free_slot().unwrap_or_else(|| own_slot(slotted))
     } else {
-        // 3. place: a new row, or a wait on this backend's own slot.
-        let free = execute(slotted.free_slot, &with(&[slot_count]));
-        free.first().and_then(|r| r[0].as_deref()).and_then(|s| s.parse::<i32>().ok()).unwrap_or_else(|| own_slot(slotted))
+        // … or, every slot in use and held, a wait on this backend's own slot.
+        own_slot(slotted)
     };
     execute(slotted.put, &with(&[Some(delta), id, Some(pg_sys::Datum::from(slot))]));
 }
+
+/// The lock a transaction holds, to its end, before it makes rows for a key (a gather, a place): two
+/// transactions that made the same missing slot's row at once would each wait for the other's insert
+/// while holding rows the other needs. Taken before any of the key's rows (a take never holds one when
+/// it fails), so it keeps the order of waits: row-making lock, then rows in slot order. An advisory lock
+/// tag of the extension's own kind (`objsubid` 14 in `pg_locks`: SQL's advisory functions use 1 and 2,
+/// so no application can hold it), keyed by the ledger and a hash of the key's bytes.
+fn lock_row_making(ledger: pg_sys::Oid, image: &[u8]) {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    u32::from(ledger).hash(&mut hasher);
+    image.hash(&mut hasher);
+    let hash = hasher.finish();
+    // SAFETY: a lock tag built as SET_LOCKTAG_ADVISORY builds one; a transaction-scoped lock.
+    unsafe {
+        let mut tag: pg_sys::LOCKTAG = std::mem::zeroed();
+        tag.locktag_field1 = pg_sys::MyDatabaseId.into();
+        tag.locktag_field2 = (hash >> 32) as u32;
+        tag.locktag_field3 = hash as u32;
+        tag.locktag_field4 = ROW_MAKING_LOCK_CLASS;
+        tag.locktag_type = pg_sys::LockTagType::LOCKTAG_ADVISORY as u8;
+        tag.locktag_lockmethodid = pg_sys::USER_LOCKMETHOD as u8;
+        pg_sys::LockAcquire(&tag, pg_sys::ExclusiveLock as i32, false, false);
+    }
+}
+
+/// `pg_locks.objsubid` of the row-making lock.
+const ROW_MAKING_LOCK_CLASS: u16 = 14;
 
 /// Runs `work` in a subtransaction that is kept when it returns true and rolled back (with the row
 /// locks it took) when it returns false. An error propagates, rolling back with the transaction.

@@ -49,6 +49,8 @@ SELECT count(*) FROM inventory.enable_tenant_isolation('public."StockMove"', 'or
 SELECT inventory.track_balances('public."StockMove"', 'public."StockLevel"', ARRAY['itemId'], 'qtyCanonical');
 INSERT INTO public."StockMove" ("orgId", "itemId", "qtyCanonical") SELECT org_id, 'p-' || g % 5, g FROM public.test_keys, generate_series(1, 50) g;
 GRANT SELECT, INSERT ON public."StockMove" TO shop_app;
+-- Its balances spread over slots (issue 14): the slot column, the key, the view and the count come back.
+SELECT inventory.set_balance_slots('public."StockMove"', 4);
 -- Reconcile history: one run that corrected a finding.
 UPDATE inventory.balances SET qty = qty + 0.001 WHERE ctid = (SELECT min(ctid) FROM inventory.balances);
 SELECT count(*) FROM inventory.reconcile();
@@ -70,7 +72,8 @@ census="SELECT concat_ws(' | ',
           ORDER BY org_id, item_id, location_id, lot_id NULLS FIRST)) FROM inventory.balances),
   (SELECT count(*) || ' moves, sum ' || sum(\"qtyCanonical\") FROM public.\"StockMove\"),
   (SELECT count(*) || ' levels, sum ' || sum(qty) FROM public.\"StockLevel\"),
-  (SELECT string_agg(ledger::text, ',' ORDER BY ledger::text) FROM inventory.tracked_ledgers),
+  (SELECT string_agg(ledger::text || ' slots ' || slots, ',' ORDER BY ledger::text) FROM inventory.tracked_ledgers),
+  (SELECT count(*) || ' totals, sum ' || sum(qty) FROM public.\"StockLevel_totals\"),
   (SELECT string_agg(relid::text, ',' ORDER BY relid::text) FROM inventory.tenant_tables),
   (SELECT count(*) || ' runs, ' || sum(findings) || ' findings' FROM inventory.reconcile_runs),
   (SELECT count(*) FROM inventory.reconcile_findings))"

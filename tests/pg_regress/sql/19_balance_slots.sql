@@ -99,7 +99,9 @@ SELECT inventory.post(:cold, :b1, 3) > 0 AS posted;
 SELECT slot, qty FROM inventory.balances WHERE item_id = :cold ORDER BY location_id, slot;
 COMMIT;
 
--- Reconcile folds a key whose slots nobody holds back into one row, and corrects drift on a spread key.
+-- Reconcile folds a quiet key's rows back into one (quiet: no posting for inventory.slot_fold_after,
+-- 10 minutes by default; 0 here), and corrects drift on a spread key.
+SET inventory.slot_fold_after = 0;
 SET app.org_id = :org;
 UPDATE inventory.balances SET qty = qty + 0.005 WHERE item_id = :hot AND location_id = :a1 AND slot = 1;
 SELECT i.sku, count(*) AS rows FROM inventory.balances b JOIN inventory.items i ON i.id = b.item_id WHERE b.org_id = :org GROUP BY 1 ORDER BY 1;
@@ -110,6 +112,7 @@ SELECT i.sku, l.code, b.slot, b.qty FROM inventory.balances b JOIN inventory.ite
   JOIN inventory.locations l ON l.id = b.location_id WHERE b.org_id = :org ORDER BY 1, 2, 3;
 RESET app.org_id;
 SELECT kind FROM inventory.reconcile('inventory.ledger', :org);
+RESET inventory.slot_fold_after;
 -- Rebuild writes one row per key (slot 0).
 SELECT inventory.rebuild_balances('inventory.ledger', :org);
 SELECT count(*) = count(DISTINCT (item_id, location_id, lot_id)) AS one_row_per_key FROM inventory.balances WHERE org_id = :org;
