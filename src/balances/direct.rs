@@ -133,7 +133,7 @@ pub fn add(target: &DirectTarget, keys: &[Option<pg_sys::Datum>], delta: pg_sys:
     let mut probe = Probe::open(target)?;
     let mut outcome = None;
     for _attempt in 0..3 {
-        match probe.lock(keys, Wait::Block) {
+        match probe.lock(keys, Wait::Block, None) {
             Locked::Row => {
                 outcome = probe.update(delta, max_id);
                 break;
@@ -165,6 +165,12 @@ pub fn take(
 ) -> Option<bool> {
     const LOOKS: u32 = 5;
     let mut probe = Probe::open(target)?;
+    // This backend's own slot first: with writers fewer than slots it is usually free, one probe.
+    let mut own: Vec<Option<pg_sys::Datum>> = keys.to_vec();
+    own.push(Some(pg_sys::Datum::from(first)));
+    if probe.lock(&own, Wait::Skip, guarded.then_some(delta)) == Locked::Row {
+        return probe.update(delta, max_id);
+    }
     for look in 0..LOOKS {
         let mut rows = probe.rows_of_key(keys, guarded.then_some(delta));
         rows.sort_by_key(|row| (row.slot - first).rem_euclid(slots));
@@ -337,8 +343,10 @@ impl<'a> Probe<'a> {
         rows
     }
 
-    /// Finds the row of `keys` (a dirty-snapshot probe of the unique index) and locks it.
-    fn lock(&mut self, keys: &[Option<pg_sys::Datum>], wait: Wait) -> Locked {
+    /// Finds the row of `keys` (a dirty-snapshot probe of the unique index) and locks it. With
+    /// `Wait::Skip`, a row another transaction holds is `Busy` without a lock attempt; with `needs` (a
+    /// delta), a row that does not cover it is not locked (`Busy`): a lock taken is a row used.
+    fn lock(&mut self, keys: &[Option<pg_sys::Datum>], wait: Wait, needs: Option<pg_sys::Datum>) -> Locked {
         let mut scankeys = self.scankeys(keys, self.target.index_keys.len());
         // SAFETY: the relations are open; the scan keys live through the scan.
         unsafe {
@@ -350,6 +358,12 @@ impl<'a> Probe<'a> {
             pg_sys::index_endscan(scan);
             if !found || dirty.xmin != pg_sys::InvalidTransactionId {
                 return Locked::Absent;
+            }
+            if wait == Wait::Skip && dirty.xmax != pg_sys::InvalidTransactionId {
+                return Locked::Busy;
+            }
+            if needs.is_some_and(|delta| !self.covers(delta)) {
+                return Locked::Busy;
             }
             self.lock_tid((*self.slot).tts_tid, wait)
         }
