@@ -151,8 +151,9 @@ pub fn add(target: &DirectTarget, keys: &[Option<pg_sys::Datum>], delta: pg_sys:
 /// key's columns, then locked without waiting — and, when `guarded`, that holds at least `-delta`. When every row that would do is
 /// held and every slot is in use, it looks again a few times over about a millisecond and a half (a
 /// holder is usually committing): a writer takes whichever row frees first instead of queueing behind
-/// one. Rows it locked but could not use
-/// stay locked (as SKIP LOCKED leaves them) to the end of the transaction. `None`: no such row here,
+/// one. `spread`: whether the key is known to have more than one row (in: a hint; out: what the scan
+/// saw). Rows it locked but could not use stay locked (as SKIP LOCKED leaves them) to the end of the
+/// transaction. `None`: no such row here,
 /// the SQL statements decide (and may wait).
 pub fn take(
     target: &DirectTarget,
@@ -162,19 +163,24 @@ pub fn take(
     delta: pg_sys::Datum,
     max_id: Option<i64>,
     guarded: bool,
+    spread: &mut bool,
 ) -> Option<bool> {
     const LOOKS: u32 = 5;
     let mut probe = Probe::open(target)?;
-    // This backend's own slot first: with writers fewer than slots it is usually free, one probe.
-    let mut own: Vec<Option<pg_sys::Datum>> = keys.to_vec();
-    own.push(Some(pg_sys::Datum::from(first)));
-    if probe.lock(&own, Wait::Skip, guarded.then_some(delta)) == Locked::Row {
-        return probe.update(delta, max_id);
+    // A key known to be spread: this backend's own slot first (with writers fewer than slots it is
+    // usually free: one probe). Any other key: one scan (a quiet key's one row).
+    if *spread {
+        let mut own: Vec<Option<pg_sys::Datum>> = keys.to_vec();
+        own.push(Some(pg_sys::Datum::from(first)));
+        if probe.lock(&own, Wait::Skip, guarded.then_some(delta)) == Locked::Row {
+            return probe.update(delta, max_id);
+        }
     }
     for look in 0..LOOKS {
         let mut rows = probe.rows_of_key(keys, guarded.then_some(delta));
         rows.sort_by_key(|row| (row.slot - first).rem_euclid(slots));
         let rows_seen: Vec<i32> = rows.iter().map(|row| row.slot).collect();
+        *spread = distinct_slots(&rows_seen) > 1;
         let mut held = false;
         for row in rows {
             match row.state {

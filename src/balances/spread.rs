@@ -193,16 +193,42 @@ fn own_slot(slotted: &SlotPlans) -> i32 {
     unsafe { pg_sys::MyProcPid }.rem_euclid(slotted.slots)
 }
 
+thread_local! {
+    /// Hashes of keys this backend last saw spread over more than one row (`direct::take`'s hint).
+    /// Bounded: emptied when full, so it only ever costs a scan instead of a probe.
+    static SPREAD_KEYS: std::cell::RefCell<std::collections::HashSet<u64>> = std::cell::RefCell::new(Default::default());
+}
+
+/// `direct::take` with this backend's hint of whether the key is spread, kept up to date.
+fn take_with_hint(plans: &Plans, slotted: &SlotPlans, image: &[u8], keys: &[Option<pg_sys::Datum>], delta: pg_sys::Datum, max_id: Option<i64>, guarded: bool) -> bool {
+    let Some(target) = &plans.direct else { return false };
+    let hash = key_hash(plans.ledger, image);
+    let mut spread = SPREAD_KEYS.with(|k| k.borrow().contains(&hash));
+    let done = super::direct::take(target, keys, slotted.slots, own_slot(slotted), delta, max_id, guarded, &mut spread).is_some();
+    SPREAD_KEYS.with(|k| {
+        let mut k = k.borrow_mut();
+        if spread {
+            if k.len() >= 4096 {
+                k.clear();
+            }
+            k.insert(hash);
+        } else {
+            k.remove(&hash);
+        }
+    });
+    done
+}
+
 /// A statement of one key taken without SQL (`direct::take`), before any identity switch: true when done.
 /// Runs no code of anyone's (`direct`), so it needs neither the upkeep's identity nor a pinned search_path.
 pub fn take_directly(plans: &Plans, deltas: &HashMap<KeyImage, Delta>) -> bool {
-    let (Some(target), Some(slotted)) = (&plans.direct, &plans.slotted) else { return false };
+    let (Some(_), Some(slotted)) = (&plans.direct, &plans.slotted) else { return false };
     let Some((image, delta)) = deltas.iter().next().filter(|_| deltas.len() == 1) else { return false };
     let keys = key_datums(plans, image);
     let delta_datum = sum_datum(&delta.sum);
     // SAFETY: a numeric datum (`sum_datum`).
     let guarded = plans.registration.rule.is_some() && unsafe { numeric::is_negative(delta_datum) };
-    super::direct::take(target, &keys, slotted.slots, own_slot(slotted), delta_datum, delta.max_id, guarded).is_some()
+    take_with_hint(plans, slotted, image, &keys, delta_datum, delta.max_id, guarded)
 }
 
 /// Writes one statement's deltas to a slotted ledger, key by key in key order (see the module comment).
@@ -256,10 +282,8 @@ fn write_key(
     let slot_count = Some(pg_sys::Datum::from(slotted.slots));
     let first = Some(pg_sys::Datum::from(own_slot(slotted)));
     // 1. take a free row: without SQL when the balance table allows (`direct`), else with SKIP LOCKED.
-    if let Some(target) = plans.direct.as_ref().filter(|_| !tried_directly) {
-        if super::direct::take(target, &keys, slotted.slots, own_slot(slotted), delta, max_id, guarded).is_some() {
-            return;
-        }
+    if !tried_directly && take_with_hint(plans, slotted, image, &keys, delta, max_id, guarded) {
+        return;
     }
     let take = || !execute(slotted.take, &with(&[Some(delta), id, Some(pg_sys::Datum::from(guarded)), first, slot_count])).is_empty();
     // A guarded take in a subtransaction that is rolled back when it takes nothing: a row it locked and
@@ -301,11 +325,7 @@ fn write_key(
 /// tag of the extension's own kind (`objsubid` 14 in `pg_locks`: SQL's advisory functions use 1 and 2,
 /// so no application can hold it), keyed by the ledger and a hash of the key's bytes.
 fn lock_row_making(ledger: pg_sys::Oid, image: &[u8]) {
-    use std::hash::{Hash, Hasher};
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    u32::from(ledger).hash(&mut hasher);
-    image.hash(&mut hasher);
-    let hash = hasher.finish();
+    let hash = key_hash(ledger, image);
     // SAFETY: a lock tag built as SET_LOCKTAG_ADVISORY builds one; a transaction-scoped lock.
     unsafe {
         let mut tag: pg_sys::LOCKTAG = std::mem::zeroed();
@@ -317,6 +337,15 @@ fn lock_row_making(ledger: pg_sys::Oid, image: &[u8]) {
         tag.locktag_lockmethodid = pg_sys::USER_LOCKMETHOD as u8;
         pg_sys::LockAcquire(&tag, pg_sys::ExclusiveLock as i32, false, false);
     }
+}
+
+/// A key of a ledger as 64 bits (SipHash with fixed keys: the same in every backend).
+fn key_hash(ledger: pg_sys::Oid, image: &[u8]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    u32::from(ledger).hash(&mut hasher);
+    image.hash(&mut hasher);
+    hasher.finish()
 }
 
 /// `pg_locks.objsubid` of the row-making lock.
