@@ -296,6 +296,23 @@ impl Registered {
         maintenance::try_lock(self.ledger)
     }
 
+    /// What rewrites the balance table as a whole (rebuild_balances, set_balance_slots) takes first, inside
+    /// `maintenance::with_bounded_waits`: the maintenance lock (55P03 when another session keeps it),
+    /// then SHARE on the ledger — postings in flight finish first, new ones wait until the transaction
+    /// ends, so none is lost. Returns who the upkeep runs as.
+    pub fn lock_for_rewrite(&self) -> trust::Upkeep {
+        if !self.try_lock_for_maintenance() {
+            errors::raise(
+                PgSqlErrorCode::ERRCODE_LOCK_NOT_AVAILABLE,
+                format!("the balances of {} are being rebuilt or reconciled by another session", self.ledger_name),
+                "Try again later; inventory.maintenance_lock_timeout bounds how long it waits.",
+            )
+        }
+        let upkeep = trust::upkeep_for(self.ledger, self.balance_oid, self.org.is_some());
+        exec(&format!("LOCK TABLE {} IN SHARE MODE", self.ledger_name));
+        upkeep
+    }
+
     /// The relation locks a reconcile of this ledger takes (reading the ledger, correcting balances),
     /// waited for at most `inventory.maintenance_lock_timeout`: the name of the table that stayed locked.
     pub fn try_lock_for_reconcile(&self) -> Option<&str> {
@@ -347,16 +364,7 @@ fn rebuild(ledger: pg_sys::Oid, org_id: Option<pgrx::Uuid>) -> i64 {
         )
     }
     maintenance::with_bounded_waits(|| {
-        if !registered.try_lock_for_maintenance() {
-            errors::raise(
-                PgSqlErrorCode::ERRCODE_LOCK_NOT_AVAILABLE,
-                format!("the balances of {} are being rebuilt or reconciled by another session", registered.ledger_name),
-                "Try again later; inventory.maintenance_lock_timeout bounds how long it waits.",
-            )
-        }
-        let upkeep = trust::upkeep_for(registered.ledger, registered.balance_oid, registered.org.is_some());
-        // SHARE: in-flight postings finish first, new ones wait (at most lock_timeout for this lock).
-        exec(&format!("LOCK TABLE {} IN SHARE MODE", registered.ledger_name));
+        let upkeep = registered.lock_for_rewrite();
         trust::run(upkeep, || rewrite_balances(&registered, org_id))
     })
 }

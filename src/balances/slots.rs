@@ -82,21 +82,12 @@ fn set_balance_slots(ledger: Option<RegClass>, slots: Option<i32>) {
     if !(1..=MAX_SLOTS).contains(&slots) {
         errors::invalid_argument(
             format!("slots must be between 1 and {MAX_SLOTS}, not {slots}"),
-            "1 keeps one balance row per key; about the number of writers that post to one key at once is enough.",
+            "1 keeps one balance row per key; about twice the writers that post to one key at once is enough.",
         )
     }
     let Some(r) = registered(Some(ledger)).pop() else { not_tracked() };
     maintenance::with_bounded_waits(|| {
-        if !r.try_lock_for_maintenance() {
-            errors::raise(
-                PgSqlErrorCode::ERRCODE_LOCK_NOT_AVAILABLE,
-                format!("the balances of {} are being rebuilt or reconciled by another session", r.ledger_name),
-                "Try again later; inventory.maintenance_lock_timeout bounds how long it waits.",
-            )
-        }
-        let upkeep = trust::upkeep_for(r.ledger, r.balance_oid, r.org.is_some());
-        // SHARE: in-flight postings finish first, new ones wait until this commits.
-        exec(&format!("LOCK TABLE {} IN SHARE MODE", r.ledger_name));
+        let upkeep = r.lock_for_rewrite();
         super::ddl::own_ddl(|| {
             for step in steps(r.slots, slots) {
                 apply(&r, step, slots, upkeep);
