@@ -96,6 +96,26 @@ pub fn with_bounded_waits<T>(work: impl FnOnce() -> T) -> T {
 /// an error rolls back only what `work` did (its writes, locks, the user it switched to, settings) and
 /// comes back as its message, so that one broken ledger does not end a reconcile of all the others.
 pub fn in_subtransaction<T>(work: impl FnOnce() -> T) -> Result<T, String> {
+    subtransaction(work, |_| true).map_err(|e| {
+        let (message, code) = match &e {
+            CaughtError::PostgresError(r) | CaughtError::ErrorReport(r) | CaughtError::RustPanic { ereport: r, .. } => {
+                (r.message().to_string(), r.sql_error_code())
+            }
+        };
+        // A cancel (statement_timeout, pg_cancel_backend) is for the whole statement, as PL/pgSQL's
+        // WHEN OTHERS leaves it alone too.
+        if code == pgrx::pg_sys::errcodes::PgSqlErrorCode::ERRCODE_QUERY_CANCELED {
+            e.rethrow()
+        }
+        message
+    })
+}
+
+/// Runs `work` in a subtransaction of its own, released when `keep` says so of its result and rolled
+/// back otherwise (with the locks it took). An error rolls the subtransaction back, always, and comes
+/// back caught: the caller reports it or rethrows it, never leaving the subtransaction open behind it
+/// (a PL/pgSQL block that then caught the error would roll back the wrong one).
+pub fn subtransaction<T>(work: impl FnOnce() -> T, keep: impl FnOnce(&T) -> bool) -> Result<T, CaughtError> {
     // SAFETY: the pattern of PostgreSQL's own PL/pgSQL exception blocks: begin, then either release
     // or roll back, restoring the caller's memory context and resource owner either way.
     let (context, owner) = unsafe { (pg_sys::CurrentMemoryContext, pg_sys::CurrentResourceOwner) };
@@ -108,29 +128,27 @@ pub fn in_subtransaction<T>(work: impl FnOnce() -> T) -> Result<T, String> {
         pg_sys::CurrentResourceOwner = owner;
     };
     let work = std::panic::AssertUnwindSafe(work);
+    let keep = std::panic::AssertUnwindSafe(keep);
     PgTryBuilder::new(move || {
+        let keep = keep; // the whole wrapper, not only its field (closures capture fields apart)
         let result = work();
         // SAFETY: as above.
-        unsafe { pg_sys::ReleaseCurrentSubTransaction() };
+        unsafe {
+            if keep.0(&result) {
+                pg_sys::ReleaseCurrentSubTransaction();
+            } else {
+                pg_sys::RollbackAndReleaseCurrentSubTransaction();
+            }
+        }
         restore();
         Ok(result)
     })
     .catch_others(move |e| {
-        let (message, code) = match &e {
-            CaughtError::PostgresError(r) | CaughtError::ErrorReport(r) | CaughtError::RustPanic { ereport: r, .. } => {
-                (r.message().to_string(), r.sql_error_code())
-            }
-        };
         restore();
         // SAFETY: as above; the error state was copied and flushed when it was caught.
         unsafe { pg_sys::RollbackAndReleaseCurrentSubTransaction() };
         restore();
-        // A cancel (statement_timeout, pg_cancel_backend) is for the whole statement, as PL/pgSQL's
-        // WHEN OTHERS leaves it alone too.
-        if code == pgrx::pg_sys::errcodes::PgSqlErrorCode::ERRCODE_QUERY_CANCELED {
-            e.rethrow()
-        }
-        Err(message)
+        Err(e)
     })
     .execute()
 }

@@ -26,7 +26,7 @@ use crate::balances::{not_tracked, registered, Registered};
 use crate::maintenance;
 use crate::trust;
 use crate::errors;
-use crate::spi_util::{exec_with_args, first, one_text, rows};
+use crate::spi_util::{exec_with_args, first, one_text, rows, rows_locking};
 use crate::sql_types::RegClass;
 use crate::tenant;
 use pgrx::pg_sys::errcodes::PgSqlErrorCode;
@@ -463,7 +463,7 @@ fn correct(ledger: &Registered, corrections: &[&Finding]) {
     let b_keys = ledger.key_list("b.");
     let same_key = format!("ROW({b_keys})::text = ROW({})::text", ledger.key_list("fix."));
     // A slotted balance table (inventory.set_balance_slots): rows locked in slot order, and a corrected
-    // key's rows folded into its first slot before the one-row corrections below.
+    // key's locked rows folded into its first slot before the one-row corrections below.
     let slotted = ledger.slots > 1;
     let (slot_order, slot_key) = if slotted { (", b.slot", ", slot") } else { ("", "") };
     let (touch, touch_insert, id_col, id_val) = match &ledger.id {
@@ -478,27 +478,31 @@ fn correct(ledger: &Registered, corrections: &[&Finding]) {
     let balance = &ledger.balance_name;
     let keys = ledger.key_list("");
     let fix_keys = ledger.key_list("fix.");
+    // A spread key's rows are corrected only as locked here: postings may make new rows of the key
+    // meanwhile, which later statements (new snapshots) would see but this run never locked.
+    let locked_only = if slotted { format!(" AND ROW({b_keys}, b.slot)::text = ANY ($8::text[])") } else { String::new() };
+    let lock = format!(
+        "{fix} SELECT ROW({b_keys}{slot_order})::text FROM {balance} AS b
+          WHERE ROW({b_keys})::text IN (SELECT ROW({fix_keys})::text FROM fix WHERE kind <> 'missing')
+          ORDER BY {b_keys}{slot_order} FOR UPDATE OF b"
+    );
     let fold = slotted.then(|| {
         format!(
             "{fix}, slot_rows AS (SELECT b.ctid AS tid, b.slot, min(b.slot) OVER w AS first, sum(b.qty) OVER w AS total
-                               FROM {balance} AS b
-                              WHERE ROW({b_keys})::text IN (SELECT ROW({fix_keys})::text FROM fix WHERE kind <> 'missing')
+                               FROM {balance} AS b WHERE true{locked_only}
                              WINDOW w AS (PARTITION BY {b_keys})),
                     gone AS (DELETE FROM {balance} AS b USING slot_rows WHERE b.ctid = slot_rows.tid AND slot_rows.slot <> slot_rows.first)
              UPDATE {balance} AS b SET qty = slot_rows.total FROM slot_rows WHERE b.ctid = slot_rows.tid AND slot_rows.slot = slot_rows.first"
         )
     });
     let statements = [
-        Some(format!(
-            "{fix} SELECT FROM {balance} AS b
-              WHERE ROW({b_keys})::text IN (SELECT ROW({fix_keys})::text FROM fix WHERE kind <> 'missing')
-              ORDER BY {b_keys}{slot_order} FOR UPDATE OF b"
-        )),
         fold,
-        Some(format!("{fix} DELETE FROM {balance} AS b USING fix WHERE fix.kind = 'orphan' AND {same_key} AND b.qty = fix.actual")),
+        Some(format!(
+            "{fix} DELETE FROM {balance} AS b USING fix WHERE fix.kind = 'orphan' AND {same_key} AND b.qty = fix.actual{locked_only}"
+        )),
         Some(format!(
             "{fix} UPDATE {balance} AS b SET qty = b.qty - fix.variance{touch}
-               FROM fix WHERE fix.kind IN ('drift', 'orphan') AND {same_key}"
+               FROM fix WHERE fix.kind IN ('drift', 'orphan') AND {same_key}{locked_only}"
         )),
         Some(format!(
             "{fix} INSERT INTO {balance} AS b ({keys}, qty{id_col})
@@ -516,9 +520,14 @@ fn correct(ledger: &Registered, corrections: &[&Finding]) {
         column(|f| &f.variance),
         column(|f| &f.last_id),
     ];
+    let params = |locked: Option<&Vec<Option<String>>>| {
+        let mut params: Vec<pgrx::datum::DatumWithOid> = args.iter().map(|a| Some(a.clone()).into()).collect();
+        params.extend(locked.map(|l| l.clone().into()));
+        params
+    };
+    let locked: Vec<Option<String>> = rows_locking(&lock, &params(None), |r| r.get::<String>(1));
     for sql in statements.into_iter().flatten() {
-        let args: Vec<pgrx::datum::DatumWithOid> = args.iter().map(|a| Some(a.clone()).into()).collect();
-        exec_with_args(&sql, &args);
+        exec_with_args(&sql, &params(slotted.then_some(&locked)));
     }
 }
 
@@ -546,20 +555,21 @@ fn fold_quiet_keys(ledger: &Registered, org: Option<Uuid>) {
         |r| r.get::<String>(1),
     );
     let lock = format!(
-        "SELECT FROM {balance} AS b WHERE ROW({b_keys})::text = $1 ORDER BY b.slot FOR NO KEY UPDATE OF b NOWAIT"
+        "SELECT b.slot FROM {balance} AS b WHERE ROW({b_keys})::text = $1 ORDER BY b.slot FOR NO KEY UPDATE OF b NOWAIT"
     );
-    // A statement of its own after the locks: its snapshot sees the versions locked.
+    // A statement of its own after the locks (its snapshot sees the versions locked), over the rows
+    // locked only: a row a posting made meanwhile is left as it is.
     let fold = format!(
         "WITH slot_rows AS (SELECT b.ctid AS tid, b.slot, min(b.slot) OVER () AS first, sum(b.qty) OVER () AS total
-                              FROM {balance} AS b WHERE ROW({b_keys})::text = $1),
+                              FROM {balance} AS b WHERE ROW({b_keys})::text = $1 AND b.slot = ANY ($2::int4[])),
               gone AS (DELETE FROM {balance} AS b USING slot_rows WHERE b.ctid = slot_rows.tid AND slot_rows.slot <> slot_rows.first)
          UPDATE {balance} AS b SET qty = slot_rows.total FROM slot_rows WHERE b.ctid = slot_rows.tid AND slot_rows.slot = slot_rows.first"
     );
     for key in spread.into_iter().flatten() {
         // Held by a posting (55P03), or anything else: this key stays spread until the next run.
         let _ = maintenance::in_subtransaction(|| {
-            exec_with_args(&lock, &[key.as_str().into()]);
-            exec_with_args(&fold, &[key.as_str().into()]);
+            let slots: Vec<Option<i32>> = rows_locking(&lock, &[key.as_str().into()], |r| r.get::<i32>(1));
+            exec_with_args(&fold, &[key.as_str().into(), slots.into()]);
         });
     }
 }

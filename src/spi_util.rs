@@ -18,6 +18,13 @@ pub fn rows<T>(sql: &str, args: &[DatumWithOid], mut map: impl FnMut(&SpiHeapTup
         .unwrap_or_else(|e| errors::spi_failed(sql, &e))
 }
 
+/// Rows of a statement that locks or writes (`SELECT … FOR UPDATE`, DML with RETURNING), each mapped by
+/// `map`: `rows` runs read-only, where PostgreSQL refuses row locks.
+pub fn rows_locking<T>(sql: &str, args: &[DatumWithOid], mut map: impl FnMut(&SpiHeapTupleData) -> SpiResult<T>) -> Vec<T> {
+    Spi::connect_mut(|client| client.update(sql, None, args)?.map(|row| map(&row)).collect::<SpiResult<Vec<T>>>())
+        .unwrap_or_else(|e| errors::spi_failed(sql, &e))
+}
+
 /// The first column of the first row as text, if there is a row and the value is not NULL.
 pub fn one_text(sql: &str, args: &[DatumWithOid]) -> Option<String> {
     rows(sql, args, |r| r.get::<String>(1)).into_iter().next().flatten()

@@ -167,17 +167,31 @@ fn drop_unique_keys(r: &Registered, columns: &[String]) {
     }
 }
 
-/// The name of the view beside a balance table: `inventory.stock` for the built-in one.
+/// The name of the view beside a balance table: `inventory.stock` for the built-in one, else the
+/// balance table's name and `_totals`, the name cut (at a character boundary) to keep within
+/// PostgreSQL's 63 bytes.
 fn view_name(r: &Registered) -> String {
     if r.ledger_name == super::BUILTIN_LEDGER {
         return BUILTIN_VIEW.into();
     }
-    one_text(
-        "SELECT pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(left(c.relname, 56) || '_totals')
-           FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $1",
+    let found = rows(
+        "SELECT n.nspname::text, c.relname::text FROM pg_catalog.pg_class c
+           JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = $1",
         &[r.balance_oid.into()],
-    )
-    .unwrap_or_default()
+        |row| Ok((text(row, 1)?, text(row, 2)?)),
+    );
+    let Some((schema, table)) = found.into_iter().next() else { return String::new() };
+    format!("{}.{}", ident(schema), ident(totals_name(&table)))
+}
+
+/// `<table>_totals` within 63 bytes.
+pub fn totals_name(table: &str) -> String {
+    const SUFFIX: &str = "_totals";
+    let mut end = table.len().min(63 - SUFFIX.len());
+    while !table.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}{SUFFIX}", &table[..end])
 }
 
 /// The view that sums a key's slots, made when it is not there yet (a view of that name is kept; any
@@ -222,6 +236,15 @@ fn create_view(r: &Registered) {
 mod tests {
     use super::*;
     use Step::*;
+
+    #[pg_test]
+    fn the_view_name_keeps_within_63_bytes() {
+        assert_eq!(totals_name("InventoryBalance"), "InventoryBalance_totals");
+        let long = format!("{}x", "é".repeat(31)); // 63 bytes
+        let name = totals_name(&long);
+        assert!(name.len() <= 63 && name.ends_with("_totals") && name != long, "{name}");
+        assert_eq!(name, format!("{}_totals", "é".repeat(28)));
+    }
 
     #[pg_test]
     fn a_change_of_slot_count_is_planned_step_by_step() {

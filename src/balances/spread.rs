@@ -243,6 +243,7 @@ pub fn write(plans: &Plans, deltas: HashMap<KeyImage, Delta>, tried_directly: bo
     let entries: Vec<(KeyImage, Delta)> = deltas.into_iter().collect();
     let arrays = key_arrays(plans, entries.iter().map(|(image, _)| image.as_slice()));
     // Keys the key types' equality makes one (byte images may differ) are written once, with their sum.
+    let mut groups = Vec::new();
     for group in execute(slotted.order, &arrays) {
         let ordinals: Vec<usize> = group[0]
             .as_deref()
@@ -262,7 +263,24 @@ pub fn write(plans: &Plans, deltas: HashMap<KeyImage, Delta>, tried_directly: bo
             });
             max_id = max_id.max(delta.max_id);
         }
-        write_key(plans, slotted, &entries[first - 1].0, sum, max_id, false);
+        groups.push((first - 1, sum, max_id));
+    }
+    // The built-in rule's items of every decrease, locked before any balance row (a later key's gather
+    // would otherwise take its item while this statement holds an earlier key's row of that item, which
+    // the allow_negative guard, holding the item, may be waiting for).
+    if plans.registration.rule.as_deref() == Some(super::RULE_ITEMS) {
+        // SAFETY: numeric datums (`sum_datum`).
+        let decreases: Vec<Vec<Option<String>>> = groups
+            .iter()
+            .filter(|(_, sum, _)| unsafe { numeric::is_negative(*sum) })
+            .map(|(i, _, _)| key_texts(plans, &key_datums(plans, &entries[*i].0)))
+            .collect();
+        if !decreases.is_empty() {
+            super::trigger::refusing_items(plans, &decreases);
+        }
+    }
+    for (i, sum, max_id) in groups {
+        write_key(plans, slotted, &entries[i].0, sum, max_id, false);
     }
 }
 
@@ -298,7 +316,11 @@ fn write_key(
     };
     let slot = if guarded {
         // 2. gather: every row locked, in slot order; spread when the total covers the decrease. It
-        // makes the slots' missing rows, so it holds the key's row-making lock first.
+        // makes the slots' missing rows, so it holds the key's row-making lock first; before that, the
+        // built-in rule's item (`refusing_items`: the allow_negative guard's order).
+        if plans.registration.rule.as_deref() == Some(super::RULE_ITEMS) {
+            super::trigger::refusing_items(plans, &[key_texts(plans, &keys)]);
+        }
         lock_row_making(plans.ledger, image);
         let covered = execute(slotted.gather, &with(&[Some(delta), id, slot_count]));
         if covered.first().and_then(|r| r[0].as_deref()) == Some("t") {
@@ -352,23 +374,9 @@ fn key_hash(ledger: pg_sys::Oid, image: &[u8]) -> u64 {
 const ROW_MAKING_LOCK_CLASS: u16 = 14;
 
 /// Runs `work` in a subtransaction that is kept when it returns true and rolled back (with the row
-/// locks it took) when it returns false. An error propagates, rolling back with the transaction.
+/// locks it took) when it returns false. An error rolls the subtransaction back and propagates.
 fn kept_only_if(work: impl FnOnce() -> bool) -> bool {
-    // SAFETY: the pattern of PL/pgSQL's exception blocks; memory context and resource owner restored.
-    unsafe {
-        let (context, owner) = (pg_sys::CurrentMemoryContext, pg_sys::CurrentResourceOwner);
-        pg_sys::BeginInternalSubTransaction(std::ptr::null());
-        pg_sys::MemoryContextSwitchTo(context);
-        let kept = work();
-        if kept {
-            pg_sys::ReleaseCurrentSubTransaction();
-        } else {
-            pg_sys::RollbackAndReleaseCurrentSubTransaction();
-        }
-        pg_sys::MemoryContextSwitchTo(context);
-        pg_sys::CurrentResourceOwner = owner;
-        kept
-    }
+    crate::maintenance::subtransaction(work, |kept| *kept).unwrap_or_else(|e| e.rethrow())
 }
 
 #[cfg(any(test, feature = "pg_test"))]

@@ -360,22 +360,7 @@ pub(super) fn apply_negative_rule(plans: &Plans, lowered: &[Vec<Option<String>>]
             "key ({})",
             lowered[0].iter().map(|k| k.as_deref().unwrap_or("NULL")).collect::<Vec<_>>().join(", ")
         )),
-        Some(RULE_ITEMS) => {
-            // The built-in ledger's keys are (org_id, item_id, location_id, lot_id).
-            let orgs: Vec<Option<String>> = lowered.iter().map(|k| k[0].clone()).collect();
-            let items: Vec<Option<String>> = lowered.iter().map(|k| k[1].clone()).collect();
-            trust::run_pinned(trust::Upkeep::Definer, plans.extension_owner, || {
-                // FOR SHARE: a concurrent `allow_negative = false` waits for this posting (and its guard
-                // then sees the negative balance), or this posting waits for it and is refused.
-                one_text(
-                    "SELECT 'item ' || min(s.sku) FILTER (WHERE NOT s.allow_negative) FROM (
-                         SELECT i.sku, i.allow_negative FROM unnest($1::text[]::uuid[], $2::text[]::uuid[]) AS n(org_id, item_id)
-                           JOIN inventory.items i ON i.org_id = n.org_id AND i.id = n.item_id
-                            FOR SHARE OF i) s",
-                    &[orgs.into(), items.into()],
-                )
-            })
-        }
+        Some(RULE_ITEMS) => refusing_items(plans, lowered),
         Some(other) => errors::raise(
             PgSqlErrorCode::ERRCODE_CHECK_VIOLATION,
             format!("inventory.tracked_ledgers names an unknown negative-stock rule {other:?}"),
@@ -389,6 +374,26 @@ pub(super) fn apply_negative_rule(plans: &Plans, lowered: &[Vec<Option<String>>]
             "Post less, receive stock first, or allow negative stock for it if that is intended.",
         );
     }
+}
+
+/// The built-in ledger's rule: locks the keys' items FOR SHARE and names the first that does not allow
+/// negative stock (`item <sku>`), if any. FOR SHARE: a concurrent `allow_negative = false` waits for
+/// this posting (and its guard then sees the negative balance), or this posting waits for it and is
+/// refused. A slotted gather takes it before it locks the key's rows, in the guard's order (item, then
+/// balance rows), so the two never wait for each other.
+pub(super) fn refusing_items(plans: &Plans, keys: &[Vec<Option<String>>]) -> Option<String> {
+    // The built-in ledger's keys are (org_id, item_id, location_id, lot_id).
+    let orgs: Vec<Option<String>> = keys.iter().map(|k| k[0].clone()).collect();
+    let items: Vec<Option<String>> = keys.iter().map(|k| k[1].clone()).collect();
+    trust::run_pinned(trust::Upkeep::Definer, plans.extension_owner, || {
+        one_text(
+            "SELECT 'item ' || min(s.sku) FILTER (WHERE NOT s.allow_negative) FROM (
+                 SELECT i.sku, i.allow_negative FROM unnest($1::text[]::uuid[], $2::text[]::uuid[]) AS n(org_id, item_id)
+                   JOIN inventory.items i ON i.org_id = n.org_id AND i.id = n.item_id
+                    FOR SHARE OF i) s",
+            &[orgs.into(), items.into()],
+        )
+    })
 }
 
 /// UPDATE, DELETE and TRUNCATE on a tracked ledger: refused (55000). A ledger is corrected by posting a
