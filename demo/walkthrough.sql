@@ -6,11 +6,18 @@
 \echo '== 1. The extensions'
 SELECT extname, extversion FROM pg_extension WHERE extname IN ('pg_cron', 'inventory_ext') ORDER BY 1;
 
-\echo '== 2. Two tenants. Each API key is shown once, here; only its SHA-256 hash is stored.'
-SELECT org_id AS acme_id, api_key AS acme_key FROM inventory.create_organization('Acme Corp', 'acme') \gset
-SELECT org_id AS globex_id, api_key AS globex_key FROM inventory.create_organization('Globex', 'globex') \gset
+\echo '== 2. Two tenants. Each API key is returned once, to the caller; only its SHA-256 hash is stored.'
+\echo '   (This walkthrough keeps the two keys in a temporary table, so that no key is ever printed:'
+\echo '   "(SELECT api_key FROM pg_temp.demo_keys …)" below stands for the key a client sends.)'
+CREATE TEMP TABLE demo_keys AS
+SELECT 'acme' AS tenant, * FROM inventory.create_organization('Acme Corp', 'acme')
+UNION ALL
+SELECT 'globex', * FROM inventory.create_organization('Globex', 'globex');
+SELECT org_id AS acme_id FROM demo_keys WHERE tenant = 'acme' \gset
+SELECT org_id AS globex_id FROM demo_keys WHERE tenant = 'globex' \gset
+\set globex_key '(SELECT api_key FROM pg_temp.demo_keys WHERE tenant = ''globex'')'
 SELECT name, subdomain, active, id FROM inventory.organizations ORDER BY name;
-SELECT left(:'acme_key', 12) || '…' AS acme_key_starts, left(:'globex_key', 12) || '…' AS globex_key_starts;
+SELECT tenant, left(api_key, 12) || '…' AS key_starts FROM demo_keys ORDER BY tenant;
 
 \echo '== 3. An application role, and a table of the application''s made tenant-scoped by one call'
 CREATE ROLE demo_app NOLOGIN;
@@ -21,6 +28,7 @@ CREATE TABLE public.stock_notes (
 );
 SELECT * FROM inventory.enable_tenant_isolation('public.stock_notes');
 GRANT SELECT, INSERT ON public.stock_notes TO demo_app;
+GRANT SELECT ON pg_temp.demo_keys TO demo_app;  -- the walkthrough's stand-in for a client's key
 
 \echo '== 4. The application, as demo_app, resolves each request''s tenant per transaction'
 SET ROLE demo_app;
@@ -29,7 +37,7 @@ SELECT inventory.resolve_org(host => 'acme.example.com:443') = :'acme_id' AS acm
 INSERT INTO stock_notes (note) VALUES ('acme: 12 pallets of bolts'), ('acme: cycle count on aisle 4');
 COMMIT;
 BEGIN;
-SELECT inventory.resolve_org(host => 'api.example.com', api_key => :'globex_key') = :'globex_id' AS globex_by_api_key;
+SELECT inventory.resolve_org(host => 'api.example.com', api_key => :globex_key) = :'globex_id' AS globex_by_api_key;
 INSERT INTO stock_notes (note) VALUES ('globex: 3 crates of widgets');
 COMMIT;
 
@@ -39,7 +47,7 @@ SELECT inventory.set_org_by_subdomain('acme') = :'acme_id' AS as_acme;
 SELECT note FROM stock_notes ORDER BY id;
 COMMIT;
 BEGIN;
-SELECT inventory.set_org_by_api_key(:'globex_key') = :'globex_id' AS as_globex;
+SELECT inventory.set_org_by_api_key(:globex_key) = :'globex_id' AS as_globex;
 SELECT note FROM stock_notes ORDER BY id;
 COMMIT;
 
@@ -95,7 +103,7 @@ COMMIT;
 
 \echo '== 11. Globex sees none of Acme''s stock'
 BEGIN;
-SELECT inventory.set_org_by_api_key(:'globex_key') = :'globex_id' AS as_globex;
+SELECT inventory.set_org_by_api_key(:globex_key) = :'globex_id' AS as_globex;
 SELECT count(*) AS ledger_rows, (SELECT count(*) FROM inventory.balances) AS balance_rows FROM inventory.ledger;
 COMMIT;
 
@@ -112,7 +120,7 @@ SELECT severity, object, problem FROM inventory.isolation_report();
 \echo '== 14. An administrator rotates Globex''s key: the old key stops working at once'
 SELECT left(inventory.rotate_api_key(:'globex_id'), 12) || '…' AS new_globex_key_starts;
 SET ROLE demo_app;
-SELECT inventory.set_org_by_api_key(:'globex_key');
+SELECT inventory.set_org_by_api_key(:globex_key);
 \echo 'SQLSTATE' :LAST_ERROR_SQLSTATE
 RESET ROLE;
 
