@@ -486,17 +486,7 @@ fn correct(ledger: &Registered, corrections: &[&Finding]) {
           WHERE ROW({b_keys})::text IN (SELECT ROW({fix_keys})::text FROM fix WHERE kind <> 'missing')
           ORDER BY {b_keys}{slot_order} FOR UPDATE OF b"
     );
-    let fold = slotted.then(|| {
-        format!(
-            "{fix}, slot_rows AS (SELECT b.ctid AS tid, b.slot, min(b.slot) OVER w AS first, sum(b.qty) OVER w AS total
-                               FROM {balance} AS b WHERE true{locked_only}
-                             WINDOW w AS (PARTITION BY {b_keys})),
-                    gone AS (DELETE FROM {balance} AS b USING slot_rows WHERE b.ctid = slot_rows.tid AND slot_rows.slot <> slot_rows.first)
-             UPDATE {balance} AS b SET qty = slot_rows.total FROM slot_rows WHERE b.ctid = slot_rows.tid AND slot_rows.slot = slot_rows.first"
-        )
-    });
     let statements = [
-        fold,
         Some(format!(
             "{fix} DELETE FROM {balance} AS b USING fix WHERE fix.kind = 'orphan' AND {same_key} AND b.qty = fix.actual{locked_only}"
         )),
@@ -526,9 +516,28 @@ fn correct(ledger: &Registered, corrections: &[&Finding]) {
         params
     };
     let locked: Vec<Option<String>> = rows_locking(&lock, &params(None), |r| r.get::<String>(1));
+    if slotted {
+        exec_with_args(&fold_locked_sql(ledger), &[locked.clone().into()]);
+    }
     for sql in statements.into_iter().flatten() {
         exec_with_args(&sql, &params(slotted.then_some(&locked)));
     }
+}
+
+/// Folds a slotted balance table's rows named in `$1` (`ROW(keys…, slot)::text` of rows this transaction
+/// locked, in an earlier statement, so that this one's snapshot sees the versions locked) into the first
+/// slot of each key: the one statement both a correction and the quiet-key fold use. Rows of the key that
+/// a posting made meanwhile are not among them, and are left as they are.
+fn fold_locked_sql(ledger: &Registered) -> String {
+    let balance = &ledger.balance_name;
+    let b_keys = ledger.key_list("b.");
+    format!(
+        "WITH slot_rows AS (SELECT b.ctid AS tid, b.slot, min(b.slot) OVER w AS first, sum(b.qty) OVER w AS total
+                              FROM {balance} AS b WHERE ROW({b_keys}, b.slot)::text = ANY ($1::text[])
+                            WINDOW w AS (PARTITION BY {b_keys})),
+              gone AS (DELETE FROM {balance} AS b USING slot_rows WHERE b.ctid = slot_rows.tid AND slot_rows.slot <> slot_rows.first)
+         UPDATE {balance} AS b SET qty = slot_rows.total FROM slot_rows WHERE b.ctid = slot_rows.tid AND slot_rows.slot = slot_rows.first"
+    )
 }
 
 /// Folds the rows of every quiet spread key into one (SPEC §6, hot keys: a key that stopped being
@@ -555,21 +564,15 @@ fn fold_quiet_keys(ledger: &Registered, org: Option<Uuid>) {
         |r| r.get::<String>(1),
     );
     let lock = format!(
-        "SELECT b.slot FROM {balance} AS b WHERE ROW({b_keys})::text = $1 ORDER BY b.slot FOR NO KEY UPDATE OF b NOWAIT"
+        "SELECT ROW({b_keys}, b.slot)::text FROM {balance} AS b WHERE ROW({b_keys})::text = $1
+          ORDER BY b.slot FOR NO KEY UPDATE OF b NOWAIT"
     );
-    // A statement of its own after the locks (its snapshot sees the versions locked), over the rows
-    // locked only: a row a posting made meanwhile is left as it is.
-    let fold = format!(
-        "WITH slot_rows AS (SELECT b.ctid AS tid, b.slot, min(b.slot) OVER () AS first, sum(b.qty) OVER () AS total
-                              FROM {balance} AS b WHERE ROW({b_keys})::text = $1 AND b.slot = ANY ($2::int4[])),
-              gone AS (DELETE FROM {balance} AS b USING slot_rows WHERE b.ctid = slot_rows.tid AND slot_rows.slot <> slot_rows.first)
-         UPDATE {balance} AS b SET qty = slot_rows.total FROM slot_rows WHERE b.ctid = slot_rows.tid AND slot_rows.slot = slot_rows.first"
-    );
+    let fold = fold_locked_sql(ledger);
     for key in spread.into_iter().flatten() {
         // Held by a posting (55P03), or anything else: this key stays spread until the next run.
         let _ = maintenance::in_subtransaction(|| {
-            let slots: Vec<Option<i32>> = rows_locking(&lock, &[key.as_str().into()], |r| r.get::<i32>(1));
-            exec_with_args(&fold, &[key.as_str().into(), slots.into()]);
+            let locked: Vec<Option<String>> = rows_locking(&lock, &[key.as_str().into()], |r| r.get::<String>(1));
+            exec_with_args(&fold, &[locked.into()]);
         });
     }
 }

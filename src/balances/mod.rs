@@ -149,26 +149,11 @@ fn track(ledger: pg_sys::Oid, balance_table: &str, mut keys: Vec<String>, qty: S
             // The balance table belongs to the ledger's owner: the upkeep runs as the tables' one owner
             // (crate::trust), so a balance table made by a superuser for a schema owner's ledger would
             // otherwise be refused, and must never be written with more rights than that owner has.
-            // regrole text is a quoted identifier already.
-            let ledger_owner = one_text("SELECT relowner::regrole::text FROM pg_class WHERE oid = $1", &[ledger.into()]).unwrap_or_default();
-            let creator = one_text("SELECT current_user::regrole::text", &[]).unwrap_or_default();
-            if ledger_owner != creator {
-                exec(&format!("ALTER TABLE {name} OWNER TO {ledger_owner}"));
-            }
+            // Every role that may read the ledger may read its balances.
+            let ledger_owner = hand_over(&name, "TABLE", ledger, ledger);
             // The owner does the upkeep of a tenant-scoped balance table, whose policy and defaults call
             // inventory.current_org_id(): it needs to reach the schema (as grant_app_access gives).
             exec(&format!("GRANT USAGE ON SCHEMA inventory TO {ledger_owner}"));
-            // Every role that may read the ledger may read its balances.
-            let readers = rows(
-                "SELECT DISTINCT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(r.rolname) END
-                   FROM pg_class c, aclexplode(c.relacl) a LEFT JOIN pg_roles r ON r.oid = a.grantee
-                  WHERE c.oid = $1 AND a.privilege_type = 'SELECT'",
-                &[ledger.into()],
-                |row| text(row, 1),
-            );
-            for role in readers {
-                exec(&format!("GRANT SELECT ON {name} TO {role}"));
-            }
             name
         }
     };
@@ -223,6 +208,27 @@ fn track(ledger: pg_sys::Oid, balance_table: &str, mut keys: Vec<String>, qty: S
         ],
     );
     rebuild(ledger, None);
+}
+
+/// Gives `relation` (its SQL name; `kind` TABLE or VIEW), made by the caller, to the owner of `owner_of`
+/// when that is another role, and SELECT on it to every role that may SELECT `readers_of`. Returns the
+/// owner as SQL (regrole text is a quoted identifier already).
+pub(super) fn hand_over(relation: &str, kind: &str, owner_of: pg_sys::Oid, readers_of: pg_sys::Oid) -> String {
+    let owner = one_text("SELECT relowner::regrole::text FROM pg_catalog.pg_class WHERE oid = $1", &[owner_of.into()]).unwrap_or_default();
+    if one_text("SELECT current_user::regrole::text", &[]).as_deref() != Some(owner.as_str()) {
+        exec(&format!("ALTER {kind} {relation} OWNER TO {owner}"));
+    }
+    let readers = rows(
+        "SELECT DISTINCT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_catalog.quote_ident(g.rolname) END
+           FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a LEFT JOIN pg_catalog.pg_roles g ON g.oid = a.grantee
+          WHERE c.oid = $1 AND a.privilege_type = 'SELECT'",
+        &[readers_of.into()],
+        |row| text(row, 1),
+    );
+    for role in readers {
+        exec(&format!("GRANT SELECT ON {relation} TO {role}"));
+    }
+    owner
 }
 
 /// 0A000 for a temporary table: it would vanish with its session and leave the registration behind.

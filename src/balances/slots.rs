@@ -215,20 +215,7 @@ fn create_view(r: &Registered) {
          SELECT {keys}, sum(qty) AS qty{id}, max(updated_at) AS updated_at FROM {} GROUP BY {keys}",
         r.balance_name
     ));
-    let owner = one_text("SELECT relowner::regrole::text FROM pg_catalog.pg_class WHERE oid = $1", &[r.balance_oid.into()]).unwrap_or_default();
-    if one_text("SELECT current_user::regrole::text", &[]).as_deref() != Some(owner.as_str()) {
-        exec(&format!("ALTER VIEW {view} OWNER TO {owner}"));
-    }
-    let readers = rows(
-        "SELECT DISTINCT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_catalog.quote_ident(g.rolname) END
-           FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a LEFT JOIN pg_catalog.pg_roles g ON g.oid = a.grantee
-          WHERE c.oid = $1 AND a.privilege_type = 'SELECT'",
-        &[r.balance_oid.into()],
-        |row| text(row, 1),
-    );
-    for role in readers {
-        exec(&format!("GRANT SELECT ON {view} TO {role}"));
-    }
+    super::hand_over(&view, "VIEW", r.balance_oid, r.balance_oid);
 }
 
 #[cfg(any(test, feature = "pg_test"))]

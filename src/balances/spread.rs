@@ -31,7 +31,6 @@ use std::collections::HashMap;
 
 /// The kept statements of a slotted ledger (made with the other plans, freed with them).
 pub struct SlotPlans {
-    pub slots: i32,
     take: pg_sys::SPIPlanPtr,
     gather: pg_sys::SPIPlanPtr,
     free_slot: pg_sys::SPIPlanPtr,
@@ -65,7 +64,6 @@ impl SlotPlans {
         let (numeric, int8, int4, bool_) = (pg_sys::NUMERICOID, pg_sys::INT8OID, pg_sys::INT4OID, pg_sys::BOOLOID);
         let array_types: Vec<pg_sys::Oid> = keys.iter().map(|k| k.array_type).collect();
         SlotPlans {
-            slots: r.slots,
             take: keep_plan(&sql.take, &with(&[numeric, int8, bool_, int4, int4])),
             gather: keep_plan(&sql.gather, &with(&[numeric, int8, int4])),
             free_slot: keep_plan(&sql.free_slot, &with(&[int4, int4])),
@@ -188,9 +186,9 @@ impl SlotSql {
 
 /// The slot this backend tries first (and waits on, when it must wait): sessions start apart, so
 /// that concurrent writers of one key seldom race for the same free row.
-fn own_slot(slotted: &SlotPlans) -> i32 {
+fn own_slot(plans: &Plans) -> i32 {
     // SAFETY: reading a backend global.
-    unsafe { pg_sys::MyProcPid }.rem_euclid(slotted.slots)
+    unsafe { pg_sys::MyProcPid }.rem_euclid(plans.registration.slots)
 }
 
 thread_local! {
@@ -199,12 +197,27 @@ thread_local! {
     static SPREAD_KEYS: std::cell::RefCell<std::collections::HashSet<u64>> = std::cell::RefCell::new(Default::default());
 }
 
+/// Whether a key's delta (a numeric, `sum_datum`) is a decrease the ledger's negative-stock rule keeps:
+/// such a take uses only a row that covers it, and a gather decides on the total.
+fn guarded(plans: &Plans, delta: pg_sys::Datum) -> bool {
+    // SAFETY: a numeric datum.
+    plans.registration.rule.is_some() && unsafe { numeric::is_negative(delta) }
+}
+
+/// Under the built-in ledger's rule, the items of `keys` locked FOR SHARE before any of their balance
+/// rows (`trigger::refusing_items`: the allow_negative guard's order, item then rows).
+fn lock_items_first(plans: &Plans, keys: &[Vec<Option<String>>]) {
+    if plans.registration.rule.as_deref() == Some(super::RULE_ITEMS) && !keys.is_empty() {
+        super::trigger::refusing_items(plans, keys);
+    }
+}
+
 /// `direct::take` with this backend's hint of whether the key is spread, kept up to date.
-fn take_with_hint(plans: &Plans, slotted: &SlotPlans, image: &[u8], keys: &[Option<pg_sys::Datum>], delta: pg_sys::Datum, max_id: Option<i64>, guarded: bool) -> bool {
+fn take_with_hint(plans: &Plans, image: &[u8], keys: &[Option<pg_sys::Datum>], delta: pg_sys::Datum, max_id: Option<i64>, guarded: bool) -> bool {
     let Some(target) = &plans.direct else { return false };
     let hash = key_hash(plans.ledger, image);
     let mut spread = SPREAD_KEYS.with(|k| k.borrow().contains(&hash));
-    let done = super::direct::take(target, keys, slotted.slots, own_slot(slotted), delta, max_id, guarded, &mut spread).is_some();
+    let done = super::direct::take(target, keys, plans.registration.slots, own_slot(plans), delta, max_id, guarded, &mut spread).is_some();
     SPREAD_KEYS.with(|k| {
         let mut k = k.borrow_mut();
         if spread {
@@ -222,13 +235,13 @@ fn take_with_hint(plans: &Plans, slotted: &SlotPlans, image: &[u8], keys: &[Opti
 /// A statement of one key taken without SQL (`direct::take`), before any identity switch: true when done.
 /// Runs no code of anyone's (`direct`), so it needs neither the upkeep's identity nor a pinned search_path.
 pub fn take_directly(plans: &Plans, deltas: &HashMap<KeyImage, Delta>) -> bool {
-    let (Some(_), Some(slotted)) = (&plans.direct, &plans.slotted) else { return false };
+    if plans.direct.is_none() || plans.slotted.is_none() {
+        return false;
+    }
     let Some((image, delta)) = deltas.iter().next().filter(|_| deltas.len() == 1) else { return false };
     let keys = key_datums(plans, image);
     let delta_datum = sum_datum(&delta.sum);
-    // SAFETY: a numeric datum (`sum_datum`).
-    let guarded = plans.registration.rule.is_some() && unsafe { numeric::is_negative(delta_datum) };
-    take_with_hint(plans, slotted, image, &keys, delta_datum, delta.max_id, guarded)
+    take_with_hint(plans, image, &keys, delta_datum, delta.max_id, guarded(plans, delta_datum))
 }
 
 /// Writes one statement's deltas to a slotted ledger, key by key in key order (see the module comment).
@@ -269,15 +282,12 @@ pub fn write(plans: &Plans, deltas: HashMap<KeyImage, Delta>, tried_directly: bo
     // would otherwise take its item while this statement holds an earlier key's row of that item, which
     // the allow_negative guard, holding the item, may be waiting for).
     if plans.registration.rule.as_deref() == Some(super::RULE_ITEMS) {
-        // SAFETY: numeric datums (`sum_datum`).
         let decreases: Vec<Vec<Option<String>>> = groups
             .iter()
-            .filter(|(_, sum, _)| unsafe { numeric::is_negative(*sum) })
+            .filter(|(_, sum, _)| guarded(plans, *sum))
             .map(|(i, _, _)| key_texts(plans, &key_datums(plans, &entries[*i].0)))
             .collect();
-        if !decreases.is_empty() {
-            super::trigger::refusing_items(plans, &decreases);
-        }
+        lock_items_first(plans, &decreases);
     }
     for (i, sum, max_id) in groups {
         write_key(plans, slotted, &entries[i].0, sum, max_id, false);
@@ -293,14 +303,13 @@ fn write_key(
     tried_directly: bool,
 ) {
     let keys = key_datums(plans, image);
-    // SAFETY: a numeric datum (`sum_datum`).
-    let guarded = plans.registration.rule.is_some() && unsafe { numeric::is_negative(delta) };
+    let guarded = guarded(plans, delta);
     let with = |extra: &[Option<pg_sys::Datum>]| keys.iter().copied().chain(extra.iter().copied()).collect::<Vec<_>>();
     let id = max_id.map(pg_sys::Datum::from);
-    let slot_count = Some(pg_sys::Datum::from(slotted.slots));
-    let first = Some(pg_sys::Datum::from(own_slot(slotted)));
+    let slot_count = Some(pg_sys::Datum::from(plans.registration.slots));
+    let first = Some(pg_sys::Datum::from(own_slot(plans)));
     // 1. take a free row: without SQL when the balance table allows (`direct`), else with SKIP LOCKED.
-    if !tried_directly && take_with_hint(plans, slotted, image, &keys, delta, max_id, guarded) {
+    if !tried_directly && take_with_hint(plans, image, &keys, delta, max_id, guarded) {
         return;
     }
     let take = || !execute(slotted.take, &with(&[Some(delta), id, Some(pg_sys::Datum::from(guarded)), first, slot_count])).is_empty();
@@ -318,9 +327,7 @@ fn write_key(
         // 2. gather: every row locked, in slot order; spread when the total covers the decrease. It
         // makes the slots' missing rows, so it holds the key's row-making lock first; before that, the
         // built-in rule's item (`refusing_items`: the allow_negative guard's order).
-        if plans.registration.rule.as_deref() == Some(super::RULE_ITEMS) {
-            super::trigger::refusing_items(plans, &[key_texts(plans, &keys)]);
-        }
+        lock_items_first(plans, &[key_texts(plans, &keys)]);
         lock_row_making(plans.ledger, image);
         let covered = execute(slotted.gather, &with(&[Some(delta), id, slot_count]));
         if covered.first().and_then(|r| r[0].as_deref()) == Some("t") {
@@ -332,10 +339,10 @@ fn write_key(
     } else if free_slot().is_some() {
         // 3. place: a new row (under the key's row-making lock, looked for again once held) …
         lock_row_making(plans.ledger, image);
-        free_slot().unwrap_or_else(|| own_slot(slotted))
+        free_slot().unwrap_or_else(|| own_slot(plans))
     } else {
         // … or, every slot in use and held, a wait on this backend's own slot.
-        own_slot(slotted)
+        own_slot(plans)
     };
     execute(slotted.put, &with(&[Some(delta), id, Some(pg_sys::Datum::from(slot))]));
 }
