@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# The operators' recovery pages promise that their shell commands are the ones the end-to-end tests
-# run. This holds them to it: every command of a ```sh block in docs/BACKUP_RECOVERY.md and
-# docs/DISASTER_RECOVERY.md (continuation lines joined, heredoc lines included) must appear, exactly,
-# in a script of tests/e2e/, and every setting of an ```ini block must be set in tests/e2e/pitr.sh.
+# The operators' pages promise that their shell commands are the ones the end-to-end tests run. This
+# holds them to it: every command of a ```sh block in docs/BACKUP_RECOVERY.md, docs/DISASTER_RECOVERY.md,
+# docs/INSTALL.md and the README's "Install into an existing PostgreSQL" (continuation lines joined,
+# heredoc lines included, a trailing " # comment" left out) must appear in a script of tests/e2e/ as a
+# line of its own — exactly, or followed only by where its output goes or what runs when it fails
+# (" >…", " 2>…", " |…", " ||…") — and every setting of an ```ini block must be set in tests/e2e/pitr.sh.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
@@ -21,30 +23,42 @@ def logical_lines(text):
         pending = ""
     return out
 
-def blocks(path, lang):
+def blocks(path, lang, section=None):
     text = open(path, encoding="utf-8").read()
+    if section:  # only the blocks under this "## " heading
+        text = re.search(r"^## " + re.escape(section) + r"\n(.*?)(?=^## |\Z)", text, re.S | re.M).group(1)
     return re.findall(r"^```" + lang + r"\n(.*?)^```", text, re.S | re.M)
+
+def uncommented(command):
+    return re.sub(r"\s+#\s.*$", "", command)
+
+def run_by_a_test(command):
+    return command in tested or any(line.startswith(command + suffix) for line in tested
+                                    for suffix in (" >", " 2>", " |"))
 
 scripts = {p: set(logical_lines(open(p, encoding="utf-8").read())) for p in glob.glob(f"{repo}/tests/e2e/*.sh")}
 tested = set().union(*scripts.values())
 pitr = open(f"{repo}/tests/e2e/pitr.sh", encoding="utf-8").read()
 missing, count = [], 0
-for page in ("BACKUP_RECOVERY", "DISASTER_RECOVERY"):
-    path = f"{repo}/docs/{page}.md"
-    for block in blocks(path, "sh"):
+pages = [("docs/BACKUP_RECOVERY.md", None), ("docs/DISASTER_RECOVERY.md", None), ("docs/INSTALL.md", None),
+         ("README.md", "Install into an existing PostgreSQL")]
+for page, section in pages:
+    path = f"{repo}/{page}"
+    for block in blocks(path, "sh", section):
         for command in logical_lines(block):
+            command = uncommented(command)
             if not command or command.startswith("#"):
                 continue
             count += 1
-            if command not in tested:
-                missing.append(f"{page}.md: {command}")
-    for block in blocks(path, "ini"):
+            if not run_by_a_test(command):
+                missing.append(f"{page}: {command}")
+    for block in blocks(path, "ini", section):
         for setting in logical_lines(block):
             name = setting.split("=")[0].strip()
             if name:
                 count += 1
                 if not re.search(r"\b" + re.escape(name) + r" = ", pitr):
-                    missing.append(f"{page}.md: setting {name} is not set in tests/e2e/pitr.sh")
+                    missing.append(f"{page}: setting {name} is not set in tests/e2e/pitr.sh")
 for m in missing:
     print(f"doc_commands: not run by any test: {m}")
 print(f"doc_commands: {count} commands and settings checked, {len(missing)} not run by a test")
