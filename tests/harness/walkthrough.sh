@@ -20,7 +20,7 @@ walkthrough_compare() {
   expected=$(cd "$(dirname "${BASH_SOURCE[0]}")/../e2e/expected" && pwd)/demo.out
   masked=$(mktemp)
   _walkthrough_part "$out" >"$masked"
-  if diff -u <(_walkthrough_part "$expected") "$masked"; then
+  if diff -u --label tests/e2e/expected/demo.out --label "$name: the walkthrough" <(_walkthrough_part "$expected") "$masked"; then
     echo "$name: walkthrough output as expected ($(grep -c '^SQLSTATE' "$masked") expected errors shown)"
   else
     echo "$name: the walkthrough's output differs from tests/e2e/expected/demo.out"
