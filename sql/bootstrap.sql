@@ -49,14 +49,15 @@ CREATE TABLE inventory.tracked_ledgers (
     qty_column    name NOT NULL,
     id_column     name,
     org_column    name,
+    builtin       boolean NOT NULL DEFAULT false,
+    tracked_at    timestamptz NOT NULL DEFAULT now(),
+    -- Columns added since 0.1.0 come last, where ALTER EXTENSION … UPDATE adds them too.
     -- The negative-stock rule: 'items.allow_negative' (the built-in ledger: the item decides), 'refuse'
     -- (track_balances(…, allow_negative => false)) or NULL (negative balances allowed).
     negative_rule text CHECK (negative_rule IN ('items.allow_negative', 'refuse')),
-    builtin       boolean NOT NULL DEFAULT false,
     -- Rows per key the balance table may hold (inventory.set_balance_slots): 1 is one row per key; more
     -- adds a slot column to the balance table's key, and contended keys spread over that many rows.
-    slots         integer NOT NULL DEFAULT 1 CHECK (slots BETWEEN 1 AND 64),
-    tracked_at    timestamptz NOT NULL DEFAULT now()
+    slots         integer NOT NULL DEFAULT 1 CHECK (slots BETWEEN 1 AND 64)
 );
 COMMENT ON TABLE inventory.tracked_ledgers IS
     'Ledgers whose balances the balance trigger maintains, with their balance table and keys.';

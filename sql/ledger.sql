@@ -152,6 +152,54 @@ CREATE TRIGGER inventory_allow_negative BEFORE UPDATE OF allow_negative ON inven
 SELECT inventory.track_balances('inventory.ledger', 'inventory.balances',
                                 ARRAY['org_id', 'item_id', 'location_id', 'lot_id'], 'qty');
 
+-- Ledgers tracked under an older version get this version's triggers (docs/UPGRADING.md). 0.1.0 kept a
+-- ledger's balances with one AFTER INSERT … FOR EACH STATEMENT trigger whose arguments carried the
+-- registration, the negative-stock rule among them; this version needs its row and statement
+-- triggers and the rule in the registry. Each such ledger is tracked again with its registration and
+-- that rule: track_balances checks both tables as this version requires (an error names what to fix
+-- and nothing changes), replaces the triggers and recomputes the balances from the ledger. A balance
+-- table 0.1.0's track_balances made belongs to the superuser who ran it; this version's upkeep runs as
+-- the tables' one owner, so such a table goes to the ledger's owner first, as track_balances now
+-- hands over a balance table it makes (with USAGE on this schema, which its policy needs). ALTER
+-- EXTENSION … UPDATE runs it for every database's ledgers; after restoring an older version's dump
+-- (whose triggers come back as they were) a superuser runs it once. Returns the ledgers it updated.
+CREATE FUNCTION inventory.update_balance_triggers() RETURNS SETOF regclass
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    old record;
+    owners record;
+BEGIN
+    FOR old IN
+        SELECT l.ledger, l.balance_table::text AS balance_table, l.key_columns, l.qty_column,
+               -- 0.1.0's arguments: balance table, qty, id, rule ('' for none), key columns.
+               (string_to_array(encode(t.tgargs, 'escape'), '\000'))[4] AS rule
+          FROM inventory.tracked_ledgers l
+          JOIN pg_trigger t ON t.tgrelid = l.ledger AND t.tgname = 'inventory_balances'
+         WHERE t.tgfoid = 'inventory.balance_maintenance()'::regprocedure AND t.tgnargs > 0
+         ORDER BY l.builtin DESC, l.ledger::text
+    LOOP
+        SELECT l.relowner::regrole AS ledger_owner, b.relowner::regrole AS balance_owner, r.rolsuper AS by_superuser
+          INTO owners
+          FROM pg_class l, pg_class b JOIN pg_roles r ON r.oid = b.relowner
+         WHERE l.oid = old.ledger AND b.oid = old.balance_table::regclass;
+        IF owners.ledger_owner <> owners.balance_owner AND owners.by_superuser THEN
+            EXECUTE format('ALTER TABLE %s OWNER TO %s', old.balance_table, owners.ledger_owner);
+            EXECUTE format('GRANT USAGE ON SCHEMA inventory TO %s', owners.ledger_owner);
+            RAISE NOTICE 'balance table % now belongs to %, the owner of ledger %',
+                old.balance_table, owners.ledger_owner, old.ledger;
+        END IF;
+        PERFORM inventory.track_balances(old.ledger, old.balance_table, old.key_columns, old.qty_column,
+                                         allow_negative => old.rule IS DISTINCT FROM 'refuse');
+        RETURN NEXT old.ledger;
+    END LOOP;
+END
+$$;
+REVOKE EXECUTE ON FUNCTION inventory.update_balance_triggers() FROM PUBLIC;
+COMMENT ON FUNCTION inventory.update_balance_triggers() IS
+    'Gives ledgers tracked under an older inventory_ext (a restored dump) this version''s balance triggers, and recomputes their balances.';
+
 -- The application's API. SECURITY INVOKER: row-level security and the caller's grants apply, and the
 -- ledger's defaults give each row the caller's tenant (42501 without one).
 

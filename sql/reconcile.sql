@@ -14,14 +14,15 @@ CREATE TABLE inventory.reconcile_runs (
     flagged      bigint NOT NULL DEFAULT 0,
     status       text NOT NULL DEFAULT 'running'
                  CHECK (status IN ('running', 'clean', 'corrected', 'flagged', 'skipped', 'failed')),
-    -- Why a run was skipped (it could not start within inventory.maintenance_lock_timeout), or which
-    -- ledgers it could not reconcile (status failed; the other ledgers were reconciled).
-    detail       text,
     org_id       uuid,
     tolerance    numeric NOT NULL,
     auto_correct boolean NOT NULL,
     run_by       name NOT NULL,
-    notification jsonb
+    notification jsonb,
+    -- Added since 0.1.0, so last (as ALTER EXTENSION … UPDATE adds it).
+    -- Why a run was skipped (it could not start within inventory.maintenance_lock_timeout), or which
+    -- ledgers it could not reconcile (status failed; the other ledgers were reconciled).
+    detail       text
 );
 CREATE INDEX reconcile_runs_started_at_idx ON inventory.reconcile_runs (started_at);
 COMMENT ON TABLE inventory.reconcile_runs IS

@@ -19,6 +19,7 @@ mod reconcile;
 mod spi_util;
 mod sql_text;
 mod sql_types;
+mod sql_version;
 mod tenant;
 mod tenant_switch;
 mod trust;

@@ -76,6 +76,7 @@ fn reconcile_run(
     tolerance: default!(Option<AnyNumeric>, "0.01"),
     auto_correct: default!(Option<bool>, "true"),
 ) -> i64 {
+    crate::sql_version::require_current("inventory.reconcile_run");
     // NaN compares above every number in PostgreSQL, so it would pass ">= 0" and correct everything.
     let tolerance = match tolerance.map(|t| (t >= AnyNumeric::from(0), t.to_string())) {
         Some((true, t)) if !matches!(t.as_str(), "NaN" | "Infinity") => t,

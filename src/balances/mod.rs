@@ -48,6 +48,7 @@ fn track_balances(
     qty_column: Option<SqlName>,
     allow_negative: default!(Option<bool>, "true"),
 ) {
+    crate::sql_version::require_current("inventory.track_balances");
     let (Some(RegClass(ledger)), Some(balance_table), Some(keys), Some(SqlName(qty))) =
         (ledger, balance_table, key_columns, qty_column)
     else {
@@ -246,6 +247,7 @@ fn refuse_temporary(table: pg_sys::Oid, name: &str) {
 #[pg_extern(volatile, parallel_unsafe)]
 #[search_path(pg_catalog, pg_temp)]
 fn untrack_balances(ledger: Option<RegClass>) {
+    crate::sql_version::require_current("inventory.untrack_balances");
     let Some(RegClass(ledger)) = ledger else {
         errors::invalid_argument("ledger must not be NULL", "Pass the ledger table.")
     };
@@ -267,6 +269,7 @@ fn rebuild_balances(
     ledger: default!(Option<RegClass>, "'inventory.ledger'"),
     org_id: default!(Option<pgrx::Uuid>, "NULL"),
 ) -> i64 {
+    crate::sql_version::require_current("inventory.rebuild_balances");
     let Some(RegClass(ledger)) = ledger else {
         errors::invalid_argument("ledger must not be NULL", "Pass the ledger table, e.g. 'inventory.ledger'.")
     };

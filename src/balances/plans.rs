@@ -262,6 +262,15 @@ fn check_trigger_set(r: &Registered, allow_suspended: bool) {
             ))
         },
     );
+    // 0.1.0's balance trigger (one AFTER INSERT … FOR EACH STATEMENT trigger under the row trigger's
+    // name, with a transition table): a dump of 0.1.0 restored into this version brings it back.
+    if found.iter().any(|(n, f, t, _, plain)| n == ROW_TRIGGER && f == "balance_maintenance" && *t == 4 && !*plain) {
+        errors::raise(
+            PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            format!("the balance trigger of {} is inventory_ext 0.1.0's (restored from an older dump?)", r.ledger_name),
+            "A superuser runs SELECT inventory.update_balance_triggers() once (docs/UPGRADING.md); nothing was written.",
+        )
+    }
     // pg_trigger.tgtype: ROW 1, BEFORE 2, INSERT 4, DELETE 8, UPDATE 16, TRUNCATE 32 (AFTER: no BEFORE).
     let expected = [
         (ROW_TRIGGER, "balance_rows", 5, true),

@@ -441,6 +441,31 @@ crate::v1_function!(append_only_guard_entry, pg_finfo_append_only_guard_entry, |
     trigger_entry(fcinfo, "inventory.append_only_guard()", append_only_guard)
 });
 
+// The symbols inventory_ext 0.1.0's SQL names (docs/UPGRADING.md: one library file serves every
+// version's SQL, so it keeps each symbol an older version's SQL names, with that SQL's signature).
+// Between installing this library and ALTER EXTENSION inventory_ext UPDATE, a database still runs
+// 0.1.0's SQL: its guard keeps guarding; its balance trigger (one AFTER INSERT … FOR EACH STATEMENT
+// trigger that read a transition table) cannot be served by this version's engine, which sums rows as
+// a row trigger sees them, so it refuses the posting — the statement rolls back and no balance drifts.
+crate::v1_function!(append_only_guard_wrapper, pg_finfo_append_only_guard_wrapper, |fcinfo| {
+    trigger_entry(fcinfo, "inventory.append_only_guard()", append_only_guard)
+});
+crate::v1_function!(balance_maintenance_wrapper, pg_finfo_balance_maintenance_wrapper, |fcinfo| {
+    trigger_entry(fcinfo, "inventory.balance_maintenance()", |_| legacy_sql_refused())
+});
+
+/// A posting through 0.1.0's balance trigger while the library is newer: 55000 until the update.
+fn legacy_sql_refused() -> ! {
+    errors::raise(
+        PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+        format!(
+            "this database's inventory_ext is still version 0.1.0, and the installed library is {}: postings to tracked ledgers wait for the update",
+            env!("CARGO_PKG_VERSION")
+        ),
+        "Run ALTER EXTENSION inventory_ext UPDATE in this database (docs/UPGRADING.md); nothing was written.",
+    )
+}
+
 pgrx::extension_sql!(
     r#"
 -- The trigger functions (src/balances/trigger.rs). Written by hand so that a direct call answers 0A000.

@@ -1,6 +1,10 @@
 -- Shared fixtures for the SQL contract suite; later files rely on them.
 -- Roles are cluster-wide and the cluster is a scratch one, started for this suite.
-CREATE EXTENSION inventory_ext;
+-- The upgrade test (tests/e2e/upgrade.sh) runs the suite in a database updated from 0.1.0, where the
+-- extension is there already: IF NOT EXISTS, and its notice kept out of the output.
+SET client_min_messages = warning;
+CREATE EXTENSION IF NOT EXISTS inventory_ext;
+RESET client_min_messages;
 CREATE ROLE app_user NOLOGIN;      -- an application role, given grant_app_access
 CREATE ROLE app_admin NOLOGIN;     -- an application role that also holds the administrators' functions
 CREATE ROLE stranger NOLOGIN;      -- a role nobody granted anything

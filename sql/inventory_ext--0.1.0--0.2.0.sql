@@ -1,0 +1,521 @@
+-- inventory_ext 0.1.0 → 0.2.0 (CHANGELOG.md). Hand-written: each object 0.2.0's CREATE EXTENSION makes
+-- differently from 0.1.0's, in the order its dependencies need; tests/e2e/upgrade.sh checks that a
+-- database updated by this script and one created at 0.2.0 describe the same (tests/e2e/upgrade/
+-- describe.sql), and that data, balances and isolation survive. Runs in one transaction, as every
+-- ALTER EXTENSION … UPDATE does: an error anywhere leaves the database at 0.1.0.
+--
+-- What takes time: the last step re-tracks every tracked ledger, which recomputes its balances from
+-- the ledger while holding a SHARE lock on it (postings wait). docs/UPGRADING.md says how long.
+
+\echo Use "ALTER EXTENSION inventory_ext UPDATE" to load this file. \quit
+
+-- 1. Tables. Columns new since 0.1.0 go last (a fresh 0.2.0 install puts them last too).
+ALTER TABLE inventory.tracked_ledgers
+    ADD COLUMN negative_rule text CHECK (negative_rule IN ('items.allow_negative', 'refuse')),
+    ADD COLUMN slots integer NOT NULL DEFAULT 1 CHECK (slots BETWEEN 1 AND 64);
+
+ALTER TABLE inventory.reconcile_runs ADD COLUMN detail text;
+ALTER TABLE inventory.reconcile_runs DROP CONSTRAINT reconcile_runs_status_check,
+    ADD CONSTRAINT reconcile_runs_status_check
+        CHECK (status IN ('running', 'clean', 'corrected', 'flagged', 'skipped', 'failed'));
+
+-- 0.1.0 did not record which database's CREATE EXTENSION granted SET on app.org_id to PUBLIC, so an
+-- updated database records nothing, and its DROP EXTENSION leaves that grant as it is.
+CREATE TABLE inventory.cluster_changes (
+    change     text PRIMARY KEY,
+    made_as    text NOT NULL,
+    made_at    timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE inventory.cluster_changes IS
+    'Cluster-wide changes this database''s CREATE EXTENSION made (e.g. the SET grant on app.org_id), undone by DROP EXTENSION.';
+
+-- 2. Functions written in SQL, replaced or new (sql/isolation.sql, sql/finalize.sql, sql/ledger.sql).
+CREATE OR REPLACE PROCEDURE inventory.backfill_org_column(
+    tbl regclass,
+    backfill_org uuid,
+    org_column name DEFAULT 'org_id',
+    batch_size integer DEFAULT 10000
+)
+LANGUAGE plpgsql
+-- No SET search_path here: a procedure with a SET clause cannot COMMIT. It is SECURITY INVOKER and
+-- qualifies its names.
+AS $$
+DECLARE
+    filled bigint;
+    total bigint := 0;
+    pages bigint;
+    rows_per_page numeric;
+    step bigint;
+    first_page bigint := 0;
+    lo tid;
+    hi tid;
+BEGIN
+    IF tbl IS NULL OR backfill_org IS NULL OR org_column IS NULL OR coalesce(batch_size, 0) < 1 THEN
+        RAISE EXCEPTION 'backfill_org_column needs a table, an organization, a column and a positive batch size'
+            USING ERRCODE = '22023';
+    END IF;
+    -- A regclass can outlive its table (an OID kept from before a DROP): PostgreSQL's own 42P01.
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_class WHERE oid = tbl) THEN
+        RAISE EXCEPTION 'relation with OID % does not exist', tbl::oid USING ERRCODE = '42P01',
+            HINT = 'It was dropped (or the OID is wrong): pass the table by name, e.g. ''public.items''.';
+    END IF;
+    IF NOT EXISTS (SELECT FROM inventory.organizations WHERE id = backfill_org) THEN
+        RAISE EXCEPTION 'backfill_org % names no organization', backfill_org USING ERRCODE = '22023';
+    END IF;
+    -- Walk the table once, a range of pages at a time (a TID range scan: each batch reads only its
+    -- pages, so the whole backfill is one pass however big the table).
+    pages := pg_catalog.pg_relation_size(tbl) / pg_catalog.current_setting('block_size')::int;
+    SELECT CASE WHEN c.relpages > 0 AND c.reltuples > 0 THEN c.reltuples / c.relpages ELSE 100 END
+      INTO rows_per_page FROM pg_catalog.pg_class c WHERE c.oid = tbl;
+    step := greatest(1, ceil(batch_size / rows_per_page));
+    WHILE first_page < pages LOOP
+        lo := format('(%s,0)', first_page)::tid;
+        hi := format('(%s,0)', first_page + step)::tid;
+        EXECUTE format('UPDATE %s SET %I = $1 WHERE ctid >= $2 AND ctid < $3 AND %I IS NULL', tbl, org_column, org_column)
+            USING backfill_org, lo, hi;
+        GET DIAGNOSTICS filled = ROW_COUNT;
+        total := total + filled;
+        first_page := first_page + step;
+        COMMIT;
+    END LOOP;
+    -- Rows still NULL: versions that moved past the walk while it ran (an UPDATE by the application).
+    LOOP
+        EXECUTE format(
+            'UPDATE %s SET %I = $1 WHERE ctid = ANY (ARRAY(SELECT ctid FROM %s WHERE %I IS NULL LIMIT $2)) AND %I IS NULL',
+            tbl, org_column, tbl, org_column, org_column)
+            USING backfill_org, batch_size;
+        GET DIAGNOSTICS filled = ROW_COUNT;
+        EXIT WHEN filled = 0;
+        total := total + filled;
+        COMMIT;
+    END LOOP;
+    RAISE NOTICE 'filled % rows of %', total, tbl;
+END
+$$;
+
+CREATE FUNCTION inventory.open_policies(tbl regclass, org_column name)
+RETURNS TABLE (policy name, drop_policy text, as_restrictive text)
+LANGUAGE sql STABLE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$
+SELECT p.polname,
+       format('DROP POLICY %I ON %s;', p.polname, p.polrelid::regclass),
+       format('DROP POLICY %I ON %s; CREATE POLICY %I ON %s AS RESTRICTIVE FOR %s TO %s%s%s;',
+              p.polname, p.polrelid::regclass, p.polname, p.polrelid::regclass,
+              CASE p.polcmd WHEN 'r' THEN 'SELECT' WHEN 'a' THEN 'INSERT' WHEN 'w' THEN 'UPDATE'
+                            WHEN 'd' THEN 'DELETE' ELSE 'ALL' END,
+              CASE WHEN p.polroles = '{0}' THEN 'PUBLIC'
+                   ELSE (SELECT string_agg(r.oid::regrole::text, ', ' ORDER BY r.oid::regrole::text)
+                           FROM unnest(p.polroles) AS r(oid)) END,
+              ' USING (' || pg_get_expr(p.polqual, p.polrelid) || ')',
+              ' WITH CHECK (' || pg_get_expr(p.polwithcheck, p.polrelid) || ')')
+  FROM pg_policy p,
+       LATERAL (SELECT ARRAY[format('(%I = ( SELECT inventory.current_org_id() AS current_org_id))', org_column),
+                             format('(%I = inventory.current_org_id())', org_column)] AS forms) tenant
+ WHERE p.polrelid = tbl AND p.polpermissive
+   AND NOT (coalesce(pg_get_expr(p.polqual, p.polrelid) = ANY (tenant.forms), true)
+            AND coalesce(pg_get_expr(p.polwithcheck, p.polrelid) = ANY (tenant.forms), true))
+ ORDER BY p.polname
+$$;
+COMMENT ON FUNCTION inventory.open_policies(regclass, name) IS
+    'Permissive policies of a table that let rows through other than by its org column, with the SQL that drops each or makes it restrictive.';
+
+CREATE OR REPLACE FUNCTION inventory.isolation_report(schemas name[] DEFAULT NULL)
+RETURNS TABLE (severity text, object text, problem text, fix text)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+WITH RECURSIVE
+scope AS (
+    SELECT n.oid AS nsp FROM pg_namespace n
+     WHERE CASE WHEN schemas IS NULL
+                THEN n.nspname NOT IN ('pg_catalog', 'information_schema')
+                     AND n.nspname !~ '^pg_(toast|temp_|toast_temp_)'
+                ELSE n.nspname = ANY (schemas) END
+),
+-- Every table with an org column, and whether the helper made it (or its partitioned table) tenant-scoped.
+scoped AS (
+    SELECT c.oid AS relid, c.oid::regclass::text AS tbl, a.attnum AS org_attnum, a.attname AS org_col,
+           a.attnotnull, c.relrowsecurity, c.relforcerowsecurity, c.relispartition, t.relid IS NOT NULL AS registered
+      FROM pg_class c
+      JOIN scope s ON s.nsp = c.relnamespace
+      LEFT JOIN LATERAL (SELECT r.relid, r.org_column FROM inventory.tenant_tables r
+                          WHERE r.relid = c.oid OR r.relid IN (SELECT anc.relid FROM pg_partition_ancestors(c.oid) anc)
+                          LIMIT 1) t ON true
+      JOIN pg_attribute a ON a.attrelid = c.oid AND NOT a.attisdropped AND a.attnum > 0
+                         AND a.attname = coalesce(t.org_column, 'org_id')
+     WHERE c.relkind IN ('r', 'p') AND c.relpersistence <> 't'
+),
+-- Those held to the tenant-table rules: all but the read-only ones.
+tenant AS (
+    SELECT s.* FROM scoped s
+     WHERE NOT (NOT s.registered AND s.relrowsecurity AND s.relforcerowsecurity
+                AND EXISTS (SELECT FROM pg_policy p WHERE p.polrelid = s.relid)
+                AND NOT EXISTS (SELECT FROM pg_policy p WHERE p.polrelid = s.relid AND p.polcmd <> 'r'))
+),
+-- The root of a partition tree, for fixes that go through the helper.
+tenant_root AS (
+    SELECT t.*, coalesce((SELECT r.relid::regclass::text FROM pg_partition_ancestors(t.relid) r
+                           WHERE NOT EXISTS (SELECT FROM pg_inherits i WHERE i.inhrelid = r.relid)),
+                         t.tbl) AS root
+      FROM tenant t
+),
+-- Views (and views over views) that read a tenant table.
+over_tenant (view_oid, base) AS (
+    SELECT DISTINCT r.ev_class, t.tbl
+      FROM tenant t
+      JOIN pg_depend d ON d.refclassid = 'pg_class'::regclass AND d.refobjid = t.relid
+                      AND d.classid = 'pg_rewrite'::regclass
+      JOIN pg_rewrite r ON r.oid = d.objid AND r.ev_class <> t.relid
+    UNION
+    SELECT DISTINCT r.ev_class, o.base
+      FROM over_tenant o
+      JOIN pg_depend d ON d.refclassid = 'pg_class'::regclass AND d.refobjid = o.view_oid
+                      AND d.classid = 'pg_rewrite'::regclass
+      JOIN pg_rewrite r ON r.oid = d.objid AND r.ev_class <> o.view_oid
+),
+findings (severity, object, problem, fix) AS (
+    SELECT 'error', tbl,
+           format('tenant table (org column %I) has row-level security off: every role with access reads all tenants', org_col),
+           format('SELECT inventory.enable_tenant_isolation(%L, %L);', root, org_col)
+      FROM tenant_root WHERE NOT relrowsecurity
+    UNION ALL
+    SELECT 'error', tbl,
+           'row-level security is not forced: the table owner bypasses it',
+           format('ALTER TABLE %s FORCE ROW LEVEL SECURITY;', tbl)
+      FROM tenant WHERE relrowsecurity AND NOT relforcerowsecurity
+    UNION ALL
+    SELECT 'warning', c.oid::regclass::text,
+           'row-level security is on but there is no policy: only superusers and BYPASSRLS roles see any row',
+           CASE WHEN t.relid IS NOT NULL
+                THEN format('SELECT inventory.enable_tenant_isolation(%L, %L);', t.root, t.org_col)
+                ELSE format('CREATE POLICY … ON %s …;  -- or ALTER TABLE %s DISABLE ROW LEVEL SECURITY;', c.oid::regclass, c.oid::regclass) END
+      FROM pg_class c
+      JOIN scope s ON s.nsp = c.relnamespace
+      LEFT JOIN tenant_root t ON t.relid = c.oid
+     WHERE c.relkind IN ('r', 'p') AND c.relrowsecurity
+       AND NOT EXISTS (SELECT FROM pg_policy p WHERE p.polrelid = c.oid)
+    UNION ALL
+    SELECT 'warning',
+           format('policy %I on %s', p.polname, p.polrelid::regclass),
+           CASE WHEN p.polcmd = 'a'
+                THEN 'INSERT policy without WITH CHECK: it lets no row in (PostgreSQL takes the missing check as false), so it does nothing'
+                ELSE 'policy without WITH CHECK: writes are checked only by its USING expression' END,
+           CASE WHEN p.polqual IS NOT NULL
+                THEN format('ALTER POLICY %I ON %s WITH CHECK (%s);', p.polname, p.polrelid::regclass,
+                            pg_get_expr(p.polqual, p.polrelid))
+                WHEN p.polcmd = 'a'
+                THEN format('DROP POLICY %I ON %s;  -- or give it the check it was meant to have: ALTER POLICY %I ON %s WITH CHECK (…);',
+                            p.polname, p.polrelid::regclass, p.polname, p.polrelid::regclass)
+                ELSE format('ALTER POLICY %I ON %s WITH CHECK (…);', p.polname, p.polrelid::regclass) END
+      FROM pg_policy p
+      JOIN pg_class c ON c.oid = p.polrelid
+      JOIN scope s ON s.nsp = c.relnamespace
+     WHERE p.polcmd IN ('*', 'a', 'w') AND p.polwithcheck IS NULL
+    UNION ALL
+    SELECT 'error', format('policy %I on %s', o.policy, s.tbl),
+           CASE WHEN o.policy = 'tenant_isolation'
+                THEN format('the tenant policy does not read %I = current_org_id() any more: every row it lets through is open to every tenant, and to sessions without one',
+                            s.org_col)
+                ELSE format('permissive policy besides the tenant policy (%I = current_org_id()): permissive policies are OR-ed, so every row it lets through is open to every tenant, and to sessions without one',
+                            s.org_col) END,
+           CASE WHEN o.policy = 'tenant_isolation' AND t.relid IS NOT NULL
+                THEN format('SELECT inventory.enable_tenant_isolation(%L, %L);  -- puts the tenant policy back', t.root, t.org_col)
+                ELSE o.drop_policy || '  -- or, to keep it as a further restriction: ' || o.as_restrictive END
+      FROM scoped s
+     CROSS JOIN LATERAL inventory.open_policies(s.relid, s.org_col) o
+      LEFT JOIN tenant_root t ON t.relid = s.relid
+    UNION ALL
+    SELECT 'error', tbl,
+           format('org column %I is nullable: a row without a tenant is visible to no tenant and writable by none', org_col),
+           format('SELECT inventory.enable_tenant_isolation(%L, %L, backfill_org => ''<organization id>'');', root, org_col)
+      FROM tenant_root WHERE NOT attnotnull
+    UNION ALL
+    SELECT 'error', format('%s on %s', i.indexrelid::regclass, t.tbl),
+           format('unique key (%s) does not include %I: tenants cannot reuse a value, and a duplicate tells one tenant what another has',
+                  (SELECT string_agg(pg_get_indexdef(i.indexrelid, k, true), ', ')
+                     FROM generate_series(1, i.indnkeyatts) k)
+                  , t.org_col),
+           format('SELECT inventory.enable_tenant_isolation(%L, %L);  -- scope_unique rewrites it', t.root, t.org_col)
+      FROM tenant_root t
+      JOIN pg_index i ON i.indrelid = t.relid
+     WHERE NOT t.relispartition AND i.indisunique AND NOT i.indisprimary
+       AND NOT (t.org_attnum = ANY (i.indkey[0:i.indnkeyatts - 1]))
+    UNION ALL
+    SELECT 'warning', format('primary key of %s', t.tbl),
+           format('primary key (%s) does not include %I', pk.cols, t.org_col),
+           CASE WHEN pk.org_pk_unique
+                THEN 'none needed: UNIQUE (org, primary key) is in place for tenant-safe references; a distributed (Citus) table needs the org column in the primary key itself'
+                ELSE format('SELECT inventory.enable_tenant_isolation(%L, %L);  -- adds UNIQUE (org, primary key)', t.root, t.org_col) END
+      FROM tenant_root t
+      JOIN LATERAL (
+           SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY k.o) AS cols,
+                  EXISTS (SELECT FROM pg_index u
+                           WHERE u.indrelid = t.relid AND u.indisunique AND u.indpred IS NULL
+                             AND u.indnkeyatts = cardinality(con.conkey) + 1
+                             AND t.org_attnum = ANY (u.indkey[0:u.indnkeyatts - 1])
+                             AND con.conkey <@ u.indkey[0:u.indnkeyatts - 1]::int2[]) AS org_pk_unique
+             FROM pg_constraint con, unnest(con.conkey) WITH ORDINALITY k(n, o), pg_attribute a
+            WHERE con.conrelid = t.relid AND con.contype = 'p' AND NOT (t.org_attnum = ANY (con.conkey))
+              AND a.attrelid = t.relid AND a.attnum = k.n
+            GROUP BY con.conkey) pk ON true
+     WHERE NOT t.relispartition
+    UNION ALL
+    SELECT 'error', format('foreign key %I on %s', con.conname, src.tbl),
+           format('foreign key to tenant table %s does not include the org columns: a row can reference another tenant''s row', dst.tbl),
+           format('SELECT inventory.enable_tenant_isolation(%L, %L);  -- with %s tenant-scoped too', src.root, src.org_col, dst.tbl)
+      FROM pg_constraint con
+      JOIN tenant_root src ON src.relid = con.conrelid
+      JOIN tenant_root dst ON dst.relid = con.confrelid
+     WHERE con.contype = 'f' AND con.conparentid = 0
+       AND NOT (src.org_attnum = ANY (con.conkey) AND dst.org_attnum = ANY (con.confkey))
+    UNION ALL
+    SELECT 'error', format('view %s', o.view_oid::regclass),
+           format('view over tenant table %s runs with its owner''s privileges (no security_invoker), so it can bypass row-level security', min(o.base)),
+           format('ALTER VIEW %s SET (security_invoker = true);', o.view_oid::regclass)
+      FROM over_tenant o
+      JOIN pg_class v ON v.oid = o.view_oid AND v.relkind = 'v'
+      JOIN scope s ON s.nsp = v.relnamespace
+     WHERE NOT coalesce((SELECT option_value::boolean FROM pg_options_to_table(v.reloptions)
+                          WHERE option_name = 'security_invoker'), false)
+     GROUP BY o.view_oid
+    UNION ALL
+    SELECT 'error', format('materialized view %s', o.view_oid::regclass),
+           format('materialized view over tenant table %s stores every tenant''s rows and has no row-level security', min(o.base)),
+           format('DROP MATERIALIZED VIEW %s;  -- use a view with security_invoker = true instead', o.view_oid::regclass)
+      FROM over_tenant o
+      JOIN pg_class v ON v.oid = o.view_oid AND v.relkind = 'm'
+      JOIN scope s ON s.nsp = v.relnamespace
+     GROUP BY o.view_oid
+    UNION ALL
+    SELECT 'error', format('function %s', p.oid::regprocedure),
+           'SECURITY DEFINER function without a fixed search_path: a caller can put its own objects in front of the ones it means',
+           format('ALTER FUNCTION %s SET search_path = pg_catalog, pg_temp;', p.oid::regprocedure)
+      FROM pg_proc p
+      JOIN scope s ON s.nsp = p.pronamespace
+     WHERE p.prosecdef
+       AND NOT EXISTS (SELECT FROM unnest(p.proconfig) c WHERE c LIKE 'search\_path=%')
+    UNION ALL
+    SELECT 'warning', format('role %I', r.rolname),
+           CASE WHEN r.rolsuper THEN 'can log in and is a superuser: row-level security does not apply to it'
+                ELSE 'can log in and has BYPASSRLS: row-level security does not apply to it' END,
+           CASE WHEN r.rolsuper THEN 'Keep it for administration only; connect applications as a role without SUPERUSER.'
+                ELSE format('ALTER ROLE %I NOBYPASSRLS;', r.rolname) END
+      FROM pg_roles r
+     WHERE r.rolcanlogin AND (r.rolsuper OR r.rolbypassrls)
+)
+SELECT severity, object, problem, fix
+  FROM findings
+ ORDER BY CASE severity WHEN 'error' THEN 1 WHEN 'warning' THEN 2 ELSE 3 END, object, problem
+$$;
+
+CREATE OR REPLACE FUNCTION inventory.grant_app_access(role regrole) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF role IS NULL THEN
+        RAISE EXCEPTION 'role must not be NULL' USING ERRCODE = '22023',
+            HINT = 'Pass the application role, e.g. inventory.grant_app_access(''app'').';
+    END IF;
+    -- A regrole can outlive its role (an OID kept from before DROP ROLE): its text is then a number.
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles r WHERE r.oid = role) THEN
+        RAISE EXCEPTION 'role with OID % does not exist', role::oid USING ERRCODE = '42704',
+            HINT = 'Pass an existing role.';
+    END IF;
+    EXECUTE format('GRANT USAGE ON SCHEMA inventory TO %s', role);
+    EXECUTE format('GRANT SELECT ON inventory.organizations TO %s', role);
+    EXECUTE format('GRANT EXECUTE ON FUNCTION
+        inventory.current_org_id(), inventory.require_org_id(),
+        inventory.set_org(uuid), inventory.set_org_by_subdomain(text), inventory.set_org_by_api_key(text),
+        inventory.resolve_org(uuid, text, text),
+        inventory.post(uuid, uuid, numeric, uuid, text, text), inventory.transfer(uuid, uuid, uuid, numeric, uuid, text),
+        inventory.on_hand(uuid, uuid),
+        inventory.reconcile(regclass, uuid, numeric, boolean), inventory.reconcile_run(regclass, uuid, numeric, boolean) TO %s', role);
+    -- The built-in schema: items, locations and lots are the application's to maintain; balances are
+    -- read-only (the balance trigger writes them). The ledger is append-only: UPDATE and DELETE are
+    -- granted only so that an attempt meets the guard's 55000 and its advice (post a reversing entry)
+    -- rather than a bare permission error; the guard refuses every one.
+    EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON inventory.items, inventory.locations, inventory.lots TO %s', role);
+    EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON inventory.ledger TO %s', role);
+    EXECUTE format('GRANT SELECT ON inventory.balances, inventory.stock TO %s', role);
+    -- Reconciliation of the role's own tenant, and its history.
+    EXECUTE format('GRANT SELECT ON inventory.reconcile_runs, inventory.reconcile_findings TO %s', role);
+END
+$$;
+
+CREATE FUNCTION inventory.undo_cluster_changes() RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    jobs integer := 0;
+BEGIN
+    IF EXISTS (SELECT FROM pg_extension WHERE extname = 'pg_cron') THEN
+        -- Planned only when it runs, so the function exists without pg_cron.
+        SELECT count(cron.unschedule(j.jobid)) INTO jobs FROM cron.job j
+         WHERE j.database = current_database() AND j.command ~ 'inventory\.reconcile_run\(';
+        IF jobs > 0 THEN
+            RAISE NOTICE 'unscheduled % pg_cron job(s) that ran inventory.reconcile_run in this database', jobs;
+        END IF;
+    END IF;
+    IF EXISTS (SELECT FROM inventory.cluster_changes c JOIN pg_parameter_acl a ON a.parname = 'app.org_id'
+                WHERE c.change = 'GRANT SET ON PARAMETER app.org_id TO PUBLIC' AND a.paracl::text = c.made_as) THEN
+        REVOKE SET ON PARAMETER app.org_id FROM PUBLIC;
+        RAISE NOTICE 'revoked the SET privilege on app.org_id from PUBLIC that CREATE EXTENSION granted'
+            USING HINT = 'If another database of this cluster still uses inventory_ext, run SELECT inventory.grant_tenant_switch(''public'') there.';
+    END IF;
+END
+$$;
+
+-- 3. Functions in the library (src/). 0.1.0's two trigger functions were pgrx wrappers with other
+-- symbols; balance_maintenance is no longer SECURITY DEFINER (the flush takes its identity itself).
+CREATE FUNCTION inventory.balance_rows() RETURNS trigger
+    LANGUAGE c AS 'MODULE_PATHNAME', 'balance_rows_entry';
+CREATE OR REPLACE FUNCTION inventory.balance_maintenance() RETURNS trigger
+    LANGUAGE c AS 'MODULE_PATHNAME', 'balance_maintenance_entry';
+CREATE OR REPLACE FUNCTION inventory.append_only_guard() RETURNS trigger
+    LANGUAGE c SET search_path = pg_catalog, pg_temp AS 'MODULE_PATHNAME', 'append_only_guard_entry';
+CREATE FUNCTION inventory.on_ddl_command_start() RETURNS event_trigger
+    LANGUAGE c AS 'MODULE_PATHNAME', 'on_ddl_command_start_entry';
+CREATE FUNCTION inventory.on_ddl_command_end() RETURNS event_trigger
+    LANGUAGE c AS 'MODULE_PATHNAME', 'on_ddl_command_end_entry';
+CREATE FUNCTION inventory.on_ddl_begin() RETURNS event_trigger
+    LANGUAGE c AS 'MODULE_PATHNAME', 'on_ddl_begin_entry';
+CREATE FUNCTION inventory.set_balance_slots(ledger regclass, slots integer) RETURNS void
+    VOLATILE PARALLEL UNSAFE
+    SET search_path TO pg_catalog, pg_temp
+    LANGUAGE c AS 'MODULE_PATHNAME', 'set_balance_slots_wrapper';
+
+-- 4. The built-in schema: the allow_negative guard, the stock view.
+CREATE FUNCTION inventory.allow_negative_guard() RETURNS trigger
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    negative record;
+    folded bigint;
+BEGIN
+    -- The item as it is (OLD): row-level security chose that row; NEW is checked against the tenant's
+    -- policy only after BEFORE triggers, so looking up NEW's keys would read another tenant's balances.
+    IF NEW.allow_negative OR NOT OLD.allow_negative THEN
+        RETURN NEW;
+    END IF;
+    -- With slots (inventory.set_balance_slots) a key's balance is the sum of its rows, and a guarded
+    -- item's rows must each stay >= 0: the rows of a key whose total is not negative are folded into
+    -- one (locked in slot order, as postings lock them); only a negative total refuses.
+    IF EXISTS (SELECT FROM pg_catalog.pg_attribute WHERE attrelid = 'inventory.balances'::pg_catalog.regclass
+                  AND attname = 'slot' AND NOT attisdropped)
+       AND EXISTS (SELECT FROM inventory.balances b WHERE b.org_id = OLD.org_id AND b.item_id = OLD.id AND b.qty < 0) THEN
+        -- Planned only when it runs, so only while the slot column exists.
+        WITH keys AS (SELECT DISTINCT b.location_id, b.lot_id FROM inventory.balances b
+                       WHERE b.org_id = OLD.org_id AND b.item_id = OLD.id AND b.qty < 0),
+             locked AS MATERIALIZED (SELECT b.location_id, b.lot_id, b.slot, b.qty FROM inventory.balances b
+                                       JOIN keys k ON k.location_id = b.location_id AND k.lot_id IS NOT DISTINCT FROM b.lot_id
+                                      WHERE b.org_id = OLD.org_id AND b.item_id = OLD.id
+                                      ORDER BY b.location_id, b.lot_id, b.slot FOR NO KEY UPDATE OF b),
+             totals AS (SELECT location_id, lot_id, min(slot) AS first, sum(qty) AS total FROM locked
+                         GROUP BY location_id, lot_id HAVING sum(qty) >= 0),
+             moved AS (UPDATE inventory.balances b SET qty = CASE WHEN b.slot = t.first THEN t.total ELSE 0 END
+                         FROM totals t WHERE b.org_id = OLD.org_id AND b.item_id = OLD.id AND b.location_id = t.location_id
+                          AND b.lot_id IS NOT DISTINCT FROM t.lot_id RETURNING 1)
+        SELECT count(*) INTO folded FROM moved;
+    END IF;
+    SELECT l.code AS location, lot.code AS lot, sum(b.qty) AS qty INTO negative
+      FROM inventory.balances b
+      LEFT JOIN inventory.locations l ON l.org_id = b.org_id AND l.id = b.location_id
+      LEFT JOIN inventory.lots lot ON lot.org_id = b.org_id AND lot.id = b.lot_id
+     WHERE b.org_id = OLD.org_id AND b.item_id = OLD.id
+     GROUP BY b.location_id, b.lot_id, l.code, lot.code
+    HAVING sum(b.qty) < 0
+     ORDER BY l.code, lot.code NULLS FIRST LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'item % cannot disallow negative stock: its balance at location % is %',
+            OLD.sku, negative.location || coalesce(' lot ' || negative.lot, ''), negative.qty
+            USING ERRCODE = '23514',
+                  HINT = 'Receive stock (or post a correcting entry) until no balance of the item is below zero, then disallow negative stock.';
+    END IF;
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER inventory_allow_negative BEFORE UPDATE OF allow_negative ON inventory.items
+    FOR EACH ROW EXECUTE FUNCTION inventory.allow_negative_guard();
+
+CREATE VIEW inventory.stock WITH (security_invoker = true) AS
+SELECT org_id, item_id, location_id, lot_id, sum(qty) AS qty, max(last_ledger_id) AS last_ledger_id,
+       max(updated_at) AS updated_at
+  FROM inventory.balances
+ GROUP BY org_id, item_id, location_id, lot_id;
+COMMENT ON VIEW inventory.stock IS
+    'Balances with a key''s slots summed: one row per item, location and lot (inventory.set_balance_slots).';
+
+-- Roles grant_app_access gave SELECT on the balances read the stock view too, as it gives now.
+DO $$
+DECLARE
+    reader regrole;
+BEGIN
+    FOR reader IN SELECT DISTINCT a.grantee::regrole FROM pg_class c, aclexplode(c.relacl) a
+                   WHERE c.oid = 'inventory.balances'::regclass AND a.privilege_type = 'SELECT'
+                     AND a.grantee <> c.relowner AND a.grantee <> 0
+    LOOP
+        EXECUTE format('GRANT SELECT ON inventory.stock TO %s', reader);
+    END LOOP;
+END
+$$;
+
+-- 5. Nothing is executable by PUBLIC unless listed (as sql/finalize.sql ends).
+REVOKE ALL ON ALL ROUTINES IN SCHEMA inventory FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION inventory.current_org_id(), inventory.require_org_id() TO PUBLIC;
+
+-- 6. Every tracked ledger, the built-in one first, gets 0.2.0's triggers and its negative-stock rule
+-- in the registry; its balances are recomputed (sql/ledger.sql says how).
+CREATE FUNCTION inventory.update_balance_triggers() RETURNS SETOF regclass
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    old record;
+    owners record;
+BEGIN
+    FOR old IN
+        SELECT l.ledger, l.balance_table::text AS balance_table, l.key_columns, l.qty_column,
+               -- 0.1.0's arguments: balance table, qty, id, rule ('' for none), key columns.
+               (string_to_array(encode(t.tgargs, 'escape'), '\000'))[4] AS rule
+          FROM inventory.tracked_ledgers l
+          JOIN pg_trigger t ON t.tgrelid = l.ledger AND t.tgname = 'inventory_balances'
+         WHERE t.tgfoid = 'inventory.balance_maintenance()'::regprocedure AND t.tgnargs > 0
+         ORDER BY l.builtin DESC, l.ledger::text
+    LOOP
+        SELECT l.relowner::regrole AS ledger_owner, b.relowner::regrole AS balance_owner, r.rolsuper AS by_superuser
+          INTO owners
+          FROM pg_class l, pg_class b JOIN pg_roles r ON r.oid = b.relowner
+         WHERE l.oid = old.ledger AND b.oid = old.balance_table::regclass;
+        IF owners.ledger_owner <> owners.balance_owner AND owners.by_superuser THEN
+            EXECUTE format('ALTER TABLE %s OWNER TO %s', old.balance_table, owners.ledger_owner);
+            EXECUTE format('GRANT USAGE ON SCHEMA inventory TO %s', owners.ledger_owner);
+            RAISE NOTICE 'balance table % now belongs to %, the owner of ledger %',
+                old.balance_table, owners.ledger_owner, old.ledger;
+        END IF;
+        PERFORM inventory.track_balances(old.ledger, old.balance_table, old.key_columns, old.qty_column,
+                                         allow_negative => old.rule IS DISTINCT FROM 'refuse');
+        RETURN NEXT old.ledger;
+    END LOOP;
+END
+$$;
+REVOKE EXECUTE ON FUNCTION inventory.update_balance_triggers() FROM PUBLIC;
+COMMENT ON FUNCTION inventory.update_balance_triggers() IS
+    'Gives ledgers tracked under an older inventory_ext (a restored dump) this version''s balance triggers, and recomputes their balances.';
+
+SELECT count(*) AS ledgers_updated FROM inventory.update_balance_triggers();
+
+-- 7. The event triggers, last: the DDL check would refuse the trigger swap above half-way.
+CREATE EVENT TRIGGER inventory_drop_extension ON ddl_command_start
+    WHEN TAG IN ('DROP EXTENSION', 'DROP SCHEMA')
+    EXECUTE FUNCTION inventory.on_ddl_command_start();
+-- DDL that would make a tracked ledger's balances drift is refused (src/balances/ddl.rs). Every
+-- command: what it touched is known from the relcache invalidations it sent, whatever its form.
+CREATE EVENT TRIGGER inventory_tracked_ddl_begin ON ddl_command_start
+    EXECUTE FUNCTION inventory.on_ddl_begin();
+CREATE EVENT TRIGGER inventory_tracked_ddl ON ddl_command_end
+    EXECUTE FUNCTION inventory.on_ddl_command_end();

@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# ALTER EXTENSION inventory_ext UPDATE from every release to this checkout, end to end (docs/UPGRADING.md).
+# For each release (scripts/build_release.sh lists them; 0.1.0 today), built from git history once:
+#  1. a private copy of Debian's PostgreSQL 15 gets that release's files; a cluster (pg_cron and
+#     inventory_ext preloaded) gets a database with data in every feature (upgrade/fixture_0.1.0.sql),
+#     an empty one, and the contract suite's database, all at the old version; pg_dumpall --roles-only
+#     and pg_dump of the data as docs/BACKUP_RECOVERY.md takes them;
+#  2. this version's files replace the old ones, as a package upgrade does, and the server restarts onto
+#     the new library: before the update the old SQL still works, and refuses what it must (window.sql);
+#  3. ALTER EXTENSION inventory_ext UPDATE in each database; the empty one then describes exactly as a
+#     database where this version was created does (upgrade/describe.sql: functions with signatures
+#     and attributes, grants, policies, triggers, tables, columns, indexes, comments); the data checks
+#     pass (checks.sql: balances equal ledger sums, isolation, the hardened context, postings, reconcile
+#     history, the pg_cron job, slots); the contract suite passes in its updated database;
+#  4. the 0.1.0 dump restores into a second cluster with this version (restored.sql).
+# The library's symbols: every C function of the old SQL names a symbol this library exports.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+source "$here/../harness/cluster.sh"
+harness_workdir
+from=${UPGRADE_FROM:-0.1.0}
+
+old_files=$("$repo/scripts/build_release.sh" "$from")
+new_files=$("$repo/scripts/build_release.sh" current)
+version=$(sed -nE "s/^default_version = '(.*)'/\1/p" "$new_files"/usr/share/postgresql/15/extension/inventory_ext.control)
+echo "upgrade: $from → $version"
+
+# A copy of Debian's PostgreSQL 15 in $WORK: it finds its files relative to its binaries, so the test
+# installs and replaces versions there as a package would, and the system's installation stays as it is.
+pg=$WORK/pg
+mkdir -p "$pg/usr/lib/postgresql" "$pg/usr/share/postgresql"
+cp -a /usr/lib/postgresql/15 "$pg/usr/lib/postgresql/"
+cp -a /usr/share/postgresql/15 "$pg/usr/share/postgresql/"
+PG_BIN=$pg/usr/lib/postgresql/15/bin
+install_files() {  # a build_release.sh directory: its files replace the installed version's
+  rm -f "$pg"/usr/lib/postgresql/15/lib/inventory_ext.so "$pg"/usr/share/postgresql/15/extension/inventory_ext[.-]*
+  cp -a "$1/usr/." "$pg/usr/"
+}
+# A checks file's "ok: …" lines, indented (the bare results of its set-up calls left out).
+check() { cluster_psql "$@" -qAt -v ON_ERROR_STOP=1 | { grep -vE '^(t|)$' || true; } | sed 's/^/upgrade:   /'; }
+
+# --- 1. the old release, in use
+install_files "$old_files"
+cluster_start upgrade "cron.database_name = 'data'" "max_prepared_transactions = 4"
+cluster_psql upgrade -q -d postgres -c "CREATE DATABASE data" -c "CREATE DATABASE empty" -c "CREATE DATABASE inventory_regress"
+cluster_psql upgrade -q -d data -f "$here/upgrade/fixture_$from.sql" >/dev/null
+for db in empty inventory_regress; do cluster_psql upgrade -q -d "$db" -c "CREATE EXTENSION inventory_ext"; done
+installed=$(cluster_psql upgrade -qAt -d data -c "SELECT string_agg(DISTINCT extversion, ',') FROM pg_extension WHERE extname = 'inventory_ext'")
+[ "$installed" = "$from" ] || fail "the old release installed $installed, not $from"
+old_symbols=$(cluster_psql upgrade -qAt -d empty -c "SELECT prosrc || ' ' || pg_get_function_identity_arguments(oid) || ' -> ' || prorettype::regtype
+    FROM pg_proc WHERE probin IS NOT NULL AND pronamespace = 'inventory'::regnamespace ORDER BY 1")
+(
+  eval "$(cluster_env upgrade)"
+  cd "$WORK"
+  pg_dumpall --roles-only --file=roles.sql
+  pg_dump --format=custom --dbname=data --file=data.dump
+)
+echo "upgrade: $from in use: a database with data in every feature, dumped; an empty one; the suite's"
+
+# --- 2. the new library under the old SQL
+install_files "$new_files"
+cluster_stop_server() { _as_postgres "$PG_BIN/pg_ctl" -D "$(cluster_dir "$1")/data" -m fast -w stop >/dev/null; }
+cluster_stop_server upgrade
+cluster_start_again upgrade
+check upgrade -d data -f "$here/upgrade/window.sql"
+# Every symbol the old SQL names is in this library (with the old SQL's arguments: the same entry in a
+# new database has them, or it is one the library keeps for old SQL and refuses with, as window.sql showed).
+missing=$(for s in $(echo "$old_symbols" | cut -d' ' -f1 | sort -u); do
+  nm -D --defined-only "$pg/usr/lib/postgresql/15/lib/inventory_ext.so" | grep -qw "$s" || echo "$s"; done)
+[ -z "$missing" ] || fail "symbols the $from SQL names are missing from the library: $missing"
+echo "upgrade: before the update, $from's SQL runs on the $version library: reads and tenants work, writes wait (55000)"
+
+# --- 3. the update
+for db in data empty inventory_regress; do
+  cluster_psql upgrade -q -d "$db" -c "ALTER EXTENSION inventory_ext UPDATE" >"$WORK/update-$db.log" 2>&1 \
+    || { cat "$WORK/update-$db.log"; fail "ALTER EXTENSION inventory_ext UPDATE failed in $db"; }
+done
+cluster_psql upgrade -q -d postgres -c "CREATE DATABASE fresh"
+cluster_psql upgrade -q -d fresh -c "CREATE EXTENSION inventory_ext"
+cluster_psql upgrade -qAtX -d empty -f "$here/upgrade/describe.sql" >"$WORK/updated.txt"
+cluster_psql upgrade -qAtX -d fresh -f "$here/upgrade/describe.sql" >"$WORK/created.txt"
+if ! diff "$WORK/updated.txt" "$WORK/created.txt" >"$WORK/describe.diff"; then
+  sed 's/\\n/\n      /g' "$WORK/describe.diff" | head -100
+  fail "a database updated from $from differs from one created at $version (< updated, > created)"
+fi
+echo "upgrade: updated from $from and created at $version describe the same: $(wc -l <"$WORK/created.txt") lines"
+new_symbols=$(cluster_psql upgrade -qAt -d fresh -c "SELECT prosrc || ' ' || pg_get_function_identity_arguments(oid) || ' -> ' || prorettype::regtype
+    FROM pg_proc WHERE probin IS NOT NULL AND pronamespace = 'inventory'::regnamespace ORDER BY 1")
+changed=$(comm -23 <(echo "$old_symbols" | sort) <(echo "$new_symbols" | sort) | grep -vE '^(append_only_guard_wrapper|balance_maintenance_wrapper) ' || true)
+[ -z "$changed" ] || fail "symbols whose SQL signature changed since $from (the old SQL would call them wrongly): $changed"
+check upgrade -d data -f "$here/upgrade/checks.sql"
+echo "upgrade: the data survived: balances equal ledger sums, isolation and the hardened context hold, postings and reconcile work"
+# The suite expects a cluster where every role may choose its tenant (the fixture hardened this one).
+cluster_psql upgrade -q -d data -c "SELECT inventory.grant_tenant_switch('public')" >/dev/null
+REGRESS_OUT=$WORK/regress "$repo/tests/pg_regress/run.sh" --existing "$(cluster_dir upgrade)" "${CLUSTER_PORT[upgrade]}" \
+  || fail "the contract suite fails in a database updated from $from"
+echo "upgrade: the contract suite passes in a database updated from $from"
+grep -E 'TRAP:|terminated by signal|PANIC' "$(cluster_dir upgrade)/server.log" && fail "the server crashed"
+
+# --- 4. the old dump into a server with the new version (docs/BACKUP_RECOVERY.md's restore)
+cluster_start restore "cron.database_name = 'data'"
+(
+  eval "$(cluster_env restore)"
+  cd "$WORK"
+  psql --quiet --dbname=postgres --file=roles.sql 2>&1 | grep -v 'role "postgres" already exists' || true
+  createdb data
+  pg_restore --dbname=data data.dump
+)
+check restore -d data -f "$here/upgrade/restored.sql"
+echo "upgrade: a $from dump restores into $version; inventory.update_balance_triggers() brings its ledgers' triggers up to date"
