@@ -34,6 +34,7 @@ lib=/usr/lib/postgresql/15/lib
 ext=/usr/share/postgresql/15/extension
 start=$SECONDS
 say() { echo "package: $*"; }
+phase() { say "$* (at $((SECONDS - start)) s)"; }
 installed() { dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed'; }
 # The extension's files in the system directories, whoever wrote them.
 ours() { ls -d "$lib"/inventory_ext.so "$ext"/inventory_ext.control "$ext"/inventory_ext--*.sql 2>/dev/null || true; }
@@ -53,13 +54,13 @@ installed && fail "$pkg is installed on this machine; the test would remove it (
 harness_workdir
 log=$WORK/steps.log
 
-say "1. building the packages (RELEASE_PROFILE=$RELEASE_PROFILE)"
+phase "1. building the packages (RELEASE_PROFILE=$RELEASE_PROFILE)"
 deb_old=$(scripts/package.sh 0.1.0)
 deb=$(scripts/package.sh)
 version=$(dpkg-deb -f "$deb" Version)
 say "   built $(basename "$deb_old") and $(basename "$deb") ($((SECONDS - start)) s)"
 
-say "2. the extension's files in the system directories are set aside"
+phase "2. the extension's files in the system directories are set aside"
 saved=$(ours)
 if [ -n "$saved" ]; then
   # shellcheck disable=SC2086
@@ -98,7 +99,7 @@ remove_files
 [ -z "$(ours)" ] || fail "the docs' rm command left $(ours)"
 say "   $(echo $saved | wc -w) files set aside (restored at exit) and removed with docs/INSTALL.md's rm command"
 
-say "3. apt installs 0.1.0's package"
+phase "3. apt installs 0.1.0's package"
 apt-get install -y "$deb_old" >>"$log" 2>&1
 installed || fail "apt-get did not install $deb_old"
 files=$(dpkg -L "$pkg")
@@ -108,7 +109,7 @@ done
 [ -z "$(dpkg -V "$pkg")" ] || fail "dpkg -V after installing 0.1.0: $(dpkg -V "$pkg")"
 say "   $pkg $(dpkg-query -W -f='${Version}' "$pkg") installed; its files where Debian's extensions keep theirs; dpkg -V clean"
 
-say "4. a cluster made with Debian's tools, the extension created at 0.1.0"
+phase "4. a cluster made with Debian's tools, the extension created at 0.1.0"
 port=${PACKAGE_PORT:-54390}
 while pg_lsclusters -h | awk '{print $3}' | grep -qx "$port"; do port=$((port + 1)); done
 mkdir -p "$WORK/socket"
@@ -142,7 +143,7 @@ extversion() { q "$1" -c "SELECT extversion FROM pg_extension WHERE extname = 'i
 [ "$(on_hand)" = 100 ] || fail "on_hand at 0.1.0 is $(on_hand), not 100"
 say "   cluster 15/$cluster (port $port, socket in $WORK/socket) $(pg_conftool 15 "$cluster" show shared_preload_libraries); database $db at 0.1.0: a tenant, a posting, on_hand 100"
 
-say "5. apt upgrades to $version; restart; ALTER EXTENSION UPDATE"
+phase "5. apt upgrades to $version; restart; ALTER EXTENSION UPDATE"
 apt-get install -y "$deb" >>"$log" 2>&1
 [ "$(dpkg-query -W -f='${Version}' "$pkg")" = "$version" ] || fail "apt-get did not upgrade to $version"
 [ -z "$(dpkg -V "$pkg")" ] || fail "dpkg -V after the upgrade: $(dpkg -V "$pkg")"
@@ -166,7 +167,7 @@ sums=$(q "$db" -c "SELECT (SELECT sum(qty) FROM inventory.ledger) || ' ' || (SEL
 [ "$sums" = "90 90" ] || fail "ledger and balance sums after the update: $sums (want 90 90)"
 say "   extversion $version; a posting of -10: on_hand 90; reconcile() finds nothing; ledger sum = balance sum = 90"
 
-say "6. the demo walkthrough in a fresh database of that cluster"
+phase "6. the demo walkthrough in a fresh database of that cluster"
 q postgres -c "CREATE DATABASE inventory_demo"
 q inventory_demo -c "CREATE EXTENSION pg_cron" -c "CREATE EXTENSION inventory_ext"
 # As scripts/demo.sh runs it: the same psql options and file name (its error lines name the file), from a
@@ -177,7 +178,7 @@ cp demo/walkthrough.sql "$WORK/demo/"
   >"$WORK/walkthrough.out" 2>&1
 walkthrough_compare "$WORK/walkthrough.out" package
 
-say "7. removal: DROP EXTENSION in each database, out of shared_preload_libraries, restart, apt-get purge"
+phase "7. removal: DROP EXTENSION in each database, out of shared_preload_libraries, restart, apt-get purge"
 sudo -u postgres psql --cluster 15/"$cluster" -d "$db" -c 'DROP EXTENSION inventory_ext'
 [ -z "$(extversion "$db")" ] || fail "the extension is still in $db"
 pg_conftool 15 "$cluster" set shared_preload_libraries pg_cron
@@ -221,7 +222,7 @@ pg_dropcluster --stop 15 "$cluster"
 [ ! -e "/var/lib/postgresql/15/$cluster" ] && [ ! -e "/etc/postgresql/15/$cluster" ] || fail "pg_dropcluster left files of $cluster"
 say "   cluster dropped (pg_dropcluster --stop): no data or configuration directory left"
 
-say "8. a cargo pgrx install of the same version (scripts/install.sh) and the package"
+phase "8. a cargo pgrx install of the same version (scripts/install.sh) and the package"
 scripts/install.sh >>"$log" 2>&1
 [ -f "$lib/inventory_ext.so" ] || fail "scripts/install.sh did not install the library"
 dpkg -S /usr/lib/postgresql/15/lib/inventory_ext.so >"$WORK/owner" 2>&1 && fail "a package owns the library cargo installed: $(cat "$WORK/owner")"
