@@ -479,7 +479,7 @@ DECLARE
     owners record;
 BEGIN
     FOR old IN
-        SELECT l.ledger, l.balance_table::text AS balance_table, l.key_columns, l.qty_column,
+        SELECT l.ledger, l.balance_table, l.key_columns, l.qty_column,
                -- 0.1.0's arguments: balance table, qty, id, rule ('' for none), key columns.
                (string_to_array(encode(t.tgargs, 'escape'), '\000'))[4] AS rule
           FROM inventory.tracked_ledgers l
@@ -490,14 +490,14 @@ BEGIN
         SELECT l.relowner::regrole AS ledger_owner, b.relowner::regrole AS balance_owner, r.rolsuper AS by_superuser
           INTO owners
           FROM pg_class l, pg_class b JOIN pg_roles r ON r.oid = b.relowner
-         WHERE l.oid = old.ledger AND b.oid = old.balance_table::regclass;
+         WHERE l.oid = old.ledger AND b.oid = old.balance_table;
         IF owners.ledger_owner <> owners.balance_owner AND owners.by_superuser THEN
             EXECUTE format('ALTER TABLE %s OWNER TO %s', old.balance_table, owners.ledger_owner);
             EXECUTE format('GRANT USAGE ON SCHEMA inventory TO %s', owners.ledger_owner);
             RAISE NOTICE 'balance table % now belongs to %, the owner of ledger %',
                 old.balance_table, owners.ledger_owner, old.ledger;
         END IF;
-        PERFORM inventory.track_balances(old.ledger, old.balance_table, old.key_columns, old.qty_column,
+        PERFORM inventory.track_balances(old.ledger, old.balance_table::text, old.key_columns, old.qty_column,
                                          allow_negative => old.rule IS DISTINCT FROM 'refuse');
         RETURN NEXT old.ledger;
     END LOOP;

@@ -18,7 +18,6 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 source "$here/../harness/cluster.sh"
-harness_workdir
 from=${UPGRADE_FROM:-0.1.0}
 
 old_files=$("$repo/scripts/build_release.sh" "$from")
@@ -26,22 +25,12 @@ new_files=$("$repo/scripts/build_release.sh" current)
 version=$(sed -nE "s/^default_version = '(.*)'/\1/p" "$new_files"/usr/share/postgresql/15/extension/inventory_ext.control)
 echo "upgrade: $from → $version"
 
-# A copy of Debian's PostgreSQL 15 in $WORK: it finds its files relative to its binaries, so the test
-# installs and replaces versions there as a package would, and the system's installation stays as it is.
-pg=$WORK/pg
-mkdir -p "$pg/usr/lib/postgresql" "$pg/usr/share/postgresql"
-cp -a /usr/lib/postgresql/15 "$pg/usr/lib/postgresql/"
-cp -a /usr/share/postgresql/15 "$pg/usr/share/postgresql/"
-PG_BIN=$pg/usr/lib/postgresql/15/bin
-install_files() {  # a build_release.sh directory: its files replace the installed version's
-  rm -f "$pg"/usr/lib/postgresql/15/lib/inventory_ext.so "$pg"/usr/share/postgresql/15/extension/inventory_ext[.-]*
-  cp -a "$1/usr/." "$pg/usr/"
-}
+harness_private_postgres
 # A checks file's "ok: …" lines, indented (the bare results of its set-up calls left out).
 check() { cluster_psql "$@" -qAt -v ON_ERROR_STOP=1 | { grep -vE '^(t|)$' || true; } | sed 's/^/upgrade:   /'; }
 
 # --- 1. the old release, in use
-install_files "$old_files"
+harness_install "$old_files"
 cluster_start upgrade "cron.database_name = 'data'" "max_prepared_transactions = 4"
 cluster_psql upgrade -q -d postgres -c "CREATE DATABASE data" -c "CREATE DATABASE empty" -c "CREATE DATABASE inventory_regress"
 cluster_psql upgrade -q -d data -f "$here/upgrade/fixture_$from.sql" >/dev/null
@@ -59,15 +48,13 @@ old_symbols=$(cluster_psql upgrade -qAt -d empty -c "SELECT prosrc || ' ' || pg_
 echo "upgrade: $from in use: a database with data in every feature, dumped; an empty one; the suite's"
 
 # --- 2. the new library under the old SQL
-install_files "$new_files"
-cluster_stop_server() { _as_postgres "$PG_BIN/pg_ctl" -D "$(cluster_dir "$1")/data" -m fast -w stop >/dev/null; }
-cluster_stop_server upgrade
-cluster_start_again upgrade
+harness_install "$new_files"
+cluster_restart upgrade
 check upgrade -d data -f "$here/upgrade/window.sql"
 # Every symbol the old SQL names is in this library (with the old SQL's arguments: the same entry in a
 # new database has them, or it is one the library keeps for old SQL and refuses with, as window.sql showed).
 missing=$(for s in $(echo "$old_symbols" | cut -d' ' -f1 | sort -u); do
-  nm -D --defined-only "$pg/usr/lib/postgresql/15/lib/inventory_ext.so" | grep -qw "$s" || echo "$s"; done)
+  nm -D --defined-only "$HARNESS_PG/usr/lib/postgresql/15/lib/inventory_ext.so" | grep -qw "$s" || echo "$s"; done)
 [ -z "$missing" ] || fail "symbols the $from SQL names are missing from the library: $missing"
 echo "upgrade: before the update, $from's SQL runs on the $version library: reads and tenants work, writes wait (55000)"
 

@@ -45,6 +45,30 @@ harness_workdir() {
 }
 fail() { echo "$(basename "$0" .sh): $*" >&2; exit 1; }
 
+# For tests that install versions of the extension (the upgrade test, its benchmark): a private copy of
+# Debian's PostgreSQL 15 in $WORK/pg, which finds its files relative to its binaries, so versions are
+# installed and replaced there as a package would, and the system's installation stays as it is. Sets
+# PG_BIN to the copy's; harness_install FILES puts a scripts/build_release.sh directory's files in place
+# of the installed version's.
+harness_private_postgres() {
+  harness_workdir
+  HARNESS_PG=$WORK/pg
+  mkdir -p "$HARNESS_PG/usr/lib/postgresql" "$HARNESS_PG/usr/share/postgresql"
+  cp -a "/usr/lib/postgresql/$PG_MAJOR" "$HARNESS_PG/usr/lib/postgresql/"
+  cp -a "/usr/share/postgresql/$PG_MAJOR" "$HARNESS_PG/usr/share/postgresql/"
+  PG_BIN=$HARNESS_PG/usr/lib/postgresql/$PG_MAJOR/bin
+}
+harness_install() {
+  rm -f "$HARNESS_PG/usr/lib/postgresql/$PG_MAJOR/lib/inventory_ext.so" \
+    "$HARNESS_PG/usr/share/postgresql/$PG_MAJOR/extension/"inventory_ext[.-]*
+  cp -a "$1/usr/." "$HARNESS_PG/usr/"
+}
+# Restarts a cluster (fast shutdown, then start): a new library in shared_preload_libraries.
+cluster_restart() {
+  _as_postgres "$PG_BIN/pg_ctl" -D "$(cluster_dir "$1")/data" -m fast -w stop >/dev/null
+  cluster_start_again "$1"
+}
+
 # A new cluster's directory and port; prints nothing.
 _harness_new() {
   local name=$1

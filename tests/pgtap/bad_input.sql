@@ -172,6 +172,17 @@ SET LOCAL ROLE adv_app;
 SELECT throws_ok('SELECT inventory.undo_cluster_changes()', '42501', NULL, 'an application role cannot run the undo');
 RESET ROLE;
 
+-- Upgrades (docs/UPGRADING.md): re-tracking ledgers that carry an older version's trigger is a
+-- superuser's (it changes tables' owners and triggers); here no ledger has one, so it does nothing.
+SELECT pg_temp.covers('inventory.update_balance_triggers()');
+SET LOCAL ROLE adv_app;
+SELECT throws_ok('SELECT * FROM inventory.update_balance_triggers()', '42501', NULL, 'an application role cannot update balance triggers');
+RESET ROLE;
+SET LOCAL ROLE adv_owner;
+SELECT throws_ok('SELECT * FROM inventory.update_balance_triggers()', '42501', NULL, 'nor can a table owner');
+RESET ROLE;
+SELECT is((SELECT count(*) FROM inventory.update_balance_triggers()), 0::bigint, 'update_balance_triggers with nothing to update');
+
 -- Reconciliation, backups, tenant moves, the hardened context.
 SELECT pg_temp.covers('inventory.prune_reconcile_runs(interval)', 'inventory.schedule_reconcile(text,text)',
               'inventory.unschedule_reconcile(text)', 'inventory.require_pg_cron()', 'inventory.export_org(uuid)',

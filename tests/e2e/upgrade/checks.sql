@@ -13,6 +13,12 @@ SELECT upgrade_fixture.expect('registrations', string_agg(format('%s %s %s %s', 
   FROM inventory.tracked_ledgers;
 SELECT upgrade_fixture.expect('balance table owner', relowner::regrole::text, 'upg_owner')
   FROM pg_class WHERE oid = 'public."InventoryBalance"'::regclass;
+-- The update ran track_balances inside ALTER EXTENSION, where whatever is created becomes the
+-- extension's: none of the application's objects may have become a member (DROP EXTENSION would drop it).
+SELECT upgrade_fixture.expect('members of the extension outside its schema', coalesce(string_agg(m.what, ', '), 'none'), 'none')
+  FROM (SELECT pg_describe_object(d.classid, d.objid, 0) AS what FROM pg_depend d JOIN pg_extension e ON e.oid = d.refobjid
+         WHERE d.refclassid = 'pg_extension'::regclass AND e.extname = 'inventory_ext' AND d.deptype = 'e') m
+ WHERE m.what !~ '(^| )inventory\.' AND m.what !~ '^event trigger inventory_';
 SELECT upgrade_fixture.expect('triggers of the Prisma ledger', string_agg(tgname, ',' ORDER BY tgname),
        'inventory_append_only,inventory_append_only_truncate,inventory_balances,inventory_balances_flush')
   FROM pg_trigger WHERE tgrelid = 'public."InventoryLedger"'::regclass AND NOT tgisinternal;
