@@ -5,13 +5,15 @@
 #
 # Compares the walkthrough itself, from its first section ("== 1.") up to the line "demo: done" that
 # scripts/demo.sh prints after it (or to the end), with what is random masked (ids, API keys and their
-# prefixes) and blank lines at the end left out. Prints the difference and returns 1 when they differ.
+# prefixes, ISO timestamps such as an export's) and blank lines at the end left out. Prints the
+# difference and returns 1 when they differ.
 
 _walkthrough_part() {
   sed -n '/^== 1\./,$p' "$1" | sed '/^demo: done/,$d' | sed -E \
     -e 's/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/<uuid>/g' \
     -e 's/inv_[0-9a-f]{64}/<api-key>/g' \
     -e 's/inv_[0-9a-f]{8}…/<key-prefix>…/g' \
+    -e 's/[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?[+-][0-9]{2}(:[0-9]{2})?/<timestamp>/g' \
     | awk '{ line[NR] = $0 } NF { last = NR } END { for (i = 1; i <= last; i++) print line[i] }'
 }
 
