@@ -9,7 +9,7 @@ SELECT upgrade_fixture.expect('version', extversion, '0.2.0') FROM pg_extension 
 
 -- Registrations: the rule came from 0.1.0's trigger arguments; the application's ledger stays in dumps.
 SELECT upgrade_fixture.expect('registrations', string_agg(format('%s %s %s %s', ledger, coalesce(negative_rule, '<NULL>'), builtin, slots), '; ' ORDER BY ledger::text),
-       '"Adjustment" <NULL> f 1; "Inherited" <NULL> f 1; "InventoryLedger" refuse f 1; "Suspended" <NULL> f 1; inventory.ledger items.allow_negative t 1')
+       '"Adjustment" <NULL> f 1; "Inherited" <NULL> f 1; "InventoryLedger" refuse f 1; "Odd" refuse f 1; "Suspended" <NULL> f 1; inventory.ledger items.allow_negative t 1')
   FROM inventory.tracked_ledgers;
 SELECT upgrade_fixture.expect('the balance table the update made tenant-scoped is the application''s',
        string_agg(format('%s %s', relid, builtin), ','), '"AdjustmentBalance" f')

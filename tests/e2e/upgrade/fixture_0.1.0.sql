@@ -123,6 +123,10 @@ CREATE TABLE public."Inherited" (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY 
 SELECT inventory.track_balances('public."Inherited"', 'public."InheritedBalance"', ARRAY['itemId'], 'qty');
 INSERT INTO public."Inherited" ("itemId", qty) VALUES ('x', 1);
 ALTER TABLE public."Inherited" INHERIT public."LedgerParent";
+-- "Odd", whose quantity column's name looks like 0.1.0's argument separator as escaped text, tracked
+-- refusing negative stock (the rule is read from the trigger's arguments as bytes);
+CREATE TABLE public."Odd" (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, "itemId" text NOT NULL, "q\000" numeric NOT NULL);
+SELECT inventory.track_balances('public."Odd"', 'public."OddBalance"', ARRAY['itemId'], 'q\000', allow_negative => false);
 -- "Dropped", dropped while tracked (0.1.0 kept its registration).
 CREATE TABLE public."Dropped" (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, "itemId" text NOT NULL, qty numeric NOT NULL);
 SELECT inventory.track_balances('public."Dropped"', 'public."DroppedBalance"', ARRAY['itemId'], 'qty');
