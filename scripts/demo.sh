@@ -4,7 +4,7 @@
 # real output, and stops the cluster (also when something fails).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh
+scripts/setup.sh demo    # only what the build and the demo need (scripts/setup.sh tests adds the tests' tools)
 scripts/install.sh
 source tests/harness/cluster.sh
 cluster_start demo "cron.database_name = 'inventory_demo'"

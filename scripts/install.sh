@@ -7,6 +7,10 @@ cd "$(dirname "$0")/.."
 PG_CONFIG=${INVENTORY_PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}
 profile=()
 [ "${INVENTORY_RELEASE:-0}" = 1 ] && profile=(--release)
-cargo pgrx install "${profile[@]}" --pg-config "$PG_CONFIG" >/tmp/inventory_ext-install.log 2>&1 \
-  || { cat /tmp/inventory_ext-install.log >&2; exit 1; }
+# The build's output goes to a private temporary file (mktemp: 0600), printed if the build fails and
+# removed in any case.
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+echo "install: building inventory_ext (2–5 minutes the first time, seconds after that); output in $log until it ends"
+cargo pgrx install "${profile[@]}" --pg-config "$PG_CONFIG" >"$log" 2>&1 || { cat "$log" >&2; exit 1; }
 echo "install: inventory_ext installed into $($PG_CONFIG --pkglibdir)"

@@ -464,9 +464,14 @@ BEGIN
 END
 $$;
 
--- 5. Nothing is executable by PUBLIC unless listed (as sql/finalize.sql ends).
-REVOKE ALL ON ALL ROUTINES IN SCHEMA inventory FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION inventory.current_org_id(), inventory.require_org_id() TO PUBLIC;
+-- 5. Nothing new is executable by PUBLIC (as sql/finalize.sql ends a fresh install). Only the new
+-- routines: a GRANT or REVOKE in an extension script records the object's whole ACL as its initial
+-- privileges (pg_init_privs), which pg_dump leaves out, so one on 0.1.0's routines would turn every
+-- grant_app_access a DBA ran since into an "initial" privilege a dump no longer carries.
+REVOKE ALL ON FUNCTION inventory.open_policies(regclass, name), inventory.undo_cluster_changes(),
+    inventory.balance_rows(), inventory.on_ddl_command_start(), inventory.on_ddl_command_end(),
+    inventory.on_ddl_begin(), inventory.set_balance_slots(regclass, integer), inventory.allow_negative_guard()
+    FROM PUBLIC;
 
 -- 6. Every tracked ledger, the built-in one first, gets 0.2.0's triggers and its negative-stock rule
 -- in the registry; its balances are recomputed (sql/ledger.sql says how).
@@ -477,28 +482,74 @@ AS $$
 DECLARE
     old record;
     owners record;
+    args bytea;
+    rule text;
+    nul constant bytea := decode('00', 'hex');
+    error_message text;
+    error_hint text;
 BEGIN
     FOR old IN
-        SELECT l.ledger, l.balance_table, l.key_columns, l.qty_column,
-               -- 0.1.0's arguments: balance table, qty, id, rule ('' for none), key columns.
-               (string_to_array(encode(t.tgargs, 'escape'), '\000'))[4] AS rule
+        DELETE FROM inventory.tracked_ledgers l WHERE NOT EXISTS (SELECT FROM pg_class c WHERE c.oid = l.ledger)
+        RETURNING l.ledger::oid
+    LOOP
+        RAISE WARNING 'removed the registration of a ledger that no longer exists (OID %)', old.ledger;
+    END LOOP;
+    FOR old IN
+        SELECT l.ledger, l.balance_table, l.key_columns, l.qty_column, l.builtin, t.tgargs, t.tgenabled,
+               t.oid IS NOT NULL AS legacy,
+               EXISTS (SELECT FROM pg_trigger n WHERE n.tgrelid = l.ledger
+                          AND n.tgfoid = 'inventory.balance_rows()'::regprocedure) AS current
           FROM inventory.tracked_ledgers l
-          JOIN pg_trigger t ON t.tgrelid = l.ledger AND t.tgname = 'inventory_balances'
-         WHERE t.tgfoid = 'inventory.balance_maintenance()'::regprocedure AND t.tgnargs > 0
+          LEFT JOIN pg_trigger t ON t.tgrelid = l.ledger AND t.tgname = 'inventory_balances'
+                                AND t.tgfoid = 'inventory.balance_maintenance()'::regprocedure AND t.tgnargs > 0
          ORDER BY l.builtin DESC, l.ledger::text
     LOOP
-        SELECT l.relowner::regrole AS ledger_owner, b.relowner::regrole AS balance_owner, r.rolsuper AS by_superuser
-          INTO owners
-          FROM pg_class l, pg_class b JOIN pg_roles r ON r.oid = b.relowner
-         WHERE l.oid = old.ledger AND b.oid = old.balance_table;
-        IF owners.ledger_owner <> owners.balance_owner AND owners.by_superuser THEN
-            EXECUTE format('ALTER TABLE %s OWNER TO %s', old.balance_table, owners.ledger_owner);
-            EXECUTE format('GRANT USAGE ON SCHEMA inventory TO %s', owners.ledger_owner);
-            RAISE NOTICE 'balance table % now belongs to %, the owner of ledger %',
-                old.balance_table, owners.ledger_owner, old.ledger;
+        IF NOT old.legacy THEN
+            IF NOT old.current THEN
+                RAISE WARNING 'ledger % has no balance trigger (dropped or renamed under an older version): its balances are not kept', old.ledger
+                    USING HINT = 'Track it again: SELECT inventory.untrack_balances(…), then inventory.track_balances(…) with its rule; reconcile() shows the drift.';
+            END IF;
+            CONTINUE;
         END IF;
-        PERFORM inventory.track_balances(old.ledger, old.balance_table::text, old.key_columns, old.qty_column,
-                                         allow_negative => old.rule IS DISTINCT FROM 'refuse');
+        -- 0.1.0's arguments, each ended by a zero byte: balance table, qty, id, rule ('' for none), keys.
+        -- Split as bytes: a column name may hold any other byte.
+        args := old.tgargs;
+        FOR i IN 1..3 LOOP
+            args := substring(args FROM position(nul IN args) + 1);
+        END LOOP;
+        rule := convert_from(substring(args FOR position(nul IN args) - 1), 'UTF8');
+        BEGIN
+            SELECT l.relowner::regrole AS ledger_owner, b.relowner::regrole AS balance_owner, r.rolsuper AS by_superuser
+              INTO owners
+              FROM pg_class l, pg_class b JOIN pg_roles r ON r.oid = b.relowner
+             WHERE l.oid = old.ledger AND b.oid = old.balance_table;
+            IF NOT FOUND THEN
+                RAISE EXCEPTION 'its balance table (OID %) no longer exists', old.balance_table::oid USING ERRCODE = '42P01',
+                    HINT = 'Track the ledger again: SELECT inventory.untrack_balances(…), then inventory.track_balances(…).';
+            END IF;
+            IF owners.ledger_owner <> owners.balance_owner AND owners.by_superuser THEN
+                EXECUTE format('ALTER TABLE %s OWNER TO %s', old.balance_table, owners.ledger_owner);
+                EXECUTE format('GRANT USAGE ON SCHEMA inventory TO %s', owners.ledger_owner);
+                RAISE NOTICE 'balance table % now belongs to %, the owner of ledger %',
+                    old.balance_table, owners.ledger_owner, old.ledger;
+            END IF;
+            PERFORM inventory.track_balances(old.ledger, old.balance_table::text, old.key_columns, old.qty_column,
+                                             allow_negative => rule IS DISTINCT FROM 'refuse');
+            IF old.tgenabled = 'D' THEN
+                EXECUTE format('ALTER TABLE %s DISABLE TRIGGER inventory_balances, DISABLE TRIGGER inventory_balances_flush',
+                               old.ledger);
+                RAISE NOTICE 'ledger %''s balance upkeep stays suspended, as it was (its balances were recomputed)', old.ledger;
+            END IF;
+        EXCEPTION WHEN OTHERS THEN
+            IF old.builtin THEN
+                RAISE;
+            END IF;
+            GET STACKED DIAGNOSTICS error_message = MESSAGE_TEXT, error_hint = PG_EXCEPTION_HINT;
+            RAISE WARNING 'ledger % was not updated: % (%)', old.ledger, error_message, SQLSTATE
+                USING HINT = coalesce(nullif(error_hint, '') || ' ', '')
+                             || 'Postings to it are refused until this is fixed and SELECT inventory.update_balance_triggers() runs again.';
+            CONTINUE;
+        END;
         RETURN NEXT old.ledger;
     END LOOP;
 END
@@ -519,3 +570,12 @@ CREATE EVENT TRIGGER inventory_tracked_ddl_begin ON ddl_command_start
     EXECUTE FUNCTION inventory.on_ddl_begin();
 CREATE EVENT TRIGGER inventory_tracked_ddl ON ddl_command_end
     EXECUTE FUNCTION inventory.on_ddl_command_end();
+
+-- 8. Initial privileges as a fresh install records them. The stock view's grants (step 4) and the
+-- schema USAGE a handed-over balance table's owner got (step 6) were made inside this script, so
+-- PostgreSQL recorded those objects' ACLs, the DBA's own grants included, as initial privileges, which
+-- pg_dump leaves out. A fresh install records none for either; without these rows a dump carries the
+-- grants, as it does after a fresh install (tests/e2e/upgrade.sh compares, and restores a dump).
+DELETE FROM pg_catalog.pg_init_privs
+ WHERE (classoid, objoid) IN (('pg_catalog.pg_class'::pg_catalog.regclass::oid, 'inventory.stock'::pg_catalog.regclass::oid),
+                              ('pg_catalog.pg_namespace'::pg_catalog.regclass::oid, 'inventory'::pg_catalog.regnamespace::oid));

@@ -156,13 +156,18 @@ SELECT inventory.track_balances('inventory.ledger', 'inventory.balances',
 -- ledger's balances with one AFTER INSERT … FOR EACH STATEMENT trigger whose arguments carried the
 -- registration, the negative-stock rule among them; this version needs its row and statement
 -- triggers and the rule in the registry. Each such ledger is tracked again with its registration and
--- that rule: track_balances checks both tables as this version requires (an error names what to fix
--- and nothing changes), replaces the triggers and recomputes the balances from the ledger. A balance
--- table 0.1.0's track_balances made belongs to the superuser who ran it; this version's upkeep runs as
--- the tables' one owner, so such a table goes to the ledger's owner first, as track_balances now
--- hands over a balance table it makes (with USAGE on this schema, which its policy needs). ALTER
--- EXTENSION … UPDATE runs it for every database's ledgers; after restoring an older version's dump
--- (whose triggers come back as they were) a superuser runs it once. Returns the ledgers it updated.
+-- that rule: track_balances checks both tables as this version requires, replaces the triggers and
+-- recomputes the balances from the ledger; a ledger whose trigger was disabled (upkeep suspended)
+-- stays suspended. A balance table 0.1.0's track_balances made belongs to the superuser who ran it;
+-- this version's upkeep runs as the tables' one owner, so such a table goes to the ledger's owner
+-- first, as track_balances now hands over a balance table it makes (with USAGE on this schema, which
+-- its policy needs). An application's ledger this version refuses (a partition, a default calling
+-- another role's function, …) keeps its old trigger, which refuses postings until it is fixed and this
+-- runs again, and a WARNING says why; the others are updated. So are these, with a WARNING each:
+-- a registration whose ledger is gone (0.1.0 kept those) is removed; a ledger without any version's
+-- balance trigger (dropped under 0.1.0, so its balances have not been kept since) is left for
+-- track_balances. ALTER EXTENSION … UPDATE runs it; after restoring an older version's dump (whose
+-- triggers come back as they were) a superuser runs it once. Returns the ledgers it updated.
 CREATE FUNCTION inventory.update_balance_triggers() RETURNS SETOF regclass
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -170,28 +175,74 @@ AS $$
 DECLARE
     old record;
     owners record;
+    args bytea;
+    rule text;
+    nul constant bytea := decode('00', 'hex');
+    error_message text;
+    error_hint text;
 BEGIN
     FOR old IN
-        SELECT l.ledger, l.balance_table, l.key_columns, l.qty_column,
-               -- 0.1.0's arguments: balance table, qty, id, rule ('' for none), key columns.
-               (string_to_array(encode(t.tgargs, 'escape'), '\000'))[4] AS rule
+        DELETE FROM inventory.tracked_ledgers l WHERE NOT EXISTS (SELECT FROM pg_class c WHERE c.oid = l.ledger)
+        RETURNING l.ledger::oid
+    LOOP
+        RAISE WARNING 'removed the registration of a ledger that no longer exists (OID %)', old.ledger;
+    END LOOP;
+    FOR old IN
+        SELECT l.ledger, l.balance_table, l.key_columns, l.qty_column, l.builtin, t.tgargs, t.tgenabled,
+               t.oid IS NOT NULL AS legacy,
+               EXISTS (SELECT FROM pg_trigger n WHERE n.tgrelid = l.ledger
+                          AND n.tgfoid = 'inventory.balance_rows()'::regprocedure) AS current
           FROM inventory.tracked_ledgers l
-          JOIN pg_trigger t ON t.tgrelid = l.ledger AND t.tgname = 'inventory_balances'
-         WHERE t.tgfoid = 'inventory.balance_maintenance()'::regprocedure AND t.tgnargs > 0
+          LEFT JOIN pg_trigger t ON t.tgrelid = l.ledger AND t.tgname = 'inventory_balances'
+                                AND t.tgfoid = 'inventory.balance_maintenance()'::regprocedure AND t.tgnargs > 0
          ORDER BY l.builtin DESC, l.ledger::text
     LOOP
-        SELECT l.relowner::regrole AS ledger_owner, b.relowner::regrole AS balance_owner, r.rolsuper AS by_superuser
-          INTO owners
-          FROM pg_class l, pg_class b JOIN pg_roles r ON r.oid = b.relowner
-         WHERE l.oid = old.ledger AND b.oid = old.balance_table;
-        IF owners.ledger_owner <> owners.balance_owner AND owners.by_superuser THEN
-            EXECUTE format('ALTER TABLE %s OWNER TO %s', old.balance_table, owners.ledger_owner);
-            EXECUTE format('GRANT USAGE ON SCHEMA inventory TO %s', owners.ledger_owner);
-            RAISE NOTICE 'balance table % now belongs to %, the owner of ledger %',
-                old.balance_table, owners.ledger_owner, old.ledger;
+        IF NOT old.legacy THEN
+            IF NOT old.current THEN
+                RAISE WARNING 'ledger % has no balance trigger (dropped or renamed under an older version): its balances are not kept', old.ledger
+                    USING HINT = 'Track it again: SELECT inventory.untrack_balances(…), then inventory.track_balances(…) with its rule; reconcile() shows the drift.';
+            END IF;
+            CONTINUE;
         END IF;
-        PERFORM inventory.track_balances(old.ledger, old.balance_table::text, old.key_columns, old.qty_column,
-                                         allow_negative => old.rule IS DISTINCT FROM 'refuse');
+        -- 0.1.0's arguments, each ended by a zero byte: balance table, qty, id, rule ('' for none), keys.
+        -- Split as bytes: a column name may hold any other byte.
+        args := old.tgargs;
+        FOR i IN 1..3 LOOP
+            args := substring(args FROM position(nul IN args) + 1);
+        END LOOP;
+        rule := convert_from(substring(args FOR position(nul IN args) - 1), 'UTF8');
+        BEGIN
+            SELECT l.relowner::regrole AS ledger_owner, b.relowner::regrole AS balance_owner, r.rolsuper AS by_superuser
+              INTO owners
+              FROM pg_class l, pg_class b JOIN pg_roles r ON r.oid = b.relowner
+             WHERE l.oid = old.ledger AND b.oid = old.balance_table;
+            IF NOT FOUND THEN
+                RAISE EXCEPTION 'its balance table (OID %) no longer exists', old.balance_table::oid USING ERRCODE = '42P01',
+                    HINT = 'Track the ledger again: SELECT inventory.untrack_balances(…), then inventory.track_balances(…).';
+            END IF;
+            IF owners.ledger_owner <> owners.balance_owner AND owners.by_superuser THEN
+                EXECUTE format('ALTER TABLE %s OWNER TO %s', old.balance_table, owners.ledger_owner);
+                EXECUTE format('GRANT USAGE ON SCHEMA inventory TO %s', owners.ledger_owner);
+                RAISE NOTICE 'balance table % now belongs to %, the owner of ledger %',
+                    old.balance_table, owners.ledger_owner, old.ledger;
+            END IF;
+            PERFORM inventory.track_balances(old.ledger, old.balance_table::text, old.key_columns, old.qty_column,
+                                             allow_negative => rule IS DISTINCT FROM 'refuse');
+            IF old.tgenabled = 'D' THEN
+                EXECUTE format('ALTER TABLE %s DISABLE TRIGGER inventory_balances, DISABLE TRIGGER inventory_balances_flush',
+                               old.ledger);
+                RAISE NOTICE 'ledger %''s balance upkeep stays suspended, as it was (its balances were recomputed)', old.ledger;
+            END IF;
+        EXCEPTION WHEN OTHERS THEN
+            IF old.builtin THEN
+                RAISE;
+            END IF;
+            GET STACKED DIAGNOSTICS error_message = MESSAGE_TEXT, error_hint = PG_EXCEPTION_HINT;
+            RAISE WARNING 'ledger % was not updated: % (%)', old.ledger, error_message, SQLSTATE
+                USING HINT = coalesce(nullif(error_hint, '') || ' ', '')
+                             || 'Postings to it are refused until this is fixed and SELECT inventory.update_balance_triggers() runs again.';
+            CONTINUE;
+        END;
         RETURN NEXT old.ledger;
     END LOOP;
 END

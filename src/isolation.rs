@@ -783,8 +783,7 @@ fn enable_tenant_isolation(
         exec_with_args(
             "INSERT INTO inventory.tenant_tables (relid, org_column, builtin) VALUES ($1::regclass, $2, $3)
              ON CONFLICT (relid) DO UPDATE SET org_column = excluded.org_column, enabled_at = now()",
-            // SAFETY: reading a backend global.
-            &[table.oid.into(), org.as_str().into(), unsafe { pg_sys::creating_extension }.into()],
+            &[table.oid.into(), org.as_str().into(), crate::sql_version::extension_script_owns(table.oid).into()],
         );
         changes.0.push(format!("registered {} in inventory.tenant_tables with org column {q_org}", table.name));
     }

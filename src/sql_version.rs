@@ -1,4 +1,5 @@
-//! Which version of the extension's SQL this database runs, against this library's version.
+//! Which version of the extension's SQL this database runs, against this library's version, and which
+//! tables its own script made.
 //!
 //! One library file serves every version's SQL (docs/UPGRADING.md): after a new library is installed,
 //! a database keeps its old SQL until `ALTER EXTENSION inventory_ext UPDATE`. Functions whose SQL
@@ -24,4 +25,22 @@ pub fn require_current(function: &str) {
             "The library was updated and this database was not: run ALTER EXTENSION inventory_ext UPDATE (docs/UPGRADING.md).",
         )
     }
+}
+
+/// Whether `relid` is one of the extension's own tables being set up by its script: `CREATE EXTENSION`
+/// or `ALTER EXTENSION … UPDATE` is running and the relation is a member of this extension. Registry rows
+/// of such tables are `builtin` (CREATE EXTENSION makes them again, so pg_dump leaves them out). Not
+/// merely "a script is running": an update re-tracks applications' ledgers (update_balance_triggers),
+/// and their rows must stay in dumps.
+pub fn extension_script_owns(relid: pgrx::pg_sys::Oid) -> bool {
+    // SAFETY: reading two backend globals that the extension machinery sets for the script's duration.
+    let (creating, extension) = unsafe { (pgrx::pg_sys::creating_extension, pgrx::pg_sys::CurrentExtensionObject) };
+    creating
+        && crate::spi_util::first::<bool>(
+            "SELECT true FROM pg_catalog.pg_depend WHERE classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+                AND objid = $1 AND refclassid = 'pg_catalog.pg_extension'::pg_catalog.regclass AND refobjid = $2
+                AND deptype = 'e'",
+            &[relid.into(), extension.into()],
+        )
+        .unwrap_or(false)
 }

@@ -203,8 +203,7 @@ fn track(ledger: pg_sys::Oid, balance_table: &str, mut keys: Vec<String>, qty: S
             qty.as_str().into(),
             id_column.into(),
             org_column.into(),
-            // SAFETY: reading a backend global.
-            unsafe { pg_sys::creating_extension }.into(),
+            crate::sql_version::extension_script_owns(ledger).into(),
             rule.into(),
         ],
     );

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # End-to-end: the README's demo command, run as written, must succeed and print the walkthrough we
-# reviewed (tests/e2e/expected/demo.out), with ids, keys and paths masked since they are random.
+# reviewed (tests/e2e/expected/demo.out), with ids, keys and times masked since they are random.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)

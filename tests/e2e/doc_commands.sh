@@ -5,6 +5,7 @@
 # heredoc lines included, a trailing " # comment" left out) must appear in a script of tests/e2e/ as a
 # line of its own — exactly, or followed only by where its output goes or what runs when it fails
 # (" >…", " 2>…", " |…", " ||…") — and every setting of an ```ini block must be set in tests/e2e/pitr.sh.
+# Each command and setting is one test, with a TAP line: "ok N - PAGE: command" or "not ok …".
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
@@ -40,6 +41,14 @@ scripts = {p: set(logical_lines(open(p, encoding="utf-8").read())) for p in glob
 tested = set().union(*scripts.values())
 pitr = open(f"{repo}/tests/e2e/pitr.sh", encoding="utf-8").read()
 missing, count = [], 0
+
+def check(ok, what):
+    global count
+    count += 1
+    print(f"{'ok' if ok else 'not ok'} {count} - {what}")
+    if not ok:
+        missing.append(what)
+
 pages = [("docs/BACKUP_RECOVERY.md", None), ("docs/DISASTER_RECOVERY.md", None), ("docs/INSTALL.md", None),
          ("README.md", "Install into an existing PostgreSQL")]
 for page, section in pages:
@@ -47,20 +56,15 @@ for page, section in pages:
     for block in blocks(path, "sh", section):
         for command in logical_lines(block):
             command = uncommented(command)
-            if not command or command.startswith("#"):
-                continue
-            count += 1
-            if not run_by_a_test(command):
-                missing.append(f"{page}: {command}")
+            if command and not command.startswith("#"):
+                check(run_by_a_test(command), f"{page}: {command}")
     for block in blocks(path, "ini", section):
         for setting in logical_lines(block):
             name = setting.split("=")[0].strip()
             if name:
-                count += 1
-                if not re.search(r"\b" + re.escape(name) + r" = ", pitr):
-                    missing.append(f"{page}: setting {name} is not set in tests/e2e/pitr.sh")
+                check(re.search(r"\b" + re.escape(name) + r" = ", pitr), f"{page}: setting {name} (in tests/e2e/pitr.sh)")
 for m in missing:
-    print(f"doc_commands: not run by any test: {m}")
+    print(f"doc_commands: not run (a setting: not set) by any test: {m}")
 print(f"doc_commands: {count} commands and settings checked, {len(missing)} not run by a test")
 sys.exit(1 if missing else 0)
 PY

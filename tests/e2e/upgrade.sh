@@ -12,7 +12,8 @@
 #     and attributes, grants, policies, triggers, tables, columns, indexes, comments); the data checks
 #     pass (checks.sql: balances equal ledger sums, isolation, the hardened context, postings, reconcile
 #     history, the pg_cron job, slots); the contract suite passes in its updated database;
-#  4. the 0.1.0 dump restores into a second cluster with this version (restored.sql).
+#  4. the 0.1.0 dump restores into a second cluster with this version (restored.sql);
+#  5. the updated database, dumped and restored, keeps the DBA's grants and the registrations (roundtrip.sql).
 # The library's symbols: every C function of the old SQL names a symbol this library exports.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -63,6 +64,11 @@ for db in data empty inventory_regress; do
   cluster_psql upgrade -q -d "$db" -c "ALTER EXTENSION inventory_ext UPDATE" >"$WORK/update-$db.log" 2>&1 \
     || { cat "$WORK/update-$db.log"; fail "ALTER EXTENSION inventory_ext UPDATE failed in $db"; }
 done
+# The update went on past the ledgers it could not update, each with a WARNING (checks.sql shows them).
+grep -q 'WARNING:  ledger public."Inherited" was not updated: .*inheritance' "$WORK/update-data.log" \
+  || fail "no warning for the ledger the update could not track: $(cat "$WORK/update-data.log")"
+grep -q 'WARNING:  removed the registration of a ledger that no longer exists' "$WORK/update-data.log" \
+  || fail "no warning for the dropped ledger's registration: $(cat "$WORK/update-data.log")"
 cluster_psql upgrade -q -d postgres -c "CREATE DATABASE fresh"
 cluster_psql upgrade -q -d fresh -c "CREATE EXTENSION inventory_ext"
 cluster_psql upgrade -qAtX -d empty -f "$here/upgrade/describe.sql" >"$WORK/updated.txt"
@@ -72,12 +78,22 @@ if ! diff "$WORK/updated.txt" "$WORK/created.txt" >"$WORK/describe.diff"; then
   fail "a database updated from $from differs from one created at $version (< updated, > created)"
 fi
 echo "upgrade: updated from $from and created at $version describe the same: $(wc -l <"$WORK/created.txt") lines"
+# The DBA's grants stay the DBA's: the data database's initial privileges are a fresh install's.
+cluster_psql upgrade -qAtX -d data -f "$here/upgrade/describe.sql" | grep '^initial privileges' >"$WORK/data-init.txt"
+grep '^initial privileges' "$WORK/created.txt" | diff "$WORK/data-init.txt" - \
+  || fail "initial privileges (pg_init_privs) of the updated data database differ from a fresh install's: a dump would lose grants"
 new_symbols=$(cluster_psql upgrade -qAt -d fresh -c "SELECT prosrc || ' ' || pg_get_function_identity_arguments(oid) || ' -> ' || prorettype::regtype
     FROM pg_proc WHERE probin IS NOT NULL AND pronamespace = 'inventory'::regnamespace ORDER BY 1")
 changed=$(comm -23 <(echo "$old_symbols" | sort) <(echo "$new_symbols" | sort) | grep -vE '^(append_only_guard_wrapper|balance_maintenance_wrapper) ' || true)
 [ -z "$changed" ] || fail "symbols whose SQL signature changed since $from (the old SQL would call them wrongly): $changed"
 check upgrade -d data -f "$here/upgrade/checks.sql"
 echo "upgrade: the data survived: balances equal ledger sums, isolation and the hardened context hold, postings and reconcile work"
+(
+  eval "$(cluster_env upgrade)"
+  cd "$WORK"
+  pg_dumpall --roles-only --file=updated-roles.sql
+  pg_dump --format=custom --dbname=data --file=updated.dump
+)
 # The suite expects a cluster where every role may choose its tenant (the fixture hardened this one).
 cluster_psql upgrade -q -d data -c "SELECT inventory.grant_tenant_switch('public')" >/dev/null
 REGRESS_OUT=$WORK/regress "$repo/tests/pg_regress/run.sh" --existing "$(cluster_dir upgrade)" "${CLUSTER_PORT[upgrade]}" \
@@ -96,3 +112,15 @@ cluster_start restore "cron.database_name = 'data'"
 )
 check restore -d data -f "$here/upgrade/restored.sql"
 echo "upgrade: a $from dump restores into $version; inventory.update_balance_triggers() brings its ledgers' triggers up to date"
+
+# --- 5. the updated database dumped and restored: the DBA's grants and the registrations come back
+cluster_start roundtrip "cron.database_name = 'data'"
+(
+  eval "$(cluster_env roundtrip)"
+  cd "$WORK"
+  psql --quiet --dbname=postgres --file=updated-roles.sql 2>&1 | grep -v 'role "postgres" already exists' || true
+  createdb data
+  pg_restore --dbname=data updated.dump
+)
+check roundtrip -d data -f "$here/upgrade/roundtrip.sql"
+echo "upgrade: the updated database restores from a dump with its grants and registrations"

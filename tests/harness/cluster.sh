@@ -25,9 +25,11 @@ _as_postgres() { (cd / && runuser -u postgres -- "$@"); }
 
 _harness_init() {
   if [ -z "$HARNESS_ROOT" ]; then
+    # Only root (the scripts) and postgres (the servers) may enter: nothing in it, its server logs,
+    # data and $WORK's files included, is readable by other users.
     HARNESS_ROOT=$(mktemp -d /tmp/inventory_ext.XXXXXX)
     chown postgres "$HARNESS_ROOT"
-    chmod 711 "$HARNESS_ROOT"
+    chmod 700 "$HARNESS_ROOT"
     trap 'cluster_stop_all' EXIT
   fi
 }

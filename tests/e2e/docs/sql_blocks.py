@@ -4,11 +4,14 @@
 A block fenced as ```sql must succeed. A block fenced as ```sql fails SQLSTATE must fail, and with that
 SQLSTATE. The script stops (psql exits non-zero) at the first block that does otherwise, and says which.
 
-    sql_blocks.py PAGE.md [--from HEADING] [--until HEADING]
+    sql_blocks.py [--tap] PAGE.md [--from HEADING] [--until HEADING]
 
 runs only the blocks after the heading that contains the text given with --from, and before the one
-given with --until (an end-to-end test runs a guide in parts, and acts between them).
+given with --until (an end-to-end test runs a guide in parts, and acts between them). With --tap, each
+block that did what the page says prints a TAP line, "ok N - docs/PAGE.md:LINE", which scripts/test.sh
+counts as one test.
 """
+import os
 import re
 import sys
 
@@ -45,11 +48,15 @@ def part(markdown, start, until):
     return "\n".join(out)
 
 
-def script(path, start=None, until=None):
+def script(path, start=None, until=None, tap=False):
     out = ["\\set ON_ERROR_STOP 1", "\\set VERBOSITY default"]
     count = 0
+    page = os.path.join(os.path.basename(os.path.dirname(path)), os.path.basename(path))
     for line, expected, sql in blocks(part(open(path, encoding="utf-8").read(), start, until)):
+        if tap and count > 0:
+            out.append(f"\\echo 'ok {count} - {page}:{previous}'")
         count += 1
+        previous = line
         where = f"{path}:{line}"
         out.append(f"\\echo '-- block at {where}'")
         if expected is None:
@@ -67,14 +74,19 @@ def script(path, start=None, until=None):
                 "\\endif"]
     if count == 0:
         sys.exit(f"{path} has no ```sql blocks")
+    if tap:
+        out.append(f"\\echo 'ok {count} - {page}:{previous}'")
     out.append(f"\\echo 'doc blocks run: {count}'")
     return "\n".join(out) + "\n"
 
 
 if __name__ == "__main__":
     args = sys.argv[1:]
+    tap = "--tap" in args
+    if tap:
+        args.remove("--tap")
     options = {"--from": None, "--until": None}
     while len(args) > 1 and args[-2] in options:
         options[args[-2]] = args[-1]
         args = args[:-2]
-    sys.stdout.write(script(args[0], options["--from"], options["--until"]))
+    sys.stdout.write(script(args[0], options["--from"], options["--until"], tap))

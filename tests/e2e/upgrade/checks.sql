@@ -8,9 +8,24 @@
 SELECT upgrade_fixture.expect('version', extversion, '0.2.0') FROM pg_extension WHERE extname = 'inventory_ext';
 
 -- Registrations: the rule came from 0.1.0's trigger arguments; the application's ledger stays in dumps.
-SELECT upgrade_fixture.expect('registrations', string_agg(format('%s %s %s %s', ledger, negative_rule, builtin, slots), '; ' ORDER BY ledger::text), 
-       '"InventoryLedger" refuse f 1; inventory.ledger items.allow_negative t 1')
+SELECT upgrade_fixture.expect('registrations', string_agg(format('%s %s %s %s', ledger, coalesce(negative_rule, '<NULL>'), builtin, slots), '; ' ORDER BY ledger::text),
+       '"Adjustment" <NULL> f 1; "Inherited" <NULL> f 1; "InventoryLedger" refuse f 1; "Odd" refuse f 1; "Suspended" <NULL> f 1; inventory.ledger items.allow_negative t 1')
   FROM inventory.tracked_ledgers;
+SELECT upgrade_fixture.expect('the balance table the update made tenant-scoped is the application''s',
+       string_agg(format('%s %s', relid, builtin), ','), '"AdjustmentBalance" f')
+  FROM inventory.tenant_tables WHERE relid = 'public."AdjustmentBalance"'::regclass;
+SELECT upgrade_fixture.expect('a suspended ledger stays suspended', string_agg(tgname || ' ' || tgenabled::text, ',' ORDER BY tgname),
+       'inventory_append_only O,inventory_append_only_truncate O,inventory_balances D,inventory_balances_flush D')
+  FROM pg_trigger WHERE tgrelid = 'public."Suspended"'::regclass AND NOT tgisinternal;
+-- "Inherited" is refused by 0.2.0 (a ledger in an inheritance tree): the update warned and left its
+-- 0.1.0 trigger, which refuses postings; fixed, it is updated by update_balance_triggers().
+SELECT upgrade_fixture.expect('a ledger the update could not track',
+       upgrade_fixture.try($$INSERT INTO public."Inherited" ("itemId", qty) VALUES ('x', 1)$$),
+       '55000: the balance trigger of public."Inherited" is inventory_ext 0.1.0''s');
+ALTER TABLE public."Inherited" NO INHERIT public."LedgerParent";
+SELECT upgrade_fixture.expect('fixed, then updated', string_agg(l::text, ','), '"Inherited"') FROM inventory.update_balance_triggers() l;
+INSERT INTO public."Inherited" ("itemId", qty) VALUES ('x', 1);
+SELECT upgrade_fixture.expect('and its postings kept', string_agg(qty::text, ','), '2') FROM public."InheritedBalance";
 SELECT upgrade_fixture.expect('balance table owner', relowner::regrole::text, 'upg_owner')
   FROM pg_class WHERE oid = 'public."InventoryBalance"'::regclass;
 -- The update ran track_balances inside ALTER EXTENSION, where whatever is created becomes the

@@ -102,6 +102,37 @@ SELECT count(*) FROM inventory.reconcile();
 -- A scheduled job (this database is pg_cron's: cron.database_name).
 SELECT inventory.schedule_reconcile('0 3 * * *') > 0 AS scheduled;
 
+-- Ledgers a careless DBA left in shapes the update must handle, each tracked under 0.1.0 (their
+-- tables the superuser's):
+-- "Adjustment", tracked with its org column as a key and made tenant-scoped afterwards, so that the
+-- update's track_balances registers its balance table as a tenant table (an application's, not builtin);
+CREATE TABLE public."Adjustment" (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, org_id uuid NOT NULL,
+                                  "itemId" text NOT NULL, qty numeric NOT NULL);
+SELECT inventory.track_balances('public."Adjustment"', 'public."AdjustmentBalance"', ARRAY['org_id', 'itemId'], 'qty');
+SELECT count(*) FROM inventory.enable_tenant_isolation('public."Adjustment"');
+INSERT INTO public."Adjustment" (org_id, "itemId", qty) SELECT org_id, 'x', 2 FROM upgrade_fixture.keys;
+-- "Suspended", whose balance trigger was disabled (its upkeep suspended; it stays so);
+CREATE TABLE public."Suspended" (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, "itemId" text NOT NULL, qty numeric NOT NULL);
+SELECT inventory.track_balances('public."Suspended"', 'public."SuspendedBalance"', ARRAY['itemId'], 'qty');
+INSERT INTO public."Suspended" ("itemId", qty) VALUES ('x', 1);
+ALTER TABLE public."Suspended" DISABLE TRIGGER inventory_balances;
+-- "Inherited", made a child of another table after it was tracked, which 0.2.0 refuses to track (the
+-- update warns and goes on; its postings are refused until it is fixed);
+CREATE TABLE public."LedgerParent" ();
+CREATE TABLE public."Inherited" (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, "itemId" text NOT NULL, qty numeric NOT NULL);
+SELECT inventory.track_balances('public."Inherited"', 'public."InheritedBalance"', ARRAY['itemId'], 'qty');
+INSERT INTO public."Inherited" ("itemId", qty) VALUES ('x', 1);
+ALTER TABLE public."Inherited" INHERIT public."LedgerParent";
+-- "Odd", whose quantity column's name looks like 0.1.0's argument separator as escaped text, tracked
+-- refusing negative stock (the rule is read from the trigger's arguments as bytes);
+CREATE TABLE public."Odd" (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, "itemId" text NOT NULL, "q\000" numeric NOT NULL);
+SELECT inventory.track_balances('public."Odd"', 'public."OddBalance"', ARRAY['itemId'], 'q\000', allow_negative => false);
+-- "Dropped", dropped while tracked (0.1.0 kept its registration).
+CREATE TABLE public."Dropped" (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, "itemId" text NOT NULL, qty numeric NOT NULL);
+SELECT inventory.track_balances('public."Dropped"', 'public."DroppedBalance"', ARRAY['itemId'], 'qty');
+DROP TABLE public."Dropped";
+
+
 -- upgrade_fixture.drift(): how many keys' balance is not their ledger's sum, on both ledgers (the
 -- application's summed over its slots, once it has more than one; EXCEPT rather than a join: a NULL
 -- lot is a key like any other).
