@@ -35,9 +35,10 @@ declare -A why=(
   [libtap-parser-sourcehandler-pgtap-perl]="tests: pg_prove, which runs the pgTAP suite"
   [pgbouncer]="tests: the security layer's check of PgBouncer in transaction mode"
   [sqlsmith]="tests: the security layer's random queries (sqlsmith, leak fuzzing)"
+  [dpkg-dev]="tests: dpkg-shlibdeps, with which scripts/package.sh finds the Debian package's library dependencies (tests/e2e/package.sh)"
 )
 apt_packages=("postgresql-$PG_MAJOR" "postgresql-server-dev-$PG_MAJOR" "postgresql-$PG_MAJOR-cron" libclang-dev clang)
-[ "$mode" = demo ] || apt_packages+=(sudo "postgresql-$PG_MAJOR-pgtap" libtap-parser-sourcehandler-pgtap-perl pgbouncer sqlsmith)
+[ "$mode" = demo ] || apt_packages+=(sudo "postgresql-$PG_MAJOR-pgtap" libtap-parser-sourcehandler-pgtap-perl pgbouncer sqlsmith dpkg-dev)
 
 missing=()
 for p in "${apt_packages[@]}"; do
