@@ -122,7 +122,9 @@ pg_ctlcluster 15 "$cluster" start
 # psql as postgres (Debian's clusters authenticate local connections by peer), from a directory it can enter.
 q() { local d=$1; shift; (cd / && sudo -u postgres psql --cluster 15/"$cluster" -X -qAt -v ON_ERROR_STOP=1 -d "$d" "$@"); }
 q postgres -c "CREATE DATABASE $db"
+cd "$WORK"  # the documented psql commands run as postgres, who cannot enter every checkout
 sudo -u postgres psql --cluster 15/"$cluster" -d "$db" -c 'CREATE EXTENSION inventory_ext'
+cd "$repo"
 q "$db" >/dev/null <<'SQL'
 SELECT org_id FROM inventory.create_organization('Acme Corp', 'acme');
 BEGIN;
@@ -157,7 +159,9 @@ err=$(post -10 2>&1 || true)
 grep -q 'ERROR:  55000' <<<"$err" || fail "with the new library and 0.1.0's SQL, a posting did not fail with 55000: $err"
 say "   restarted: the new library serves the database still at 0.1.0: on_hand 100; a posting refused until the update:"
 sed -n 's/^ERROR:  55000: /package:     /p' <<<"$err"
+cd "$WORK"  # the documented psql commands run as postgres, who cannot enter every checkout
 sudo -u postgres psql --cluster 15/"$cluster" -d "$db" -c 'ALTER EXTENSION inventory_ext UPDATE'
+cd "$repo"
 [ "$(extversion "$db")" = "$version" ] || fail "after ALTER EXTENSION UPDATE the version is $(extversion "$db"), not $version"
 post -10 || fail "after ALTER EXTENSION UPDATE a posting fails (above: why)"
 [ "$(on_hand)" = 90 ] || fail "after the update on_hand is $(on_hand) after posting -10 (want 90)"
@@ -179,7 +183,9 @@ cp demo/walkthrough.sql "$WORK/demo/"
 walkthrough_compare "$WORK/walkthrough.out" package
 
 phase "7. removal: DROP EXTENSION in each database, out of shared_preload_libraries, restart, apt-get purge"
+cd "$WORK"  # the documented psql commands run as postgres, who cannot enter every checkout
 sudo -u postgres psql --cluster 15/"$cluster" -d "$db" -c 'DROP EXTENSION inventory_ext'
+cd "$repo"
 [ -z "$(extversion "$db")" ] || fail "the extension is still in $db"
 pg_conftool 15 "$cluster" set shared_preload_libraries pg_cron
 pg_ctlcluster 15 "$cluster" restart

@@ -27,8 +27,22 @@ version=$(sed -nE "s/^default_version = '(.*)'/\1/p" "$new_files"/usr/share/post
 echo "upgrade: $from → $version"
 
 harness_private_postgres
-# A checks file's "ok: …" lines, indented (the bare results of its set-up calls left out).
-check() { cluster_psql "$@" -qAt -v ON_ERROR_STOP=1 | { grep -vE '^(t|)$' || true; } | sed 's/^/upgrade:   /'; }
+# Each check passed is one TAP line ("ok N - …", which scripts/test.sh counts); a failed one ends the
+# script with fail. passed: a phase's conclusion; check: a checks file, whose upgrade_fixture.expect
+# calls print "ok: …" (the bare results of its set-up calls are left out).
+checks=0
+passed() { checks=$((checks + 1)); echo "ok $checks - upgrade: $*"; }
+check() {
+  local line
+  cluster_psql "$@" -qAt -v ON_ERROR_STOP=1 >"$WORK/check.out" || fail "a check of ${*: -1} failed (above)"
+  while IFS= read -r line; do
+    case $line in
+      "ok: "*) passed "${line#ok: }" ;;
+      t | "") ;;
+      *) echo "upgrade:   $line" ;;
+    esac
+  done <"$WORK/check.out"
+}
 
 # --- 1. the old release, in use
 harness_install "$old_files"
@@ -46,7 +60,7 @@ old_symbols=$(cluster_psql upgrade -qAt -d empty -c "SELECT prosrc || ' ' || pg_
   pg_dumpall --roles-only --file=roles.sql
   pg_dump --format=custom --dbname=data --file=data.dump
 )
-echo "upgrade: $from in use: a database with data in every feature, dumped; an empty one; the suite's"
+passed "$from in use: a database with data in every feature, dumped; an empty one; the suite's"
 
 # --- 2. the new library under the old SQL
 harness_install "$new_files"
@@ -57,7 +71,7 @@ check upgrade -d data -f "$here/upgrade/window.sql"
 missing=$(for s in $(echo "$old_symbols" | cut -d' ' -f1 | sort -u); do
   nm -D --defined-only "$HARNESS_PG/usr/lib/postgresql/15/lib/inventory_ext.so" | grep -qw "$s" || echo "$s"; done)
 [ -z "$missing" ] || fail "symbols the $from SQL names are missing from the library: $missing"
-echo "upgrade: before the update, $from's SQL runs on the $version library: reads and tenants work, writes wait (55000)"
+passed "before the update, $from's SQL runs on the $version library: reads and tenants work, writes wait (55000)"
 
 # --- 3. the update
 for db in data empty inventory_regress; do
@@ -77,7 +91,7 @@ if ! diff "$WORK/updated.txt" "$WORK/created.txt" >"$WORK/describe.diff"; then
   sed 's/\\n/\n      /g' "$WORK/describe.diff" | head -100
   fail "a database updated from $from differs from one created at $version (< updated, > created)"
 fi
-echo "upgrade: updated from $from and created at $version describe the same: $(wc -l <"$WORK/created.txt") lines"
+passed "updated from $from and created at $version describe the same: $(wc -l <"$WORK/created.txt") lines"
 # The DBA's grants stay the DBA's: the data database's initial privileges are a fresh install's.
 cluster_psql upgrade -qAtX -d data -f "$here/upgrade/describe.sql" | grep '^initial privileges' >"$WORK/data-init.txt"
 grep '^initial privileges' "$WORK/created.txt" | diff "$WORK/data-init.txt" - \
@@ -87,7 +101,7 @@ new_symbols=$(cluster_psql upgrade -qAt -d fresh -c "SELECT prosrc || ' ' || pg_
 changed=$(comm -23 <(echo "$old_symbols" | sort) <(echo "$new_symbols" | sort) | grep -vE '^(append_only_guard_wrapper|balance_maintenance_wrapper) ' || true)
 [ -z "$changed" ] || fail "symbols whose SQL signature changed since $from (the old SQL would call them wrongly): $changed"
 check upgrade -d data -f "$here/upgrade/checks.sql"
-echo "upgrade: the data survived: balances equal ledger sums, isolation and the hardened context hold, postings and reconcile work"
+passed "the data survived: balances equal ledger sums, isolation and the hardened context hold, postings and reconcile work"
 (
   eval "$(cluster_env upgrade)"
   cd "$WORK"
@@ -98,7 +112,7 @@ echo "upgrade: the data survived: balances equal ledger sums, isolation and the 
 cluster_psql upgrade -q -d data -c "SELECT inventory.grant_tenant_switch('public')" >/dev/null
 REGRESS_OUT=$WORK/regress "$repo/tests/pg_regress/run.sh" --existing "$(cluster_dir upgrade)" "${CLUSTER_PORT[upgrade]}" \
   || fail "the contract suite fails in a database updated from $from"
-echo "upgrade: the contract suite passes in a database updated from $from"
+passed "the contract suite passes in a database updated from $from"
 grep -E 'TRAP:|terminated by signal|PANIC' "$(cluster_dir upgrade)/server.log" && fail "the server crashed"
 
 # --- 4. the old dump into a server with the new version (docs/BACKUP_RECOVERY.md's restore)
@@ -111,7 +125,7 @@ cluster_start restore "cron.database_name = 'data'"
   pg_restore --dbname=data data.dump
 )
 check restore -d data -f "$here/upgrade/restored.sql"
-echo "upgrade: a $from dump restores into $version; inventory.update_balance_triggers() brings its ledgers' triggers up to date"
+passed "a $from dump restores into $version; inventory.update_balance_triggers() brings its ledgers' triggers up to date"
 
 # --- 5. the updated database dumped and restored: the DBA's grants and the registrations come back
 cluster_start roundtrip "cron.database_name = 'data'"
@@ -123,4 +137,4 @@ cluster_start roundtrip "cron.database_name = 'data'"
   pg_restore --dbname=data updated.dump
 )
 check roundtrip -d data -f "$here/upgrade/roundtrip.sql"
-echo "upgrade: the updated database restores from a dump with its grants and registrations"
+passed "the updated database restores from a dump with its grants and registrations"
