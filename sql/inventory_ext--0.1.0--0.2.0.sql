@@ -511,14 +511,21 @@ BEGIN
             END IF;
             CONTINUE;
         END IF;
-        -- 0.1.0's arguments, each ended by a zero byte: balance table, qty, id, rule ('' for none), keys.
-        -- Split as bytes: a column name may hold any other byte.
-        args := old.tgargs;
-        FOR i IN 1..3 LOOP
-            args := substring(args FROM position(nul IN args) + 1);
-        END LOOP;
-        rule := convert_from(substring(args FOR position(nul IN args) - 1), 'UTF8');
         BEGIN
+            -- 0.1.0's arguments, each ended by a zero byte: balance table, qty, id, rule ('' for none),
+            -- keys. Split as bytes: a column name may hold any other byte.
+            args := old.tgargs;
+            FOR i IN 1..3 LOOP
+                args := substring(args FROM position(nul IN args) + 1);
+            END LOOP;
+            rule := convert_from(substring(args FOR position(nul IN args) - 1), 'UTF8');
+            -- 0.1.0 let two ledgers keep their balances in one table; tracking either would rebuild
+            -- the table from its ledger alone (and hand it to that ledger's owner). Both are left.
+            IF EXISTS (SELECT FROM inventory.tracked_ledgers o WHERE o.balance_table = old.balance_table AND o.ledger <> old.ledger) THEN
+                RAISE EXCEPTION 'its balance table % keeps another ledger''s balances too', old.balance_table
+                    USING ERRCODE = '55000',
+                          HINT = 'Give each ledger a balance table of its own: untrack both, then track each with its own.';
+            END IF;
             SELECT l.relowner::regrole AS ledger_owner, b.relowner::regrole AS balance_owner, r.rolsuper AS by_superuser
               INTO owners
               FROM pg_class l, pg_class b JOIN pg_roles r ON r.oid = b.relowner
@@ -547,7 +554,9 @@ BEGIN
             GET STACKED DIAGNOSTICS error_message = MESSAGE_TEXT, error_hint = PG_EXCEPTION_HINT;
             RAISE WARNING 'ledger % was not updated: % (%)', old.ledger, error_message, SQLSTATE
                 USING HINT = coalesce(nullif(error_hint, '') || ' ', '')
-                             || 'Postings to it are refused until this is fixed and SELECT inventory.update_balance_triggers() runs again.';
+                             || CASE WHEN old.tgenabled = 'D'
+                                     THEN 'Its balance upkeep stays suspended, as it was, until this is fixed and SELECT inventory.update_balance_triggers() runs again.'
+                                     ELSE 'Postings to it are refused until this is fixed and SELECT inventory.update_balance_triggers() runs again.' END;
             CONTINUE;
         END;
         RETURN NEXT old.ledger;

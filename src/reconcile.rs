@@ -107,6 +107,7 @@ fn reconcile_run(
             // Each ledger in a subtransaction: one whose tables were broken (dropped, refused by the
             // trust check, a trigger of the owner's that fails) is reported, and the others go on.
             let done = maintenance::in_subtransaction(|| {
+                ledger.refuse_shared();
                 let upkeep = trust::upkeep_for(ledger.ledger, ledger.balance_oid, ledger.org.is_some());
                 let (keys_checked, findings) = trust::run(upkeep, || survey(ledger, upkeep != trust::Upkeep::Definer, org, &tolerance, auto_correct));
                 record(run_id, ledger, &findings);

@@ -17,9 +17,11 @@
 //!   other, or a guard disabled while the balance triggers run (55000). Disabling both balance triggers
 //!   together (or all triggers) suspends the upkeep, as `session_replication_role = replica` does and as
 //!   `pg_restore --disable-triggers` needs; `rebuild_balances` repairs afterwards. Triggers are checked
-//!   only after DROP TRIGGER, ALTER TRIGGER and ALTER TABLE … ENABLE/DISABLE TRIGGER, so that
-//!   pg_restore, which creates the triggers one by one, is never refused half-way; the triggers' own
-//!   plans refuse postings while the set is incomplete.
+//!   after DROP TRIGGER, ALTER TRIGGER, CREATE TRIGGER and ALTER TABLE … ENABLE/DISABLE TRIGGER; the
+//!   last two accept a set that is not complete or settled yet (pg_restore creates the triggers one by
+//!   one, and disables a suspended ledger's as it goes) but never one of the extension's names on
+//!   another function (CREATE OR REPLACE TRIGGER); the triggers' own plans refuse postings while the
+//!   set is incomplete.
 //! A dropped ledger's registration goes with it; a dropped balance table of a ledger still tracked is
 //! refused. The extension's own DDL (track_balances, untrack_balances) is not checked half-way.
 
@@ -78,6 +80,8 @@ struct Command {
     changes_triggers: bool,
     /// Only ALTER TABLE … ENABLE/DISABLE TRIGGER (what pg_restore runs after making a disabled trigger).
     only_toggles_triggers: bool,
+    /// CREATE TRIGGER (or CREATE OR REPLACE, which can give one of the extension's names another function).
+    creates_trigger: bool,
     /// ALTER … ALTER COLUMN … TYPE: the table, the column, and whether it has USING.
     retyped: Vec<(pg_sys::Oid, String, bool)>,
 }
@@ -85,7 +89,11 @@ struct Command {
 /// # Safety
 /// `parsetree` is the node of the command the event trigger fires for.
 unsafe fn read_command(tag: &str, parsetree: *mut pg_sys::Node) -> Command {
-    let mut command = Command { changes_triggers: matches!(tag, "DROP TRIGGER" | "ALTER TRIGGER"), ..Command::default() };
+    let mut command = Command {
+        changes_triggers: matches!(tag, "DROP TRIGGER" | "ALTER TRIGGER" | "CREATE TRIGGER"),
+        creates_trigger: tag == "CREATE TRIGGER",
+        ..Command::default()
+    };
     unsafe {
         if parsetree.is_null() || (*parsetree).type_ != pg_sys::NodeTag::T_AlterTableStmt {
             return command;
@@ -147,11 +155,24 @@ fn check_after(command: Command) {
                     r.ledger_name
                 ))
             }
+            let triggers = if !command.changes_triggers {
+                plans::Triggers::Skip
+            } else if command.creates_trigger {
+                plans::Triggers::Created
+            } else if command.only_toggles_triggers {
+                plans::Triggers::AllowIncomplete
+            } else {
+                plans::Triggers::AllowSuspended
+            };
             // A ledger without this version's row trigger keeps no balances that DDL could make drift:
             // pg_restore makes its triggers last, and an older version's trigger awaits
-            // update_balance_triggers (which checks everything); postings are refused meanwhile. Unless
-            // the command is the one that removed the trigger.
-            if !command.changes_triggers && !has_row_trigger(r.ledger) {
+            // update_balance_triggers (which checks everything); postings are refused meanwhile. Only
+            // its triggers are looked at, when a command makes or toggles one; a command that removes
+            // one is checked in full.
+            if triggers != plans::Triggers::AllowSuspended && !has_row_trigger(r.ledger) {
+                if triggers != plans::Triggers::Skip {
+                    plans::check_trigger_set(&r, triggers);
+                }
                 continue;
             }
             trust::refuse_unless_plain_table(r.ledger);
@@ -159,11 +180,6 @@ fn check_after(command: Command) {
             for (table, column, using) in &command.retyped {
                 refuse_retype(&r, *table, column, *using);
             }
-            let triggers = match (command.changes_triggers, command.only_toggles_triggers) {
-                (false, _) => plans::Triggers::Skip,
-                (true, true) => plans::Triggers::AllowIncomplete,
-                (true, false) => plans::Triggers::AllowSuspended,
-            };
             plans::check(&r, triggers);
         }
     });

@@ -160,6 +160,7 @@ fn track(ledger: pg_sys::Oid, balance_table: &str, mut keys: Vec<String>, qty: S
     };
     let balance_oid = first::<pg_sys::Oid>("SELECT $1::regclass::oid", &[balance_name.as_str().into()]).unwrap_or(pg_sys::InvalidOid);
     refuse_temporary(balance_oid, &balance_name);
+    refuse_shared(balance_oid, &balance_name, ledger);
     if let Some(org) = &org_column {
         let isolate = format!(
             "SELECT count(*) FROM inventory.enable_tenant_isolation({}::regclass, {})",
@@ -232,6 +233,21 @@ pub(super) fn hand_over(relation: &str, kind: &str, owner_of: pg_sys::Oid, reade
 }
 
 /// 0A000 for a temporary table: it would vanish with its session and leave the registration behind.
+/// 55000 when another ledger's balances are kept in `balance_table`: a rebuild of either would delete
+/// the other's rows.
+fn refuse_shared(balance_table: pg_sys::Oid, name: &str, ledger: pg_sys::Oid) {
+    if let Some(other) = one_text(
+        "SELECT ledger::text FROM inventory.tracked_ledgers WHERE balance_table = $1 AND ledger <> $2",
+        &[balance_table.into(), ledger.into()],
+    ) {
+        errors::raise(
+            PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            format!("{name} keeps the balances of ledger {other} already"),
+            "Each tracked ledger needs a balance table of its own: name another one (track_balances makes it).",
+        )
+    }
+}
+
 fn refuse_temporary(table: pg_sys::Oid, name: &str) {
     if one_text("SELECT 'yes' FROM pg_catalog.pg_class WHERE oid = $1 AND relpersistence = 't'", &[table.into()]).is_some() {
         errors::raise(
@@ -309,6 +325,7 @@ impl Registered {
     /// then SHARE on the ledger — postings in flight finish first, new ones wait until the transaction
     /// ends, so none is lost. Returns who the upkeep runs as.
     pub fn lock_for_rewrite(&self) -> trust::Upkeep {
+        self.refuse_shared();
         if !self.try_lock_for_maintenance() {
             errors::raise(
                 PgSqlErrorCode::ERRCODE_LOCK_NOT_AVAILABLE,
@@ -319,6 +336,13 @@ impl Registered {
         let upkeep = trust::upkeep_for(self.ledger, self.balance_oid, self.org.is_some());
         exec(&format!("LOCK TABLE {} IN SHARE MODE", self.ledger_name));
         upkeep
+    }
+
+    /// 55000 when another registration keeps its balances in this balance table too (0.1.0 allowed it;
+    /// a restored 0.1.0 dump brings it back): rebuilding, reconciling or re-spreading either would treat
+    /// the other's rows as its own.
+    pub fn refuse_shared(&self) {
+        refuse_shared(self.balance_oid, &self.balance_name, self.ledger);
     }
 
     /// The relation locks a reconcile of this ledger takes (reading the ledger, correcting balances),

@@ -149,10 +149,16 @@ pub enum Triggers {
     Skip,
     /// All four there and enabled, or with both balance triggers disabled together (upkeep suspended).
     AllowSuspended,
-    /// As `AllowSuspended`, or some of the four not there yet: pg_restore makes a suspended ledger's
-    /// triggers one at a time, each disabled right after it is made (a ledger missing a balance trigger
-    /// keeps no balances to drift: its postings are refused; DROP TRIGGER itself is checked).
+    /// As `AllowSuspended`, or some of the four not there yet: pg_restore makes a ledger's triggers one
+    /// at a time (a suspended ledger's each disabled right after it is made). A ledger missing a balance
+    /// trigger keeps no balances to drift: its postings are refused; DROP TRIGGER itself is checked.
+    /// For ENABLE/DISABLE TRIGGER.
     AllowIncomplete,
+    /// For CREATE TRIGGER: only that each trigger under one of the four names, or calling their
+    /// functions, is one of the four as it should be (no name given to another function); their states
+    /// are whatever pg_restore's next command makes them (it disables a suspended ledger's triggers one
+    /// at a time after making each). Only a superuser can make a trigger that calls their functions.
+    Created,
     /// All four there and enabled: what a posting needs.
     Required,
 }
@@ -248,15 +254,20 @@ fn balance_qty_not_null(balance: pg_sys::Oid) -> Option<bool> {
 
 /// Exactly the two balance triggers and the two append-only guards, with their shapes, enabled (or,
 /// `allow_suspended`, both balance triggers disabled together); no other trigger calling their functions.
-fn check_trigger_set(r: &Registered, mode: Triggers) {
-    let allow_suspended = matches!(mode, Triggers::AllowSuspended | Triggers::AllowIncomplete);
+pub(super) fn check_trigger_set(r: &Registered, mode: Triggers) {
+    let allow_suspended = mode != Triggers::Required;
+    let while_restoring = matches!(mode, Triggers::AllowIncomplete | Triggers::Created);
+    // The triggers that call the extension's trigger functions, and any trigger under one of their
+    // names (CREATE OR REPLACE TRIGGER can keep a name and change the function).
     let found = rows(
         "SELECT t.tgname::text, p.proname::text, t.tgtype::int4, t.tgenabled::text, t.tgqual IS NULL AND t.tgnewtable IS NULL
-                AND t.tgoldtable IS NULL AND pg_catalog.cardinality(t.tgattr::int2[]) = 0
+                AND t.tgoldtable IS NULL AND pg_catalog.cardinality(t.tgattr::int2[]) = 0,
+                p.pronamespace = 'inventory'::regnamespace AND p.proname IN ('balance_rows', 'balance_maintenance', 'append_only_guard')
            FROM pg_catalog.pg_trigger t JOIN pg_catalog.pg_proc p ON p.oid = t.tgfoid
-          WHERE t.tgrelid = $1 AND p.pronamespace = 'inventory'::regnamespace
-            AND p.proname IN ('balance_rows', 'balance_maintenance', 'append_only_guard')",
-        &[r.ledger.into()],
+          WHERE t.tgrelid = $1
+            AND ((p.pronamespace = 'inventory'::regnamespace AND p.proname IN ('balance_rows', 'balance_maintenance', 'append_only_guard'))
+                 OR t.tgname IN ($2, $3, $4, $5))",
+        &[r.ledger.into(), ROW_TRIGGER.into(), FLUSH_TRIGGER.into(), super::GUARD_ROWS.into(), super::GUARD_TRUNCATE.into()],
         |row| {
             Ok((
                 row.get::<String>(1)?.unwrap_or_default(),
@@ -264,22 +275,38 @@ fn check_trigger_set(r: &Registered, mode: Triggers) {
                 row.get::<i32>(3)?.unwrap_or_default(),
                 row.get::<String>(4)?.unwrap_or_default(),
                 row.get::<bool>(5)?.unwrap_or_default(),
+                row.get::<bool>(6)?.unwrap_or_default(),
             ))
         },
     );
+    if let Some((name, ..)) = found.iter().find(|(.., ours)| !*ours) {
+        mismatch(format!("trigger {name} of {} no longer calls the extension's trigger function", r.ledger_name))
+    }
+    let found: Vec<_> = found.into_iter().map(|(n, f, t, e, plain, _)| (n, f, t, e, plain)).collect();
+    let enabled_state = |e: &str| matches!(e, "O" | "A");
     // 0.1.0's balance trigger (one AFTER INSERT … FOR EACH STATEMENT trigger under the row trigger's
-    // name, with a transition table): a dump of 0.1.0 restored into this version brings it back. DDL
-    // on it passes (pg_restore disables a suspended ledger's trigger after making it); a posting is
-    // refused until inventory.update_balance_triggers() replaces it.
+    // name, with a transition table): a dump of 0.1.0 restored into this version brings it back, and
+    // the update leaves it on a ledger it could not track. A posting is refused until
+    // inventory.update_balance_triggers() replaces it; DDL may disable or enable it (pg_restore does,
+    // for a suspended ledger) but not take the append-only guards away (a restore makes them first).
     if found.iter().any(|(n, f, t, _, plain)| n == ROW_TRIGGER && f == "balance_maintenance" && *t == 4 && !*plain) {
-        if allow_suspended {
-            return;
+        if !allow_suspended {
+            errors::raise(
+                PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                format!("the balance trigger of {} is inventory_ext 0.1.0's (restored from an older dump?)", r.ledger_name),
+                "A superuser runs SELECT inventory.update_balance_triggers() once (docs/UPGRADING.md); nothing was written.",
+            )
         }
-        errors::raise(
-            PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
-            format!("the balance trigger of {} is inventory_ext 0.1.0's (restored from an older dump?)", r.ledger_name),
-            "A superuser runs SELECT inventory.update_balance_triggers() once (docs/UPGRADING.md); nothing was written.",
-        )
+        let guard = |name: &str| found.iter().find(|(n, f, ..)| n == name && f == "append_only_guard").map(|g| enabled_state(&g.3));
+        let guards = [guard(super::GUARD_ROWS), guard(super::GUARD_TRUNCATE)];
+        let guarded = guards.iter().all(|g| g.unwrap_or(while_restoring));
+        if !guarded {
+            mismatch(format!(
+                "the append-only guards {} and {} of {} must stay there and enabled",
+                super::GUARD_ROWS, super::GUARD_TRUNCATE, r.ledger_name
+            ))
+        }
+        return;
     }
     // pg_trigger.tgtype: ROW 1, BEFORE 2, INSERT 4, DELETE 8, UPDATE 16, TRUNCATE 32 (AFTER: no BEFORE).
     let expected = [
@@ -292,12 +319,12 @@ fn check_trigger_set(r: &Registered, mode: Triggers) {
         found
             .iter()
             .find(|(n, f, t, _, plain)| n == name && f == function && *t == tgtype && *plain)
-            .map(|(_, _, _, enabled, _)| matches!(enabled.as_str(), "O" | "A"))
+            .map(|(_, _, _, enabled, _)| enabled_state(enabled))
     };
     let present = found.len() == expected.len() && expected.iter().all(|(n, f, t, _)| state(n, f, *t).is_some());
-    if !present && mode == Triggers::AllowIncomplete && found.len() < expected.len()
-        && found.iter().all(|(n, f, t, _, plain)| *plain && expected.iter().any(|e| e.0 == n.as_str() && e.1 == f.as_str() && e.2 == *t))
-    {
+    let shaped = found.len() <= expected.len()
+        && found.iter().all(|(n, f, t, _, plain)| *plain && expected.iter().any(|e| e.0 == n.as_str() && e.1 == f.as_str() && e.2 == *t));
+    if shaped && (mode == Triggers::Created || (mode == Triggers::AllowIncomplete && !present)) {
         return;
     }
     let enabled = |balance: bool| {

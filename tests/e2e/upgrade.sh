@@ -82,6 +82,8 @@ done
 # The update went on past the ledgers it could not update, each with a WARNING (checks.sql shows them).
 grep -q 'WARNING:  ledger public."Inherited" was not updated: .*inheritance' "$WORK/update-data.log" \
   || fail "no warning for the ledger the update could not track: $(cat "$WORK/update-data.log")"
+grep -q 'WARNING:  ledger public."SharedA" was not updated: its balance table public."SharedBalance" keeps another' "$WORK/update-data.log" \
+  || fail "no warning for the ledgers that share a balance table: $(cat "$WORK/update-data.log")"
 grep -q 'WARNING:  removed the registration of a ledger that no longer exists' "$WORK/update-data.log" \
   || fail "no warning for the dropped ledger's registration: $(cat "$WORK/update-data.log")"
 cluster_psql upgrade -q -d postgres -c "CREATE DATABASE fresh"

@@ -6,7 +6,7 @@
 \set A '''aaaaaaaa-0000-4000-8000-000000000001'''
 \set B '''bbbbbbbb-0000-4000-8000-000000000002'''
 BEGIN;
-SELECT plan(16);
+SELECT plan(19);
 
 -- Tenant B has an item whose balance is negative, at a location whose code is secret.
 SET LOCAL app.org_id = 'bbbbbbbb-0000-4000-8000-000000000002';
@@ -49,7 +49,14 @@ SELECT lives_ok($$INSERT INTO public.ci_moves (sku, qty) VALUES ('bolt', 5), ('B
 SELECT is((SELECT qty FROM public.ci_balances WHERE sku = 'Bolt'), 2::numeric, 'one balance for both spellings');
 
 -- 3. DDL the tables' owner might try on a tracked ledger (adv.moves, owned by adv_owner).
+CREATE FUNCTION public.noop_trigger() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$;
 SET LOCAL ROLE adv_owner;
+SELECT throws_ok($$CREATE OR REPLACE TRIGGER inventory_balances AFTER INSERT ON adv.moves
+                   FOR EACH ROW EXECUTE FUNCTION public.noop_trigger()$$, '55000', NULL,
+                 'a balance trigger cannot be replaced by another function (CREATE OR REPLACE TRIGGER)');
+SELECT lives_ok($$CREATE TRIGGER audit AFTER INSERT ON adv.moves FOR EACH ROW EXECUTE FUNCTION public.noop_trigger();
+                  DROP TRIGGER audit ON adv.moves$$,
+                'a trigger of the owner''s own beside the balance triggers');
 SELECT throws_ok($$ALTER VIEW adv.moves RENAME COLUMN item_id TO thing_id$$, '55000', NULL,
                  'a key column renamed through ALTER VIEW is refused');
 SELECT throws_ok($$ALTER TABLE adv.moves ALTER COLUMN qty TYPE numeric(10, 0)$$, '55000', NULL,
@@ -76,7 +83,13 @@ SELECT throws_ok($$INSERT INTO public.ci_moves (code, qty) VALUES ('x', 1)$$, '5
 SELECT lives_ok($$CREATE TABLE public.unrelated (a int); ALTER TABLE public.unrelated ADD COLUMN b int; CREATE TEMP TABLE t (a int)$$,
                 'DDL on other tables goes on');
 
--- 5. Temporary tables cannot be tracked.
+-- 5. One balance table keeps one ledger's balances: a second ledger tracked into it would rebuild it
+--    from its own rows alone.
+CREATE TABLE public.ci_moves_2 (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, sku citext NOT NULL, qty numeric NOT NULL);
+SELECT throws_ok($$SELECT inventory.track_balances('public.ci_moves_2', 'public.ci_balances', ARRAY['sku'], 'qty')$$,
+                 '55000', NULL, 'a balance table another ledger uses cannot be tracked into');
+
+-- 6. Temporary tables cannot be tracked.
 CREATE TEMP TABLE temp_moves (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, sku text NOT NULL, qty numeric NOT NULL);
 SELECT throws_ok($$SELECT inventory.track_balances('pg_temp.temp_moves', 'public.temp_balances', ARRAY['sku'], 'qty')$$,
                  '0A000', NULL, 'a temporary ledger is refused');

@@ -127,6 +127,14 @@ ALTER TABLE public."Inherited" INHERIT public."LedgerParent";
 -- refusing negative stock (the rule is read from the trigger's arguments as bytes);
 CREATE TABLE public."Odd" (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, "itemId" text NOT NULL, "q\000" numeric NOT NULL);
 SELECT inventory.track_balances('public."Odd"', 'public."OddBalance"', ARRAY['itemId'], 'q\000', allow_negative => false);
+-- "SharedA" and "SharedB", both tracked into one balance table (0.1.0 let them; this version refuses a
+-- second ledger into a tracked balance table), which the update must leave as it is;
+CREATE TABLE public."SharedA" (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, "itemId" text NOT NULL, qty numeric NOT NULL);
+CREATE TABLE public."SharedB" (LIKE public."SharedA" INCLUDING ALL);
+SELECT inventory.track_balances('public."SharedA"', 'public."SharedBalance"', ARRAY['itemId'], 'qty');
+SELECT inventory.track_balances('public."SharedB"', 'public."SharedBalance"', ARRAY['itemId'], 'qty');
+INSERT INTO public."SharedA" ("itemId", qty) VALUES ('a', 3);
+INSERT INTO public."SharedB" ("itemId", qty) VALUES ('b', 4);
 -- "Dropped", dropped while tracked (0.1.0 kept its registration).
 CREATE TABLE public."Dropped" (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, "itemId" text NOT NULL, qty numeric NOT NULL);
 SELECT inventory.track_balances('public."Dropped"', 'public."DroppedBalance"', ARRAY['itemId'], 'qty');

@@ -17,11 +17,12 @@ SELECT upgrade_fixture.expect('the built-in ledger works at once',
        upgrade_fixture.try($$SELECT inventory.post(i.id, l.id, 2) FROM inventory.items i, inventory.locations l
                              WHERE i.sku = 'A-NUT' AND l.code = 'BACK'$$), 'ok');
 RESET app.org_id;
--- Every ledger but "Inherited" (refused, with a WARNING); the dropped ledger's registration goes.
+-- Every ledger but "Inherited" and the two sharing a balance table (each with a WARNING); the
+-- dropped ledger's registration goes.
 SELECT upgrade_fixture.expect('update_balance_triggers', string_agg(l::text, ','), '"Adjustment","InventoryLedger","Odd","Suspended"')
   FROM inventory.update_balance_triggers() l;
 SELECT upgrade_fixture.expect('registrations', string_agg(ledger::text, ',' ORDER BY ledger::text),
-       '"Adjustment","Inherited","InventoryLedger","Odd","Suspended",inventory.ledger') FROM inventory.tracked_ledgers;
+       '"Adjustment","Inherited","InventoryLedger","Odd","SharedA","SharedB","Suspended",inventory.ledger') FROM inventory.tracked_ledgers;
 SELECT upgrade_fixture.expect('a second run finds nothing to do', count(*)::text, '0') FROM inventory.update_balance_triggers();
 SELECT upgrade_fixture.expect('the rule from 0.1.0''s trigger', negative_rule, 'refuse')
   FROM inventory.tracked_ledgers WHERE ledger = 'public."InventoryLedger"'::regclass;

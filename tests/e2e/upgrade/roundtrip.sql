@@ -14,7 +14,7 @@ SELECT upgrade_fixture.expect('the hardened role''s way in',
               has_function_privilege('upg_hardened', 'inventory.set_org_by_api_key(text)', 'EXECUTE')), 't t');
 SELECT upgrade_fixture.expect('the ledger owner''s schema USAGE', has_schema_privilege('upg_owner', 'inventory', 'USAGE')::text, 'true');
 SELECT upgrade_fixture.expect('registrations', string_agg(format('%s %s', ledger, builtin), ',' ORDER BY ledger::text),
-       '"Adjustment" f,"Inherited" f,"InventoryLedger" f,"Odd" f,"Suspended" f,inventory.ledger t') FROM inventory.tracked_ledgers;
+       '"Adjustment" f,"Inherited" f,"InventoryLedger" f,"Odd" f,"SharedA" f,"SharedB" f,"Suspended" f,inventory.ledger t') FROM inventory.tracked_ledgers;
 SELECT upgrade_fixture.expect('the application''s tenant tables', count(*)::text, '5')
   FROM inventory.tenant_tables WHERE NOT builtin;
 SELECT upgrade_fixture.expect('exact', upgrade_fixture.drift()::text, '0');
