@@ -14,6 +14,11 @@ export HARNESS_BASE_PORT=${HARNESS_BASE_PORT:-56500}
 source "$repo/tests/harness/cluster.sh"
 
 start=$SECONDS
+# Node 20 or later with npm (this machine kind has them; Debian 12's own nodejs is 18).
+if ! command -v npm >/dev/null || ! node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)' 2>/dev/null; then
+  echo "# prisma-app: needs Node 20 or later and npm (found: $(node --version 2>/dev/null || echo none))" >&2
+  exit 1
+fi
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund --loglevel=error
 fi
