@@ -232,7 +232,6 @@ pub(super) fn hand_over(relation: &str, kind: &str, owner_of: pg_sys::Oid, reade
     owner
 }
 
-/// 0A000 for a temporary table: it would vanish with its session and leave the registration behind.
 /// 55000 when another ledger's balances are kept in `balance_table`: a rebuild of either would delete
 /// the other's rows.
 fn refuse_shared(balance_table: pg_sys::Oid, name: &str, ledger: pg_sys::Oid) {
@@ -248,6 +247,7 @@ fn refuse_shared(balance_table: pg_sys::Oid, name: &str, ledger: pg_sys::Oid) {
     }
 }
 
+/// 0A000 for a temporary table: it would vanish with its session and leave the registration behind.
 fn refuse_temporary(table: pg_sys::Oid, name: &str) {
     if one_text("SELECT 'yes' FROM pg_catalog.pg_class WHERE oid = $1 AND relpersistence = 't'", &[table.into()]).is_some() {
         errors::raise(

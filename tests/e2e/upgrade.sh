@@ -30,6 +30,11 @@ harness_private_postgres
 # Each check passed is one TAP line ("ok N - …", which scripts/test.sh counts); a failed one ends the
 # script with fail. passed: a phase's conclusion; check: a checks file, whose upgrade_fixture.expect
 # calls print "ok: …" (the bare results of its set-up calls are left out).
+# A database's C functions of the extension: "symbol arguments -> result", one a line, sorted for comm.
+c_symbols() {
+  cluster_psql upgrade -qAt -d "$1" -c "SELECT prosrc || ' ' || pg_get_function_identity_arguments(oid) || ' -> ' || prorettype::regtype
+    FROM pg_proc WHERE probin IS NOT NULL AND pronamespace = 'inventory'::regnamespace" | LC_ALL=C sort
+}
 checks=0
 passed() { checks=$((checks + 1)); echo "ok $checks - upgrade: $*"; }
 check() {
@@ -52,8 +57,7 @@ cluster_psql upgrade -q -d data -f "$here/upgrade/fixture_$from.sql" >/dev/null
 for db in empty inventory_regress; do cluster_psql upgrade -q -d "$db" -c "CREATE EXTENSION inventory_ext"; done
 installed=$(cluster_psql upgrade -qAt -d data -c "SELECT string_agg(DISTINCT extversion, ',') FROM pg_extension WHERE extname = 'inventory_ext'")
 [ "$installed" = "$from" ] || fail "the old release installed $installed, not $from"
-old_symbols=$(cluster_psql upgrade -qAt -d empty -c "SELECT prosrc || ' ' || pg_get_function_identity_arguments(oid) || ' -> ' || prorettype::regtype
-    FROM pg_proc WHERE probin IS NOT NULL AND pronamespace = 'inventory'::regnamespace ORDER BY 1")
+old_symbols=$(c_symbols empty)
 (
   eval "$(cluster_env upgrade)"
   cd "$WORK"
@@ -99,9 +103,8 @@ passed "updated from $from and created at $version describe the same: $(wc -l <"
 cluster_psql upgrade -qAtX -d data -f "$here/upgrade/describe.sql" | grep '^initial privileges' >"$WORK/data-init.txt"
 grep '^initial privileges' "$WORK/created.txt" | diff "$WORK/data-init.txt" - \
   || fail "initial privileges (pg_init_privs) of the updated data database differ from a fresh install's: a dump would lose grants"
-new_symbols=$(cluster_psql upgrade -qAt -d fresh -c "SELECT prosrc || ' ' || pg_get_function_identity_arguments(oid) || ' -> ' || prorettype::regtype
-    FROM pg_proc WHERE probin IS NOT NULL AND pronamespace = 'inventory'::regnamespace ORDER BY 1")
-changed=$(comm -23 <(echo "$old_symbols" | sort) <(echo "$new_symbols" | sort) | grep -vE '^(append_only_guard_wrapper|balance_maintenance_wrapper) ' || true)
+new_symbols=$(c_symbols fresh)
+changed=$(LC_ALL=C comm -23 <(echo "$old_symbols") <(echo "$new_symbols") | grep -vE '^(append_only_guard_wrapper|balance_maintenance_wrapper) ' || true)
 [ -z "$changed" ] || fail "symbols whose SQL signature changed since $from (the old SQL would call them wrongly): $changed"
 check upgrade -d data -f "$here/upgrade/checks.sql"
 passed "the data survived: balances equal ledger sums, isolation and the hardened context hold, postings and reconcile work"
