@@ -1,5 +1,5 @@
 -- Tenant isolation helpers written in SQL: the online backfill and the isolation report (SPEC §4).
--- enable_tenant_isolation / disable_tenant_isolation are Rust (src/isolation.rs).
+-- enable_tenant_isolation / disable_tenant_isolation are Rust (src/isolation/).
 
 -- Fills a tenant column's NULLs in batches, committing after each, so that a backfill of a big table
 -- holds row locks on one batch at a time and no table lock stronger than ROW EXCLUSIVE. Call it outside a
@@ -68,6 +68,96 @@ END
 $$;
 COMMENT ON PROCEDURE inventory.backfill_org_column(regclass, uuid, name, integer) IS
     'Fills NULLs of a tenant column in committed batches (online backfill before enable_tenant_isolation).';
+
+-- enable_tenant_isolation's online form (SPEC §4): the same steps (tenant_isolation_next_step plans them
+-- from the catalog, src/isolation/plan.rs), each piece of work in a transaction of its own, the catalog
+-- read again after each. So it is idempotent (nothing left: nothing done) and resumable (called again
+-- after any failure, it goes on from what is there). Pieces of three kinds:
+-- - transaction: catalog changes (ACCESS EXCLUSIVE for a moment) or a VALIDATE (SHARE UPDATE EXCLUSIVE:
+--   writers go on). Each waits at most lock_wait (default 100 ms) for its locks and then gives way
+--   to the application: rolled back, retried after a pause that grows, up to 100 times;
+-- - index: CREATE/DROP INDEX CONCURRENTLY, which only a top-level statement can run, so a background
+--   worker runs it (concurrent_index_start) while this polls, committing between polls;
+-- - backfill: backfill_org_column's committed batches.
+-- Like backfill_org_column it has no SET clause (a procedure with one cannot COMMIT): it is SECURITY
+-- INVOKER, qualifies its names, and the functions it calls pin their search_path.
+CREATE PROCEDURE inventory.enable_tenant_isolation_online(
+    tbl regclass,
+    org_column name DEFAULT 'org_id',
+    backfill_org uuid DEFAULT NULL,
+    scope_unique boolean DEFAULT true,
+    lock_wait interval DEFAULT '100ms'
+)
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    next record;
+    previous text;
+    request bigint;
+    answer record;
+    statement text;
+    done boolean;
+    tries constant integer := 100;
+BEGIN
+    LOOP
+        SELECT * INTO next FROM inventory.tenant_isolation_next_step(tbl, org_column, backfill_org, scope_unique);
+        EXIT WHEN NOT FOUND;
+        -- A piece of work that leaves the catalog as it was would come back for ever.
+        IF pg_catalog.concat_ws(' ', next.kind, next.statements::text) = previous THEN
+            RAISE EXCEPTION 'enable_tenant_isolation_online: step "%" made no progress', next.step
+                USING ERRCODE = '55000', DETAIL = pg_catalog.array_to_string(next.statements, '; '),
+                      HINT = 'Something undoes it as it runs (an event trigger, another session''s DDL); call it again when that stops.';
+        END IF;
+        previous := pg_catalog.concat_ws(' ', next.kind, next.statements::text);
+        COMMIT;
+        IF next.kind = 'backfill' THEN
+            CALL inventory.backfill_org_column(tbl, next.statements[1]::uuid, org_column, 10000);
+        ELSIF next.kind = 'index' THEN
+            request := inventory.concurrent_index_start(next.statements[1]);
+            LOOP
+                COMMIT;
+                SELECT * INTO answer FROM inventory.concurrent_index_result(request);
+                EXIT WHEN answer.finished;
+                COMMIT;
+                PERFORM pg_catalog.pg_sleep(0.05);
+            END LOOP;
+            IF answer.sqlstate IS NOT NULL THEN
+                RAISE EXCEPTION '%', answer.message USING ERRCODE = answer.sqlstate,
+                    DETAIL = 'while running ' || next.statements[1],
+                    HINT = 'Fix the cause and call enable_tenant_isolation_online again: it goes on from here.';
+            END IF;
+        ELSE
+            FOR attempt IN 1..tries LOOP
+                PERFORM pg_catalog.set_config('lock_timeout', (extract(epoch FROM lock_wait) * 1000)::bigint::text || 'ms', true);
+                BEGIN
+                    FOREACH statement IN ARRAY next.statements LOOP
+                        EXECUTE statement;
+                    END LOOP;
+                    done := true;
+                EXCEPTION WHEN lock_not_available OR deadlock_detected THEN
+                    done := false;
+                    IF attempt = tries THEN
+                        RAISE EXCEPTION 'enable_tenant_isolation_online: step "%" did not get its locks in % tries', next.step, tries
+                            USING ERRCODE = '55P03', DETAIL = SQLERRM,
+                                  HINT = 'Something holds the table for long (see pg_locks); call again later: it goes on from here.';
+                    END IF;
+                END;
+                EXIT WHEN done;
+                -- Gave way to the application: try again after a pause that grows (at most a second).
+                COMMIT;
+                PERFORM pg_catalog.pg_sleep(least(1.0, 0.02 * attempt));
+                COMMIT;
+            END LOOP;
+        END IF;
+        IF next.report IS NOT NULL THEN
+            RAISE NOTICE '%', next.report;
+        END IF;
+        COMMIT;
+    END LOOP;
+END
+$$;
+COMMENT ON PROCEDURE inventory.enable_tenant_isolation_online(regclass, name, uuid, boolean, interval) IS
+    'enable_tenant_isolation for a table being written to: the same steps, committed one by one (SPEC §4).';
 
 -- The permissive policies of one table that let rows through other than by its org column, each with
 -- the statements that close it. Permissive policies are OR-ed: one whose USING or WITH CHECK is

@@ -30,6 +30,7 @@ macro_rules! arg_from_datum {
 arg_from_datum!(SqlName, RegClass, RegRole, NameArray, JsonbText);
 
 /// An identifier as PostgreSQL passed it (at most 63 bytes, unquoted).
+#[derive(Clone)]
 pub struct SqlName(pub String);
 
 impl FromDatum for SqlName {

@@ -1,0 +1,675 @@
+//! The named steps that make a table tenant-scoped, planned from a [`Description`] of the catalog as
+//! plain data: no database is needed to plan, so the rules are unit-tested here.
+//!
+//! Both paths run this one list. `enable_tenant_isolation` plans once and applies every step in its one
+//! transaction. `enable_tenant_isolation_online` applies the first piece of work of the first step,
+//! commits, reads the catalog again and plans again, until nothing is left: so whatever it was doing
+//! when it failed, calling it again goes on from there. Every rule therefore reads "what is still
+//! missing" from the catalog, never "what this call did".
+//!
+//! The order keeps the long work (filling the column, building indexes, validating constraints) ahead of
+//! the catalog-only changes that need ACCESS EXCLUSIVE. Online, each of those is a transaction of its
+//! own: the long work runs under locks writers do not wait for (ROW EXCLUSIVE per committed batch,
+//! SHARE UPDATE EXCLUSIVE for CONCURRENTLY and VALIDATE), and each ACCESS EXCLUSIVE is held for a
+//! catalog change only. docs/DBA.md lists the lock of each step.
+
+use crate::sql_text::{ident, ident_list, literal};
+use pgrx::pg_sys;
+use pgrx::pg_sys::errcodes::PgSqlErrorCode;
+use pgrx::Uuid;
+
+pub const CONTEXT_DEFAULT: &str = "inventory.require_org_id()";
+const POLICY: &str = super::catalog::POLICY;
+
+/// Which path plans: the one-call function (one transaction) or the online procedure.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Mode {
+    OneCall,
+    Online,
+}
+
+pub struct Table {
+    pub oid: pg_sys::Oid,
+    pub name: String,
+    pub relname: String,
+    pub schema: String,
+    pub partitioned: bool,
+}
+
+pub struct Column {
+    pub attnum: i16,
+    pub type_name: String,
+    pub not_null: bool,
+    pub default: Option<String>,
+}
+
+/// A `CHECK (org IS NOT NULL)`.
+pub struct Check {
+    pub name: String,
+    pub valid: bool,
+}
+
+/// A foreign key, as much of it as a rewrite needs.
+#[derive(Clone)]
+pub struct ForeignKey {
+    pub name: String,
+    pub table: pg_sys::Oid,
+    pub table_name: String,
+    pub cols: Vec<String>,
+    pub ref_table: pg_sys::Oid,
+    pub ref_table_name: String,
+    pub ref_cols: Vec<String>,
+    pub on_update: String,
+    pub on_delete: String,
+    pub match_full: bool,
+    pub deferrable: bool,
+    pub deferred: bool,
+    pub source_partitioned: bool,
+    pub valid: bool,
+}
+
+/// A unique key (constraint or plain unique index) that does not hold the org column.
+pub struct UniqueToScope {
+    pub index_name: String,
+    pub index_oid: pg_sys::Oid,
+    pub constraint: Option<String>,
+    pub cols: Vec<String>,
+    pub keys: Vec<String>,
+    pub nulls_not_distinct: bool,
+    pub deferrable: bool,
+    pub deferred: bool,
+    pub indexdef: String,
+}
+
+/// An index the helper needs: there already (`Done`), built but not attached yet (`Built`), left
+/// invalid by a failed build (`Invalid`), or to build under the name given (`Missing`).
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum IndexState {
+    Done,
+    Built(String),
+    Invalid(String),
+    Missing(String),
+}
+
+/// `UNIQUE (org, primary key)`.
+pub struct OrgKey {
+    pub cols: Vec<String>,
+    pub state: IndexState,
+}
+
+/// A unique key to lead with the org column, the foreign keys that depend on it (with their own
+/// table's org column, `None` when that table is not tenant-scoped) and the scoped index.
+pub struct ScopedUnique {
+    pub unique: UniqueToScope,
+    pub dependents: Vec<(ForeignKey, Option<String>)>,
+    pub index: IndexState,
+}
+
+pub struct Policy {
+    pub using: Option<String>,
+    pub check: Option<String>,
+    pub for_all_public: bool,
+}
+
+/// The table or one of its partitions: row-level security as it is, and our policy.
+pub struct Relation {
+    pub oid: pg_sys::Oid,
+    pub name: String,
+    pub enabled: bool,
+    pub forced: bool,
+    pub policy: Option<Policy>,
+}
+
+/// The catalog as the plan needs it (`catalog::describe`).
+pub struct Description {
+    pub table: Table,
+    pub org: String,
+    pub backfill_org: Option<Uuid>,
+    /// Whether `backfill_org` names an organization (`None`: none given).
+    pub backfill_org_exists: Option<bool>,
+    pub column: Option<Column>,
+    /// Read only when the column is missing.
+    pub has_rows: bool,
+    /// Read only while the column is nullable and no CHECK proves it is not.
+    pub has_nulls: bool,
+    pub not_null_check: Option<Check>,
+    pub not_null_check_name: String,
+    pub org_fk: Option<ForeignKey>,
+    pub org_fk_name: String,
+    pub pk: Vec<String>,
+    pub any_unique: bool,
+    /// `None` when the primary key is the org column alone, or there is none.
+    pub org_key: Option<OrgKey>,
+    pub scoped: Vec<ScopedUnique>,
+    /// Foreign keys between tenant tables without the org columns (those of `scoped` left out), with
+    /// the org column of each side.
+    pub tenant_fks: Vec<(ForeignKey, String, String)>,
+    pub unvalidated_fks: Vec<ForeignKey>,
+    pub leading_index: IndexState,
+    pub relations: Vec<Relation>,
+    /// Permissive policies that would keep the table open: (name, DROP, AS RESTRICTIVE).
+    pub open_policies: Vec<(String, String, String)>,
+    pub registered: Option<String>,
+    pub builtin: bool,
+}
+
+/// What a step does, in pieces that each are one transaction online.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum Work {
+    /// Statements that commit together.
+    Transaction(Vec<String>),
+    /// An index built (`CREATE [UNIQUE] INDEX name ON …`) or dropped (`DROP INDEX schema.name`): in one
+    /// transaction in the one-call path, CONCURRENTLY online.
+    Index(String),
+    /// The NULLs of the org column given to an organization: one UPDATE in the one-call path, committed
+    /// batches online (`inventory.backfill_org_column`).
+    Backfill(Uuid),
+}
+
+impl Work {
+    /// The statement as the online path runs it, CONCURRENTLY.
+    pub fn concurrently(statement: &str) -> String {
+        for verb in ["CREATE UNIQUE INDEX ", "CREATE INDEX ", "DROP INDEX "] {
+            if let Some(rest) = statement.strip_prefix(verb) {
+                return format!("{verb}CONCURRENTLY {rest}");
+            }
+        }
+        statement.to_string()
+    }
+}
+
+/// One named step: what it is, the line the one-call path returns for it (`{filled}`: the number of
+/// rows a backfill filled) and its work.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Step {
+    pub name: &'static str,
+    pub report: Option<String>,
+    pub work: Vec<Work>,
+}
+
+/// What the planner refuses to do, with the SQLSTATE to raise.
+#[derive(Debug)]
+pub struct Refusal {
+    pub code: PgSqlErrorCode,
+    pub message: String,
+    pub hint: String,
+}
+
+fn refuse<T>(message: impl Into<String>, hint: impl Into<String>) -> Result<T, Refusal> {
+    Err(Refusal { code: PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, message: message.into(), hint: hint.into() })
+}
+
+/// An index build or drop: CONCURRENTLY online, except on a partitioned table (PostgreSQL cannot), where
+/// it is an ordinary statement in both paths.
+fn index_work(d: &Description, statement: String) -> Work {
+    match d.table.partitioned {
+        true => Work::Transaction(vec![statement]),
+        false => Work::Index(statement),
+    }
+}
+
+fn quoted_list(names: &[String]) -> String {
+    ident_list("", names)
+}
+
+struct Plan(Vec<Step>);
+
+impl Plan {
+    fn add(&mut self, name: &'static str, report: Option<String>, work: Vec<Work>) {
+        if !work.is_empty() || report.is_some() {
+            self.0.push(Step { name, report, work });
+        }
+    }
+}
+
+/// Every step still to do, in order (empty: the table is tenant-scoped as asked).
+pub fn plan(d: &Description, mode: Mode) -> Result<Vec<Step>, Refusal> {
+    let mut plan = Plan(Vec::new());
+    let t = &d.table.name;
+    let q_org = ident(&d.org);
+    refuse_open_policies(d)?;
+    if let (Some(b), Some(false)) = (d.backfill_org, d.backfill_org_exists) {
+        return refuse(
+            format!("backfill_org {b} names no organization"),
+            "Create it first with inventory.create_organization, or pass an existing organization's id.",
+        );
+    }
+
+    // The column: added (a constant DEFAULT fills existing rows without rewriting the table), or
+    // checked and its NULLs filled (ROW EXCLUSIVE only).
+    match &d.column {
+        Some(c) if c.type_name != "uuid" => {
+            return refuse(
+                format!("column {q_org} of {t} is of type {}, not uuid", c.type_name),
+                "The org column holds an organization's id; use another column name or convert this one to uuid.",
+            )
+        }
+        Some(_) if d.has_nulls => match d.backfill_org {
+            None => {
+                return refuse(
+                    format!("{t} has rows whose {q_org} is NULL"),
+                    "Pass backfill_org => '<organization id>' to give them to one organization.",
+                )
+            }
+            Some(b) => plan.add(
+                "fill the org column",
+                Some(format!("filled {q_org} of {{filled}} rows of {t} with {b}")),
+                vec![Work::Backfill(b)],
+            ),
+        },
+        Some(_) => {}
+        None => match (d.has_rows, d.backfill_org) {
+            (true, None) => {
+                return refuse(
+                    format!("{t} has rows and no column {q_org}"),
+                    "Pass backfill_org => '<organization id>' to give the existing rows to one organization.",
+                )
+            }
+            (true, Some(b)) => plan.add(
+                "add the org column",
+                Some(format!("added column {q_org} uuid to {t}; its existing rows belong to {b}")),
+                vec![Work::Transaction(vec![format!(
+                    "ALTER TABLE {t} ADD COLUMN {q_org} uuid DEFAULT {}::uuid",
+                    literal(b.to_string())
+                )])],
+            ),
+            (false, _) => plan.add(
+                "add the org column",
+                Some(format!("added column {q_org} uuid to {t}")),
+                vec![Work::Transaction(vec![format!("ALTER TABLE {t} ADD COLUMN {q_org} uuid")])],
+            ),
+        },
+    }
+
+    // Online, NOT NULL is proved by a validated CHECK first (SHARE UPDATE EXCLUSIVE while it scans), so
+    // that SET NOT NULL at the end needs no scan under ACCESS EXCLUSIVE. A partitioned table's CHECK
+    // cannot be added NOT VALID: it gets SET NOT NULL alone, as in the one-call path.
+    let not_null = d.column.as_ref().is_some_and(|c| c.not_null);
+    let prove_not_null = mode == Mode::Online && !not_null && !d.table.partitioned;
+    if prove_not_null {
+        let name = d.not_null_check.as_ref().map_or(d.not_null_check_name.clone(), |c| c.name.clone());
+        let mut work = Vec::new();
+        if d.not_null_check.is_none() {
+            work.push(Work::Transaction(vec![format!(
+                "ALTER TABLE {t} ADD CONSTRAINT {} CHECK ({q_org} IS NOT NULL) NOT VALID",
+                ident(&name)
+            )]));
+        }
+        if !d.not_null_check.as_ref().is_some_and(|c| c.valid) {
+            work.push(Work::Transaction(vec![format!("ALTER TABLE {t} VALIDATE CONSTRAINT {}", ident(&name))]));
+        }
+        plan.add("prove the org column NOT NULL", None, work);
+    }
+
+    // Every row belongs to an existing organization.
+    match &d.org_fk {
+        None => {
+            let name = ident(&d.org_fk_name);
+            let add = format!("ALTER TABLE {t} ADD CONSTRAINT {name} FOREIGN KEY ({q_org}) REFERENCES inventory.organizations (id)");
+            let work = match d.table.partitioned {
+                true => vec![Work::Transaction(vec![add])],
+                false => vec![
+                    Work::Transaction(vec![format!("{add} NOT VALID")]),
+                    Work::Transaction(vec![format!("ALTER TABLE {t} VALIDATE CONSTRAINT {name}")]),
+                ],
+            };
+            plan.add("add the organization foreign key", Some(format!("added foreign key {name}: {q_org} → inventory.organizations (id)")), work);
+        }
+        Some(fk) if !fk.valid => plan.add(
+            "validate the organization foreign key",
+            None,
+            vec![Work::Transaction(vec![format!("ALTER TABLE {t} VALIDATE CONSTRAINT {}", ident(&fk.name))])],
+        ),
+        Some(_) => {}
+    }
+
+    // The unique indexes the tenant keys need, built first (one-call: SHARE, reads go on; online:
+    // CONCURRENTLY) and attached as constraints in the catalog-only phase below. A partitioned table
+    // cannot attach an index as a constraint, so it gets the constraint directly there.
+    // A table without a primary key needs some unique key to identify its rows (a balance table's
+    // NULLS NOT DISTINCT key, say), which scoping then leads with the org column.
+    if d.pk.is_empty() && !d.any_unique {
+        return refuse(
+            format!("{t} has no primary key"),
+            "Add one first: other tables reference tenant rows by (org column, primary key).",
+        );
+    }
+    if let Some(key) = &d.org_key {
+        if !d.table.partitioned {
+            let build = |name: &str| Work::Index(format!("CREATE UNIQUE INDEX {} ON {t} ({})", ident(name), quoted_list(&key.cols)));
+            let work = match &key.state {
+                IndexState::Missing(name) => vec![build(name)],
+                IndexState::Invalid(name) => vec![Work::Index(format!("DROP INDEX {}.{}", d.table.schema, ident(name))), build(name)],
+                IndexState::Done | IndexState::Built(_) => vec![],
+            };
+            plan.add("build the (org, primary key) index", None, work);
+        }
+    }
+    for s in &d.scoped {
+        if let Some((fk, _)) = s.dependents.iter().find(|(_, src_org)| src_org.is_none()) {
+            return refuse(
+                format!(
+                    "UNIQUE {} of {t} is referenced by foreign key {} of {}, which is not tenant-scoped",
+                    s.unique.index_name, fk.name, fk.table_name
+                ),
+                format!("Make {} tenant-scoped first, or pass scope_unique => false to keep the key global.", fk.table_name),
+            );
+        }
+        if d.table.partitioned && s.unique.constraint.is_some() {
+            continue;
+        }
+        let work = match &s.index {
+            IndexState::Missing(name) => vec![index_work(d, indexdef_led_by(&s.unique, name, &d.table, &d.org)?)],
+            IndexState::Invalid(name) => vec![
+                index_work(d, format!("DROP INDEX {}.{}", d.table.schema, ident(name))),
+                index_work(d, indexdef_led_by(&s.unique, name, &d.table, &d.org)?),
+            ],
+            IndexState::Done | IndexState::Built(_) => vec![],
+        };
+        plan.add("build a scoped unique index", None, work);
+    }
+
+    // The catalog-only phase: one-call, the table is under ACCESS EXCLUSIVE from here until commit, so
+    // everything slow is above; online, each change is a short transaction of its own.
+    if let Some(key) = &d.org_key {
+        let report = Some(format!("added UNIQUE ({}) to {t}", quoted_list(&key.cols)));
+        let statement = match (&key.state, d.table.partitioned) {
+            (IndexState::Done, _) => None,
+            (_, true) => Some(format!("ALTER TABLE {t} ADD UNIQUE ({})", quoted_list(&key.cols))),
+            (IndexState::Missing(n) | IndexState::Built(n) | IndexState::Invalid(n), false) => {
+                Some(format!("ALTER TABLE {t} ADD CONSTRAINT {n} UNIQUE USING INDEX {n}", n = ident(n)))
+            }
+        };
+        if let Some(statement) = statement {
+            plan.add("attach UNIQUE (org, primary key)", report, vec![Work::Transaction(vec![statement])]);
+        }
+    }
+    for s in &d.scoped {
+        scope_unique(&mut plan, d, s)?;
+    }
+
+    // Foreign keys between tenant tables carry both org columns, so no row references another
+    // tenant's row.
+    for (fk, src_org, ref_org) in &d.tenant_fks {
+        let (add, validate) = composite_fk(fk, src_org, ref_org)?;
+        let mut work = vec![Work::Transaction(vec![drop_fk_statement(fk), add])];
+        work.extend(validate.map(|v| Work::Transaction(vec![v])));
+        plan.add(
+            "make a foreign key composite",
+            Some(format!("replaced foreign key {} of {} with {}", ident(&fk.name), fk.table_name, composite_fk_text(fk, src_org, ref_org))),
+            work,
+        );
+    }
+    for fk in &d.unvalidated_fks {
+        plan.add(
+            "validate a foreign key",
+            None,
+            vec![Work::Transaction(vec![format!("ALTER TABLE {} VALIDATE CONSTRAINT {}", fk.table_name, ident(&fk.name))])],
+        );
+    }
+
+    // An index that leads with the org column: one is there, or the (org, primary key) or a scoped key
+    // built above is one; else one of its own.
+    let builds_leading = d.org_key.as_ref().is_some_and(|k| k.state != IndexState::Done) || !d.scoped.is_empty();
+    if !builds_leading {
+        let work = match &d.leading_index {
+            IndexState::Done | IndexState::Built(_) => vec![],
+            IndexState::Missing(name) => vec![index_work(d, format!("CREATE INDEX {} ON {t} ({q_org})", ident(name)))],
+            IndexState::Invalid(name) => vec![
+                index_work(d, format!("DROP INDEX {}.{}", d.table.schema, ident(name))),
+                index_work(d, format!("CREATE INDEX {} ON {t} ({q_org})", ident(name))),
+            ],
+        };
+        if !work.is_empty() {
+            plan.add("index the org column", Some(format!("added an index on {t} ({q_org})")), work);
+        }
+    }
+
+    if d.column.as_ref().and_then(|c| c.default.as_deref()) != Some(CONTEXT_DEFAULT) {
+        plan.add(
+            "default the org column to the tenant context",
+            Some(format!("set the default of {q_org} of {t} to {CONTEXT_DEFAULT} (no tenant context: error 42501)")),
+            vec![Work::Transaction(vec![format!("ALTER TABLE {t} ALTER COLUMN {q_org} SET DEFAULT {CONTEXT_DEFAULT}")])],
+        );
+    }
+    // SET NOT NULL skips its scan when a valid CHECK proves it; the CHECK then goes.
+    let drop_check = d.not_null_check.as_ref().map(|c| format!("ALTER TABLE {t} DROP CONSTRAINT {}", ident(&c.name)));
+    if !not_null {
+        let mut statements = vec![format!("ALTER TABLE {t} ALTER COLUMN {q_org} SET NOT NULL")];
+        let check_name = d.not_null_check.as_ref().map_or(&d.not_null_check_name, |c| &c.name);
+        if prove_not_null {
+            statements.push(format!("ALTER TABLE {t} DROP CONSTRAINT {}", ident(check_name)));
+        } else {
+            statements.extend(drop_check);
+        }
+        plan.add("make the org column NOT NULL", Some(format!("made {q_org} of {t} NOT NULL")), vec![Work::Transaction(statements)]);
+    } else if let Some(drop) = drop_check {
+        plan.add("drop the NOT NULL proof", None, vec![Work::Transaction(vec![drop])]);
+    }
+
+    for relation in &d.relations {
+        isolate(&mut plan, relation, &d.org);
+    }
+    if d.registered.as_deref() != Some(d.org.as_str()) {
+        plan.add(
+            "register the table",
+            Some(format!("registered {t} in inventory.tenant_tables with org column {q_org}")),
+            vec![Work::Transaction(vec![format!(
+                "INSERT INTO inventory.tenant_tables (relid, org_column, builtin) VALUES ({}::regclass, {}, {})
+                 ON CONFLICT (relid) DO UPDATE SET org_column = excluded.org_column, enabled_at = now()",
+                literal(t),
+                literal(&d.org),
+                d.builtin
+            )])],
+        );
+    }
+    Ok(plan.0)
+}
+
+/// Permissive policies are OR-ed with the tenant policy: the plan refuses a table with one that would
+/// keep it open (55000), naming each and the SQL that closes it, before anything changes.
+fn refuse_open_policies(d: &Description) -> Result<(), Refusal> {
+    if d.open_policies.is_empty() {
+        return Ok(());
+    }
+    let names: Vec<&str> = d.open_policies.iter().map(|(name, _, _)| name.as_str()).collect();
+    let fixes: Vec<String> = d
+        .open_policies
+        .iter()
+        .map(|(_, drop, restrictive)| format!("{drop}  -- or, to keep it as a further restriction: {restrictive}"))
+        .collect();
+    Err(Refusal {
+        code: PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+        message: format!(
+            "{} has permissive policies besides {POLICY} that would keep it open to every tenant: {}",
+            d.table.name,
+            names.join(", ")
+        ),
+        hint: format!(
+            "Permissive policies are OR-ed with the tenant policy, so each lets its rows through whatever the tenant. \
+             Drop each, or recreate it AS RESTRICTIVE (a restriction on top of the tenant policy), then call \
+             enable_tenant_isolation again. Nothing was changed.\n{}",
+            fixes.join("\n")
+        ),
+    })
+}
+
+/// A unique key swapped for its scoped index, with the foreign keys that depend on it dropped and put
+/// back on the scoped key in the same transaction (NOT VALID, then validated in their own).
+fn scope_unique(plan: &mut Plan, d: &Description, s: &ScopedUnique) -> Result<(), Refusal> {
+    let (t, u, org) = (&d.table.name, &s.unique, &d.org);
+    let mut swap: Vec<String> = s.dependents.iter().map(|(fk, _)| drop_fk_statement(fk)).collect();
+    let deferrable = match (u.deferrable, u.deferred) {
+        (true, true) => " DEFERRABLE INITIALLY DEFERRED",
+        (true, false) => " DEFERRABLE",
+        _ => "",
+    };
+    let new_index = match &s.index {
+        IndexState::Missing(n) | IndexState::Built(n) | IndexState::Invalid(n) => n.clone(),
+        IndexState::Done => String::new(),
+    };
+    match (&u.constraint, d.table.partitioned) {
+        (Some(name), true) => {
+            let mut scoped = vec![org.clone()];
+            scoped.extend(u.cols.iter().cloned());
+            swap.push(format!(
+                "ALTER TABLE {t} DROP CONSTRAINT {c}, ADD CONSTRAINT {c} UNIQUE{nnd} ({cols}){deferrable}",
+                c = ident(name),
+                nnd = if u.nulls_not_distinct { " NULLS NOT DISTINCT" } else { "" },
+                cols = quoted_list(&scoped),
+            ));
+        }
+        // Renamed first, so that ADD CONSTRAINT … USING INDEX has no renaming NOTICE to give.
+        (Some(name), false) => swap.extend([
+            format!("ALTER TABLE {t} DROP CONSTRAINT {}", ident(name)),
+            format!("ALTER INDEX {}.{} RENAME TO {}", d.table.schema, ident(&new_index), ident(name)),
+            format!("ALTER TABLE {t} ADD CONSTRAINT {n} UNIQUE USING INDEX {n}{deferrable}", n = ident(name)),
+        ]),
+        (None, _) => swap.extend([
+            format!("DROP INDEX {}.{}", d.table.schema, ident(&u.index_name)),
+            format!("ALTER INDEX {}.{} RENAME TO {}", d.table.schema, ident(&new_index), ident(&u.index_name)),
+        ]),
+    }
+    let mut rebuilt = Vec::new();
+    for (fk, src_org) in &s.dependents {
+        let src_org = src_org.as_deref().unwrap_or_default();
+        let (add, validate) = composite_fk(fk, src_org, org)?;
+        swap.push(add);
+        rebuilt.push((fk, validate, composite_fk_text(fk, src_org, org)));
+    }
+    plan.add(
+        "scope a unique key to the tenant",
+        Some(format!(
+            "scoped unique {} of {t} to the tenant: now ({}, {})",
+            ident(&u.index_name),
+            ident(org),
+            u.keys.join(", ")
+        )),
+        vec![Work::Transaction(swap)],
+    );
+    for (fk, validate, text) in rebuilt {
+        plan.add(
+            "validate a rebuilt foreign key",
+            Some(format!("rebuilt foreign key {} of {} on the scoped key: {text}", ident(&fk.name), fk.table_name)),
+            validate.map(|v| vec![Work::Transaction(vec![v])]).unwrap_or_default(),
+        );
+    }
+    Ok(())
+}
+
+/// Row-level security on one relation: enabled, forced, and our one policy for all commands.
+fn isolate(plan: &mut Plan, r: &Relation, org: &str) {
+    let name = &r.name;
+    if !r.enabled {
+        plan.add(
+            "enable row-level security",
+            Some(format!("enabled row-level security on {name}")),
+            vec![Work::Transaction(vec![format!("ALTER TABLE {name} ENABLE ROW LEVEL SECURITY")])],
+        );
+    }
+    if !r.forced {
+        plan.add(
+            "force row-level security",
+            Some(format!("forced row-level security on {name} (the owner is held to it too)")),
+            vec![Work::Transaction(vec![format!("ALTER TABLE {name} FORCE ROW LEVEL SECURITY")])],
+        );
+    }
+    let expression = format!("({} = ( SELECT inventory.current_org_id() AS current_org_id))", ident(org));
+    let create = format!(
+        "CREATE POLICY {POLICY} ON {name} AS PERMISSIVE FOR ALL TO PUBLIC \
+         USING ({col} = (SELECT inventory.current_org_id())) \
+         WITH CHECK ({col} = (SELECT inventory.current_org_id()))",
+        col = ident(org)
+    );
+    match &r.policy {
+        None => plan.add(
+            "create the tenant policy",
+            Some(format!("created policy {POLICY} on {name}: {} = current_org_id(), for reading and writing", ident(org))),
+            vec![Work::Transaction(vec![create])],
+        ),
+        Some(p) if p.using.as_deref() == Some(&expression) && p.check.as_deref() == Some(&expression) && p.for_all_public => {}
+        Some(_) => plan.add(
+            "replace the tenant policy",
+            Some(format!("replaced policy {POLICY} on {name}, which did not match the tenant expression")),
+            vec![Work::Transaction(vec![format!("DROP POLICY {POLICY} ON {name}"), create])],
+        ),
+    }
+}
+
+/// `fk` put back as `(org, cols) → (ref org, ref cols)`: the ADD (NOT VALID where PostgreSQL allows it,
+/// not on partitioned tables) and the VALIDATE that goes with it.
+fn composite_fk(fk: &ForeignKey, org: &str, ref_org: &str) -> Result<(String, Option<String>), Refusal> {
+    if matches!(fk.on_update.as_str(), "SET NULL" | "SET DEFAULT") {
+        return refuse(
+            format!("foreign key {} on {} has ON UPDATE {}", fk.name, fk.table_name, fk.on_update),
+            "ON UPDATE SET NULL/SET DEFAULT would clear the org column of a composite key; \
+             change it to CASCADE, RESTRICT or NO ACTION first.",
+        );
+    }
+    let mut cols = vec![org.to_string()];
+    cols.extend(fk.cols.iter().cloned());
+    let mut ref_cols = vec![ref_org.to_string()];
+    ref_cols.extend(fk.ref_cols.iter().cloned());
+    // SET NULL / SET DEFAULT on delete must leave the org column alone (PostgreSQL 15 column lists).
+    let on_delete = match fk.on_delete.as_str() {
+        "SET NULL" | "SET DEFAULT" => format!("{} ({})", fk.on_delete, quoted_list(&fk.cols)),
+        other => other.to_string(),
+    };
+    let def = format!(
+        "ALTER TABLE {} ADD CONSTRAINT {} FOREIGN KEY ({}) REFERENCES {} ({}){} ON UPDATE {} ON DELETE {}{}",
+        fk.table_name,
+        ident(&fk.name),
+        quoted_list(&cols),
+        fk.ref_table_name,
+        quoted_list(&ref_cols),
+        if fk.match_full { " MATCH FULL" } else { "" },
+        fk.on_update,
+        on_delete,
+        match (fk.deferrable, fk.deferred) {
+            (true, true) => " DEFERRABLE INITIALLY DEFERRED",
+            (true, false) => " DEFERRABLE",
+            _ => "",
+        },
+    );
+    if fk.source_partitioned {
+        return Ok((def, None));
+    }
+    Ok((
+        format!("{def} NOT VALID"),
+        Some(format!("ALTER TABLE {} VALIDATE CONSTRAINT {}", fk.table_name, ident(&fk.name))),
+    ))
+}
+
+/// `(org, cols) → table (ref org, ref cols)`, for the lines a call returns.
+fn composite_fk_text(fk: &ForeignKey, org: &str, ref_org: &str) -> String {
+    format!(
+        "({}, {}) → {} ({}, {})",
+        ident(org),
+        quoted_list(&fk.cols),
+        fk.ref_table_name,
+        ident(ref_org),
+        quoted_list(&fk.ref_cols)
+    )
+}
+
+fn drop_fk_statement(fk: &ForeignKey) -> String {
+    format!("ALTER TABLE {} DROP CONSTRAINT {}", fk.table_name, ident(&fk.name))
+}
+
+/// The definition of a unique index, under a new name, with the org column put first among its keys.
+/// pg_get_indexdef writes `CREATE UNIQUE INDEX name ON [ONLY ]table USING btree (keys…)…`; anything
+/// else is refused rather than guessed at. `ONLY` (a partitioned table's index) is dropped so the
+/// partitions get it too. It is also how `catalog` recognises an index an earlier run built: its
+/// pg_get_indexdef is this text under its own name.
+pub fn indexdef_led_by(u: &UniqueToScope, new_name: &str, table: &Table, org: &str) -> Result<String, Refusal> {
+    let create = format!("CREATE UNIQUE INDEX {} ON ", ident(&u.index_name));
+    let using = format!("{} USING btree (", table.name);
+    let rest = ["", "ONLY "].iter().find_map(|only| u.indexdef.strip_prefix(&format!("{create}{only}{using}")));
+    match rest {
+        Some(rest) => Ok(format!("CREATE UNIQUE INDEX {} ON {using}{}, {rest}", ident(new_name), ident(org))),
+        None => refuse(
+            format!("cannot rewrite unique index {} automatically: {}", u.index_name, u.indexdef),
+            "Rewrite it by hand so that it leads with the org column, or pass scope_unique => false.",
+        ),
+    }
+}
