@@ -79,6 +79,7 @@ COMMENT ON PROCEDURE inventory.backfill_org_column(regclass, uuid, name, integer
 -- - index: CREATE/DROP INDEX CONCURRENTLY, which only a top-level statement can run, so a background
 --   worker runs it (concurrent_index_start) while this polls, committing between polls;
 -- - backfill: backfill_org_column's committed batches.
+-- stop_after stops after that many pieces (what the tests use to show it resumes from any of them).
 -- Like backfill_org_column it has no SET clause (a procedure with one cannot COMMIT): it is SECURITY
 -- INVOKER, qualifies its names, and the functions it calls pin their search_path.
 CREATE PROCEDURE inventory.enable_tenant_isolation_online(
@@ -86,7 +87,8 @@ CREATE PROCEDURE inventory.enable_tenant_isolation_online(
     org_column name DEFAULT 'org_id',
     backfill_org uuid DEFAULT NULL,
     scope_unique boolean DEFAULT true,
-    lock_wait interval DEFAULT '100ms'
+    lock_wait interval DEFAULT '100ms',
+    stop_after integer DEFAULT NULL
 )
 LANGUAGE plpgsql
 AS $$
@@ -97,9 +99,15 @@ DECLARE
     answer record;
     statement text;
     done boolean;
+    pieces integer := 0;
     tries constant integer := 100;
 BEGIN
+    IF lock_wait IS NULL OR lock_wait < '1ms' OR lock_wait > '1min' THEN
+        RAISE EXCEPTION 'lock_wait must be between 1 ms and a minute' USING ERRCODE = '22023';
+    END IF;
     LOOP
+        EXIT WHEN pieces = stop_after;
+        pieces := pieces + 1;
         SELECT * INTO next FROM inventory.tenant_isolation_next_step(tbl, org_column, backfill_org, scope_unique);
         EXIT WHEN NOT FOUND;
         -- A piece of work that leaves the catalog as it was would come back for ever.
@@ -136,6 +144,7 @@ BEGIN
                     done := true;
                 EXCEPTION WHEN lock_not_available OR deadlock_detected THEN
                     done := false;
+                    RAISE NOTICE 'step "%" gave way to the application (attempt %): %', next.step, attempt, SQLERRM;
                     IF attempt = tries THEN
                         RAISE EXCEPTION 'enable_tenant_isolation_online: step "%" did not get its locks in % tries', next.step, tries
                             USING ERRCODE = '55P03', DETAIL = SQLERRM,
@@ -149,14 +158,14 @@ BEGIN
                 COMMIT;
             END LOOP;
         END IF;
-        IF next.report IS NOT NULL THEN
-            RAISE NOTICE '%', next.report;
-        END IF;
+        FOREACH statement IN ARRAY next.report LOOP
+            RAISE NOTICE '%', statement;
+        END LOOP;
         COMMIT;
     END LOOP;
 END
 $$;
-COMMENT ON PROCEDURE inventory.enable_tenant_isolation_online(regclass, name, uuid, boolean, interval) IS
+COMMENT ON PROCEDURE inventory.enable_tenant_isolation_online(regclass, name, uuid, boolean, interval, integer) IS
     'enable_tenant_isolation for a table being written to: the same steps, committed one by one (SPEC §4).';
 
 -- The permissive policies of one table that let rows through other than by its org column, each with

@@ -64,7 +64,7 @@ fn enable_tenant_isolation(
                     Work::Backfill(b) => filled += backfill(tbl, org_column.clone(), *b),
                 }
             }
-            lines.extend(step.report.map(|r| r.replace("{filled}", &filled.to_string())));
+            lines.extend(step.report.iter().map(|r| r.replace("{filled}", &filled.to_string())));
         }
     }
     errors::raise(
@@ -101,7 +101,7 @@ fn tenant_isolation_next_step(
     scope_unique: default!(Option<bool>, "true"),
 ) -> TableIterator<
     'static,
-    (name!(step, String), name!(report, Option<String>), name!(kind, String), name!(statements, Vec<String>)),
+    (name!(step, String), name!(report, Vec<String>), name!(kind, String), name!(statements, Vec<String>)),
 > {
     // SAFETY: reads the transaction state.
     if unsafe { pg_sys::IsTransactionBlock() } {
@@ -113,7 +113,7 @@ fn tenant_isolation_next_step(
     }
     let next = steps(tbl, org_column, backfill_org, scope_unique, Mode::Online).into_iter().find(|s| !s.work.is_empty());
     let row = next.map(|step| {
-        let report = step.report.map(|r| r.replace("{filled}", "the NULL"));
+        let report = step.report.iter().map(|r| r.replace("{filled}", "the NULL")).collect();
         let (kind, statements) = match step.work.into_iter().next() {
             Some(Work::Transaction(statements)) => ("transaction", statements),
             Some(Work::Index(statement)) => ("index", vec![Work::concurrently(&statement)]),

@@ -178,12 +178,12 @@ impl Work {
     }
 }
 
-/// One named step: what it is, the line the one-call path returns for it (`{filled}`: the number of
+/// One named step: what it is, the lines the one-call path returns for it (`{filled}`: the number of
 /// rows a backfill filled) and its work.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct Step {
     pub name: &'static str,
-    pub report: Option<String>,
+    pub report: Vec<String>,
     pub work: Vec<Work>,
 }
 
@@ -217,7 +217,7 @@ struct Plan(Vec<Step>);
 impl Plan {
     fn add(&mut self, name: &'static str, report: Option<String>, work: Vec<Work>) {
         if !work.is_empty() || report.is_some() {
-            self.0.push(Step { name, report, work });
+            self.0.push(Step { name, report: report.into_iter().collect(), work });
         }
     }
 }
@@ -557,22 +557,19 @@ fn scope_unique(plan: &mut Plan, d: &Description, s: &ScopedUnique) -> Result<()
     Ok(())
 }
 
-/// Row-level security on one relation: enabled, forced, and our one policy for all commands.
+/// Row-level security on one relation: enabled, forced, and our one policy for all commands — in one
+/// transaction, since row-level security without the policy would refuse every row to the application
+/// (the online path commits between steps).
 fn isolate(plan: &mut Plan, r: &Relation, org: &str) {
     let name = &r.name;
+    let (mut lines, mut statements) = (Vec::new(), Vec::new());
     if !r.enabled {
-        plan.add(
-            "enable row-level security",
-            Some(format!("enabled row-level security on {name}")),
-            vec![Work::Transaction(vec![format!("ALTER TABLE {name} ENABLE ROW LEVEL SECURITY")])],
-        );
+        lines.push(format!("enabled row-level security on {name}"));
+        statements.push(format!("ALTER TABLE {name} ENABLE ROW LEVEL SECURITY"));
     }
     if !r.forced {
-        plan.add(
-            "force row-level security",
-            Some(format!("forced row-level security on {name} (the owner is held to it too)")),
-            vec![Work::Transaction(vec![format!("ALTER TABLE {name} FORCE ROW LEVEL SECURITY")])],
-        );
+        lines.push(format!("forced row-level security on {name} (the owner is held to it too)"));
+        statements.push(format!("ALTER TABLE {name} FORCE ROW LEVEL SECURITY"));
     }
     let expression = format!("({} = ( SELECT inventory.current_org_id() AS current_org_id))", ident(org));
     let create = format!(
@@ -582,17 +579,18 @@ fn isolate(plan: &mut Plan, r: &Relation, org: &str) {
         col = ident(org)
     );
     match &r.policy {
-        None => plan.add(
-            "create the tenant policy",
-            Some(format!("created policy {POLICY} on {name}: {} = current_org_id(), for reading and writing", ident(org))),
-            vec![Work::Transaction(vec![create])],
-        ),
+        None => {
+            lines.push(format!("created policy {POLICY} on {name}: {} = current_org_id(), for reading and writing", ident(org)));
+            statements.push(create);
+        }
         Some(p) if p.using.as_deref() == Some(&expression) && p.check.as_deref() == Some(&expression) && p.for_all_public => {}
-        Some(_) => plan.add(
-            "replace the tenant policy",
-            Some(format!("replaced policy {POLICY} on {name}, which did not match the tenant expression")),
-            vec![Work::Transaction(vec![format!("DROP POLICY {POLICY} ON {name}"), create])],
-        ),
+        Some(_) => {
+            lines.push(format!("replaced policy {POLICY} on {name}, which did not match the tenant expression"));
+            statements.extend([format!("DROP POLICY {POLICY} ON {name}"), create]);
+        }
+    }
+    if !statements.is_empty() {
+        plan.0.push(Step { name: "isolate with row-level security", report: lines, work: vec![Work::Transaction(statements)] });
     }
 }
 
