@@ -124,7 +124,7 @@ BEGIN
             request := inventory.concurrent_index_start(next.statements[1]);
             LOOP
                 COMMIT;
-                SELECT * INTO answer FROM inventory.concurrent_index_result(request);
+                SELECT * INTO answer FROM inventory.background_result(request);
                 EXIT WHEN answer.finished;
                 COMMIT;
                 PERFORM pg_catalog.pg_sleep(0.05);

@@ -337,3 +337,38 @@ COMMENT ON FUNCTION inventory.transfer(uuid, uuid, uuid, numeric, uuid, text) IS
     'Moves stock between two locations: two ledger entries, both or neither; returns their ids.';
 COMMENT ON FUNCTION inventory.on_hand(uuid, uuid) IS
     'Stock on hand of an item (at a location, or everywhere), from the materialized balances.';
+
+-- track_balances for a ledger that is being written to (src/balances/online.rs): the same set-up, with
+-- writers held back only while it is made (the lock is tried, never queued for); the balances of the
+-- ledger as it was then are summed by a background worker under that instant's snapshot and added to
+-- the balance rows the triggers keep meanwhile. Read the balances once it returns. Like the isolation
+-- procedure it has no SET clause (it commits): SECURITY INVOKER, names qualified. Called again, it
+-- starts over (an online rebuild): after a failure, that is how it resumes.
+CREATE PROCEDURE inventory.track_balances_online(
+    ledger regclass,
+    balance_table text,
+    key_columns name[],
+    qty_column name
+)
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    request bigint;
+    answer record;
+BEGIN
+    request := inventory.balance_fill_start(ledger, balance_table, key_columns, qty_column);
+    LOOP
+        COMMIT;
+        SELECT * INTO answer FROM inventory.background_result(request);
+        EXIT WHEN answer.finished;
+        PERFORM pg_catalog.pg_sleep(0.05);
+    END LOOP;
+    IF answer.sqlstate IS NOT NULL THEN
+        RAISE EXCEPTION '%', answer.message USING ERRCODE = answer.sqlstate,
+            DETAIL = 'while filling the balances of ' || ledger::text || ' from its snapshot',
+            HINT = 'Fix the cause and call track_balances_online again: it starts over.';
+    END IF;
+END
+$$;
+COMMENT ON PROCEDURE inventory.track_balances_online(regclass, text, name[], name) IS
+    'track_balances for a ledger being written to: the balances filled by a background worker from a snapshot.';

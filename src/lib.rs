@@ -7,6 +7,7 @@ use pgrx::prelude::*;
 
 mod api_key;
 mod backup;
+mod background;
 mod balances;
 mod cluster_changes;
 mod errors;

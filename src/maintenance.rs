@@ -43,6 +43,49 @@ pub fn try_lock_relation(relation: pg_sys::Oid, mode: u32) -> bool {
     poll(|| unsafe { pg_sys::ConditionalLockRelationOid(relation, mode as pg_sys::LOCKMODE) })
 }
 
+/// Takes a relation lock for a step that must not hold the application back: it tries the lock without
+/// queueing for a moment (a queued request makes every later writer wait behind it), then queues for at
+/// most `wait_ms` and, if it did not get it, gives way (the request withdrawn, in a subtransaction rolled
+/// back) and starts over, for up to `rounds` rounds. False when it never got it.
+pub fn lock_giving_way(relation: pg_sys::Oid, mode: u32, wait_ms: i32, rounds: u32) -> bool {
+    for _ in 0..rounds {
+        for _ in 0..50 {
+            // SAFETY: a conditional lock on an OID, held until the end of the transaction; a plain sleep
+            // that answers a cancel.
+            unsafe {
+                if pg_sys::ConditionalLockRelationOid(relation, mode as pg_sys::LOCKMODE) {
+                    return true;
+                }
+                pg_sys::pg_usleep(2_000);
+                pg_sys::check_for_interrupts!();
+            }
+        }
+        // SAFETY: a backend global, restored below whatever happens.
+        let saved = unsafe { pg_sys::LockTimeout };
+        unsafe { pg_sys::LockTimeout = wait_ms };
+        let queued = subtransaction(
+            // SAFETY: a lock on an OID; kept (the subtransaction released) when it was granted.
+            || unsafe { pg_sys::LockRelationOid(relation, mode as pg_sys::LOCKMODE) },
+            |_| true,
+        );
+        unsafe { pg_sys::LockTimeout = saved };
+        match queued {
+            Ok(()) => return true,
+            Err(e) if lock_timed_out(&e) => continue,
+            Err(e) => e.rethrow(),
+        }
+    }
+    false
+}
+
+fn lock_timed_out(e: &CaughtError) -> bool {
+    match e {
+        CaughtError::PostgresError(r) | CaughtError::ErrorReport(r) | CaughtError::RustPanic { ereport: r, .. } => {
+            r.sql_error_code() == pgrx::pg_sys::errcodes::PgSqlErrorCode::ERRCODE_LOCK_NOT_AVAILABLE
+        }
+    }
+}
+
 /// Tries `attempt` until it succeeds or `inventory.maintenance_lock_timeout` has passed.
 fn poll(mut attempt: impl FnMut() -> bool) -> bool {
     let bound = Duration::from_millis(guc::maintenance_lock_timeout_ms() as u64);

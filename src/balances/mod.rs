@@ -5,6 +5,7 @@
 pub mod ddl;
 pub mod direct;
 pub mod frames;
+pub mod online;
 pub mod plans;
 pub mod slots;
 pub mod spread;
@@ -49,6 +50,58 @@ fn track_balances(
     allow_negative: default!(Option<bool>, "true"),
 ) {
     crate::sql_version::require_current("inventory.track_balances");
+    let (ledger, balance_table, keys, qty) = track_arguments(ledger, balance_table, key_columns, qty_column);
+    let rule = (allow_negative == Some(false)).then_some(RULE_REFUSE);
+    ddl::own_ddl(|| track(ledger, &balance_table, keys, qty, rule, Fill::Now));
+}
+
+/// `track_balances`' first half for `track_balances_online` (sql/ledger.sql): the same set-up in this
+/// transaction, the fill handed to a background worker (`online`). Returns the request to poll.
+#[pg_extern(volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
+fn balance_fill_start(
+    ledger: Option<RegClass>,
+    balance_table: Option<&str>,
+    key_columns: Option<NameArray>,
+    qty_column: Option<SqlName>,
+) -> i64 {
+    crate::sql_version::require_current("inventory.track_balances_online");
+    // SAFETY: reads the transaction state.
+    if unsafe { pg_sys::IsTransactionBlock() } {
+        errors::raise(
+            PgSqlErrorCode::ERRCODE_ACTIVE_SQL_TRANSACTION,
+            "track_balances_online cannot run inside a transaction block",
+            "CALL it on its own, or use track_balances in a transaction.",
+        );
+    }
+    let (ledger, balance_table, keys, qty) = track_arguments(ledger, balance_table, key_columns, qty_column);
+    // Writers are held back from here to the commit that follows the worker's start. The lock is tried
+    // between postings and queued for at most 100 ms at a time (postings wait no longer behind this
+    // call), for up to about a minute.
+    if !maintenance::lock_giving_way(ledger, pg_sys::ShareRowExclusiveLock, 100, 300) {
+        errors::raise(
+            PgSqlErrorCode::ERRCODE_LOCK_NOT_AVAILABLE,
+            format!("{} stayed locked by other sessions for a minute", relation_name(ledger)),
+            "Call again: nothing was changed.",
+        )
+    }
+    ddl::own_ddl(|| track(ledger, &balance_table, keys, qty, None, Fill::Online)).unwrap_or_default()
+}
+
+/// How `track` fills the balances: in its transaction, or from a snapshot by a background worker.
+#[derive(PartialEq)]
+enum Fill {
+    Now,
+    Online,
+}
+
+/// The arguments `track_balances` and `track_balances_online` share, checked.
+fn track_arguments(
+    ledger: Option<RegClass>,
+    balance_table: Option<&str>,
+    key_columns: Option<NameArray>,
+    qty_column: Option<SqlName>,
+) -> (pg_sys::Oid, String, Vec<String>, String) {
     let (Some(RegClass(ledger)), Some(balance_table), Some(keys), Some(SqlName(qty))) =
         (ledger, balance_table, key_columns, qty_column)
     else {
@@ -57,12 +110,10 @@ fn track_balances(
             "e.g. inventory.track_balances('public.\"InventoryLedger\"', 'public.\"InventoryBalance\"', ARRAY['itemId', 'locationId'], 'qtyCanonical')",
         )
     };
-    let keys: Vec<String> = keys.0.into_iter().map(Option::unwrap_or_default).collect();
-    let rule = (allow_negative == Some(false)).then_some(RULE_REFUSE);
-    ddl::own_ddl(|| track(ledger, balance_table, keys, qty, rule));
+    (ledger, balance_table.to_string(), keys.0.into_iter().map(Option::unwrap_or_default).collect(), qty)
 }
 
-fn track(ledger: pg_sys::Oid, balance_table: &str, mut keys: Vec<String>, qty: String, rule: Option<&str>) {
+fn track(ledger: pg_sys::Oid, balance_table: &str, mut keys: Vec<String>, qty: String, rule: Option<&str>, fill: Fill) -> Option<i64> {
     let ledger_name = relation_name(ledger);
     trust::refuse_unless_plain_table(ledger);
     let rule = if ledger_name == BUILTIN_LEDGER { Some(RULE_ITEMS) } else { rule };
@@ -208,7 +259,13 @@ fn track(ledger: pg_sys::Oid, balance_table: &str, mut keys: Vec<String>, qty: S
             rule.into(),
         ],
     );
-    rebuild(ledger, None);
+    match fill {
+        Fill::Now => {
+            rebuild(ledger, None);
+            None
+        }
+        Fill::Online => Some(online::start(ledger)),
+    }
 }
 
 /// Gives `relation` (its SQL name; `kind` TABLE or VIEW), made by the caller, to the owner of `owner_of`

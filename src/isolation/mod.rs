@@ -8,7 +8,7 @@
 //! already done, so calling either twice is safe, and the online path resumes where it stopped.
 
 mod catalog;
-mod concurrent;
+
 mod plan;
 
 use crate::errors;

@@ -160,7 +160,7 @@ DECLARE
 BEGIN
     LOOP
         COMMIT;
-        SELECT * INTO result FROM inventory.concurrent_index_result(request);
+        SELECT * INTO result FROM inventory.background_result(request);
         EXIT WHEN result.finished;
         PERFORM pg_sleep(0.01);
     END LOOP;
@@ -174,11 +174,11 @@ CALL pg_temp.in_background('CREATE INDEX CONCURRENTLY online_c_code ON online_c.
 CALL pg_temp.in_background('DROP INDEX CONCURRENTLY online_c.online_c_code');
 CREATE ROLE online_someone;
 GRANT USAGE ON SCHEMA inventory, online_c TO online_someone;
-GRANT EXECUTE ON FUNCTION inventory.concurrent_index_start(text), inventory.concurrent_index_result(bigint) TO online_someone;
+GRANT EXECUTE ON FUNCTION inventory.concurrent_index_start(text), inventory.background_result(bigint) TO online_someone;
 SET ROLE online_someone;
 CALL pg_temp.in_background('CREATE INDEX CONCURRENTLY online_c_code2 ON online_c."Item" (sku)');
 RESET ROLE;
-SELECT * FROM inventory.concurrent_index_result(12345);
+SELECT * FROM inventory.background_result(12345);
 SELECT count(*) AS indexes_on_sku FROM pg_index WHERE indrelid = 'online_c."Item"'::regclass AND indkey[0] = 2;
 
 -- Clean up.

@@ -1,15 +1,20 @@
-//! `CREATE INDEX CONCURRENTLY` and `DROP INDEX CONCURRENTLY` for the online path.
+//! Work the online procedures hand to a background worker, because a procedure's own statements cannot
+//! do it:
+//! - `CREATE INDEX CONCURRENTLY` and `DROP INDEX CONCURRENTLY` (for `enable_tenant_isolation_online`):
+//!   PostgreSQL runs them only as a top-level statement outside any transaction block, which a statement
+//!   of a procedure never is, not even after its COMMIT (checked on PostgreSQL 15). The worker runs the
+//!   statement as a top-level statement of its own, through a portal, as a client's would run.
+//! - filling balances from a snapshot (for `track_balances_online`): the procedure's transaction exports
+//!   the snapshot its triggers start from and must stay open until someone imports it, while the sums
+//!   over the ledger as it was then take long; the worker imports it, and its sums are added to the
+//!   balance rows the triggers keep meanwhile (`balances::online`).
 //!
-//! PostgreSQL runs them only as a top-level statement outside any transaction block, which a statement
-//! of a procedure never is, not even after its COMMIT (checked on PostgreSQL 15). So a background
-//! worker runs each one, as a top-level statement of its own, in the caller's database and as the
-//! caller's current role (connected as the session user, which can log in, then switched to the role as
-//! SET ROLE would: it can do nothing the caller cannot). The request and the answer travel in a dynamic
-//! shared memory segment; the procedure polls `concurrent_index_result` and commits between polls, since
-//! an open snapshot of its own would make the build wait for it.
-//!
-//! The worker accepts nothing but those two statements (checked on the parse tree), so the functions
-//! are no way to run other SQL in the background.
+//! The worker connects to the caller's database as the session user (which can log in) and takes the
+//! caller's current role as SET ROLE would: it can do nothing the caller cannot. The request and the
+//! answer travel in a dynamic shared memory segment; the procedure polls `background_result`, committing
+//! between polls (an open snapshot of its own would make an index build wait for it). A worker accepts
+//! nothing but these jobs: the index statement is checked on its parse tree, and the fill runs only SQL
+//! that `balances::online` wrote.
 
 use crate::errors;
 use pgrx::bgworkers::{BackgroundWorkerBuilder, BackgroundWorkerStatus, BgWorkerStartTime, DynamicBackgroundWorker};
@@ -24,23 +29,45 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 const STATEMENT_MAX: usize = 16 * 1024;
 const MESSAGE_MAX: usize = 2 * 1024;
+const SNAPSHOT_MAX: usize = 64;
 
-// 0: waiting (the zeroed segment).
+// States; 0 (the zeroed segment) is waiting.
 const SUCCEEDED: u32 = 1;
 const FAILED: u32 = 2;
+
+const INDEX: u32 = 0;
+const FILL: u32 = 1;
 
 /// The request and its answer, in the segment.
 #[repr(C)]
 struct Request {
     state: AtomicU32,
+    /// Set by a fill once it has imported the snapshot (the exporting transaction may end then).
+    imported: AtomicU32,
+    kind: u32,
     database: pg_sys::Oid,
     session_user: pg_sys::Oid,
     current_user: pg_sys::Oid,
+    /// A fill's upkeep identity (`trust::Upkeep`): InvalidOid for the caller's own rights.
+    upkeep_role: pg_sys::Oid,
+    upkeep_own_rows: bool,
+    snapshot: [u8; SNAPSHOT_MAX],
     statement_len: u32,
     statement: [u8; STATEMENT_MAX],
+    second_len: u32,
+    second: [u8; STATEMENT_MAX],
     sqlstate: [u8; 5],
     message_len: u32,
     message: [u8; MESSAGE_MAX],
+}
+
+/// A fill of balances from an exported snapshot: `sums` (one row of arrays) runs under the snapshot,
+/// `merge` (its parameters: those arrays) after it, each as `upkeep`.
+pub struct Fill {
+    pub snapshot: String,
+    pub sums: String,
+    pub merge: String,
+    pub upkeep: crate::trust::Upkeep,
 }
 
 struct Pending {
@@ -49,18 +76,21 @@ struct Pending {
 }
 
 thread_local! {
-    /// This backend's requests, by segment handle; they outlive transactions (the procedure commits).
+    /// This backend's requests, by segment handle; they outlive transactions (the procedures commit).
     static PENDING: RefCell<HashMap<u32, Pending>> = RefCell::new(HashMap::new());
 }
 
-/// Starts a worker for one `CREATE [UNIQUE] INDEX CONCURRENTLY` or `DROP INDEX CONCURRENTLY` statement
-/// and returns the request's number for `concurrent_index_result`.
-#[pg_extern(volatile, parallel_unsafe)]
-#[search_path(pg_catalog, pg_temp)]
-fn concurrent_index_start(statement: &str) -> i64 {
-    if statement.len() > STATEMENT_MAX {
-        errors::invalid_argument("the statement is too long", format!("At most {STATEMENT_MAX} bytes."));
+fn copy_text(into: &mut [u8], len: &mut u32, text: &str) {
+    if text.len() > into.len() {
+        errors::invalid_argument("the statement is too long", format!("At most {} bytes.", into.len()));
     }
+    into[..text.len()].copy_from_slice(text.as_bytes());
+    *len = text.len() as u32;
+}
+
+/// Starts a worker for `fill` (a `Request` already written, but for the common fields) and returns the
+/// request's number for `background_result`.
+fn start(fill: impl FnOnce(&mut Request)) -> i64 {
     // SAFETY: plain calls into PostgreSQL from a backend; the segment is ours until we detach it.
     unsafe {
         let segment = pg_sys::dsm_create(std::mem::size_of::<Request>(), 0);
@@ -68,19 +98,18 @@ fn concurrent_index_start(statement: &str) -> i64 {
         pg_sys::dsm_pin_mapping(segment);
         let request = pg_sys::dsm_segment_address(segment) as *mut Request;
         std::ptr::write_bytes(request as *mut u8, 0, std::mem::size_of::<Request>());
-        let request = &mut *request; // zeroed: WAITING, no answer
+        let request = &mut *request; // zeroed: waiting, no answer
         request.database = pg_sys::MyDatabaseId;
         request.session_user = pg_sys::GetSessionUserId();
         request.current_user = pg_sys::GetUserId();
-        request.statement[..statement.len()].copy_from_slice(statement.as_bytes());
-        request.statement_len = statement.len() as u32;
+        fill(request);
         let handle = pg_sys::dsm_segment_handle(segment);
         // The worker's handle is palloc'd: in TopMemoryContext, so that it outlives the transaction.
         let worker = PgMemoryContexts::TopMemoryContext.switch_to(|_| {
-            BackgroundWorkerBuilder::new("inventory_ext concurrent index")
-                .set_type("inventory_ext concurrent index")
+            BackgroundWorkerBuilder::new("inventory_ext background")
+                .set_type("inventory_ext background")
                 .set_library("inventory_ext")
-                .set_function("inventory_concurrent_index_main")
+                .set_function("inventory_background_main")
                 .set_argument(Some(pg_sys::Datum::from(handle)))
                 .enable_spi_access()
                 .set_start_time(BgWorkerStartTime::RecoveryFinished)
@@ -92,7 +121,7 @@ fn concurrent_index_start(statement: &str) -> i64 {
             pg_sys::dsm_detach(segment);
             errors::raise(
                 PgSqlErrorCode::ERRCODE_CONFIGURATION_LIMIT_EXCEEDED,
-                "no background worker slot is free to build the index concurrently",
+                "no background worker slot is free for the online step",
                 "Raise max_worker_processes, or call again when fewer background workers run.",
             )
         };
@@ -101,18 +130,69 @@ fn concurrent_index_start(statement: &str) -> i64 {
     }
 }
 
+/// Starts a worker for one `CREATE [UNIQUE] INDEX CONCURRENTLY` or `DROP INDEX CONCURRENTLY` statement
+/// and returns the request's number for `background_result`.
+#[pg_extern(volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
+fn concurrent_index_start(statement: &str) -> i64 {
+    start(|r| {
+        r.kind = INDEX;
+        copy_text(&mut r.statement, &mut r.statement_len, statement);
+    })
+}
+
+/// Starts a worker that imports `fill.snapshot` and returns once it has (or fails): the caller's
+/// transaction, which exported it, may end from then on.
+pub fn start_fill(fill: Fill) -> i64 {
+    let request = start(|r| {
+        r.kind = FILL;
+        let snapshot = fill.snapshot.as_bytes();
+        r.snapshot[..snapshot.len().min(SNAPSHOT_MAX - 1)].copy_from_slice(&snapshot[..snapshot.len().min(SNAPSHOT_MAX - 1)]);
+        copy_text(&mut r.statement, &mut r.statement_len, &fill.sums);
+        copy_text(&mut r.second, &mut r.second_len, &fill.merge);
+        (r.upkeep_role, r.upkeep_own_rows) = match fill.upkeep {
+            crate::trust::Upkeep::Definer => (pg_sys::InvalidOid, false),
+            crate::trust::Upkeep::Owner { role, own_rows } => (role, own_rows),
+        };
+    });
+    let handle = request as u32;
+    for _ in 0..30_000 {
+        let (imported, answered, stopped) = PENDING.with(|p| {
+            let pending = p.borrow();
+            let entry = pending.get(&handle).expect("started above");
+            // SAFETY: mapped until the request is answered and read.
+            let r = unsafe { &*(pg_sys::dsm_segment_address(entry.segment) as *const Request) };
+            let stopped = matches!(entry.worker.pid(), Err(BackgroundWorkerStatus::Stopped | BackgroundWorkerStatus::PostmasterDied));
+            (r.imported.load(Ordering::Acquire) == 1, r.state.load(Ordering::Acquire) != 0, stopped)
+        });
+        if imported || answered || stopped {
+            return request;
+        }
+        // SAFETY: a plain sleep that answers a cancel.
+        unsafe {
+            pg_sys::pg_usleep(2_000);
+            pg_sys::check_for_interrupts!();
+        }
+    }
+    errors::raise(
+        PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+        "the background worker did not start within a minute",
+        "Check max_worker_processes and the server log, then call again.",
+    )
+}
+
 /// Whether request `request` of this session has finished, and if it failed, how (its SQLSTATE and
 /// message). Once it has finished the request is forgotten.
 #[pg_extern(volatile, parallel_unsafe)]
 #[search_path(pg_catalog, pg_temp)]
-fn concurrent_index_result(
+fn background_result(
     request: i64,
 ) -> TableIterator<'static, (name!(finished, bool), name!(sqlstate, Option<String>), name!(message, Option<String>))> {
     let handle = u32::try_from(request).unwrap_or_default();
     let answer = PENDING.with(|p| {
         let mut pending = p.borrow_mut();
         let Some(entry) = pending.get(&handle) else {
-            errors::invalid_argument(format!("no request {request} of this session is waiting"), "Pass what concurrent_index_start returned.")
+            errors::invalid_argument(format!("no request {request} of this session is waiting"), "Pass what the start function returned.")
         };
         // SAFETY: the segment stays mapped until it is removed below.
         let request = unsafe { &*(pg_sys::dsm_segment_address(entry.segment) as *const Request) };
@@ -127,13 +207,13 @@ fn concurrent_index_result(
             }
             _ if stopped => Some((
                 Some("57P01".to_string()),
-                Some("the background worker building the index stopped before it finished (see the server log)".to_string()),
+                Some("the background worker stopped before it finished (see the server log)".to_string()),
             )),
             _ => None,
         };
         if answer.is_some() {
             if let Some(done) = pending.remove(&handle) {
-                // SAFETY: ours, mapped since `concurrent_index_start`.
+                // SAFETY: ours, mapped since `start`.
                 unsafe { pg_sys::dsm_detach(done.segment) };
             }
         }
@@ -146,10 +226,10 @@ fn concurrent_index_result(
     TableIterator::once(row)
 }
 
-/// The worker: one statement, then it exits.
+/// The worker: one job, then it exits.
 #[pg_guard]
 #[unsafe(no_mangle)]
-pub extern "C-unwind" fn inventory_concurrent_index_main(argument: pg_sys::Datum) {
+pub extern "C-unwind" fn inventory_background_main(argument: pg_sys::Datum) {
     // SAFETY: the segment handle the requesting backend passed; it keeps the segment until we answer
     // (or it exits, and then the segment lives as long as we are attached).
     unsafe {
@@ -159,11 +239,25 @@ pub extern "C-unwind" fn inventory_concurrent_index_main(argument: pg_sys::Datum
             return; // the requester has gone and its segment with it: nobody to answer
         }
         let request = &mut *(pg_sys::dsm_segment_address(segment) as *mut Request);
-        let statement = String::from_utf8_lossy(&request.statement[..request.statement_len as usize]).into_owned();
         pg_sys::BackgroundWorkerInitializeConnectionByOid(request.database, request.session_user, 0);
+        let text = |bytes: &[u8], len: u32| String::from_utf8_lossy(&bytes[..len as usize]).into_owned();
+        let statement = text(&request.statement, request.statement_len);
         let current_user = request.current_user;
+        let kind = request.kind;
+        let fill = (kind == FILL).then(|| {
+            let snapshot = std::ffi::CStr::from_bytes_until_nul(&request.snapshot).map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+            let upkeep = match request.upkeep_role {
+                pg_sys::InvalidOid => crate::trust::Upkeep::Definer,
+                role => crate::trust::Upkeep::Owner { role, own_rows: request.upkeep_own_rows },
+            };
+            Fill { snapshot, sums: statement.clone(), merge: text(&request.second, request.second_len), upkeep }
+        });
+        let imported: &AtomicU32 = &*(&request.imported as *const AtomicU32);
         let outcome = PgTryBuilder::new(move || {
-            run_top_level(&statement, current_user);
+            match fill {
+                None => run_top_level(&statement, current_user),
+                Some(fill) => crate::balances::online::fill(fill, current_user, || imported.store(1, Ordering::Release)),
+            }
             None
         })
         .catch_others(|e| match e {
@@ -188,22 +282,30 @@ pub extern "C-unwind" fn inventory_concurrent_index_main(argument: pg_sys::Datum
     }
 }
 
-/// What `exec_simple_query` does for one utility statement, with the transaction commands the
-/// concurrent build itself issues in between: parse, check it is one of the two statements, analyze,
-/// plan, run at top level.
-unsafe fn run_top_level(statement: &str, current_user: pg_sys::Oid) {
-    let sql = std::ffi::CString::new(statement).unwrap_or_default();
-    // SAFETY: called once from the worker, connected, outside any transaction.
+/// Starts the worker's transaction as the caller: its current role (as SET ROLE; the session user is
+/// the caller's too), `search_path` pinned, the statement shown in pg_stat_activity.
+pub unsafe fn begin_as_caller(current_user: pg_sys::Oid, statement: &std::ffi::CStr) {
+    // SAFETY: called from the worker, connected, outside any transaction.
     unsafe {
         pg_sys::SetCurrentStatementStartTimestamp();
         pg_sys::StartTransactionCommand();
-        // As SET ROLE: the caller's current role (the session user is the caller's too).
         if current_user != pg_sys::GetSessionUserId() {
             pg_sys::SetCurrentRoleId(current_user, pg_sys::superuser_arg(current_user));
         }
         pg_sys::SetConfigOption(c"search_path".as_ptr(), c"pg_catalog, pg_temp".as_ptr(), pg_sys::GucContext::PGC_USERSET, pg_sys::GucSource::PGC_S_SESSION);
-        pg_sys::pgstat_report_activity(pg_sys::BackendState::STATE_RUNNING, sql.as_ptr());
-        pg_sys::debug_query_string = sql.as_ptr();
+        pg_sys::pgstat_report_activity(pg_sys::BackendState::STATE_RUNNING, statement.as_ptr());
+        pg_sys::debug_query_string = statement.as_ptr();
+    }
+}
+
+/// What `exec_simple_query` does for one utility statement, with the transaction commands the
+/// concurrent build itself issues in between: parse, check it is one of the two statements, analyze,
+/// plan, run at top level through a portal.
+unsafe fn run_top_level(statement: &str, current_user: pg_sys::Oid) {
+    let sql = std::ffi::CString::new(statement).unwrap_or_default();
+    // SAFETY: called once from the worker, connected, outside any transaction.
+    unsafe {
+        begin_as_caller(current_user, &sql);
         // The parse and plan trees must outlive the transactions the build commits.
         let context = pg_sys::AllocSetContextCreateInternal(
             pg_sys::TopMemoryContext,
