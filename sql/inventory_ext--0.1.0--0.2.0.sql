@@ -368,6 +368,140 @@ BEGIN
 END
 $$;
 
+-- enable_tenant_isolation's online form (SPEC §4): the same steps (tenant_isolation_next_step plans them
+-- from the catalog, src/isolation/plan.rs), each piece of work in a transaction of its own, the catalog
+-- read again after each. So it is idempotent (nothing left: nothing done) and resumable (called again
+-- after any failure, it goes on from what is there). Pieces of three kinds:
+-- - transaction: catalog changes (ACCESS EXCLUSIVE for a moment) or a VALIDATE (SHARE UPDATE EXCLUSIVE:
+--   writers go on). Each waits at most lock_wait (default 100 ms) for its locks and then gives way
+--   to the application: rolled back, retried after a pause that grows, up to 100 times;
+-- - index: CREATE/DROP INDEX CONCURRENTLY, which only a top-level statement can run, so a background
+--   worker runs it (concurrent_index_start) while this polls, committing between polls;
+-- - backfill: backfill_org_column's committed batches.
+-- stop_after stops after that many pieces (what the tests use to show it resumes from any of them).
+-- Like backfill_org_column it has no SET clause (a procedure with one cannot COMMIT): it is SECURITY
+-- INVOKER, qualifies its names, and the functions it calls pin their search_path.
+CREATE PROCEDURE inventory.enable_tenant_isolation_online(
+    tbl regclass,
+    org_column name DEFAULT 'org_id',
+    backfill_org uuid DEFAULT NULL,
+    scope_unique boolean DEFAULT true,
+    lock_wait interval DEFAULT '100ms',
+    stop_after integer DEFAULT NULL
+)
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    next record;
+    previous text;
+    request bigint;
+    answer record;
+    statement text;
+    done boolean;
+    pieces integer := 0;
+    tries constant integer := 100;
+BEGIN
+    IF lock_wait IS NULL OR lock_wait < '1ms' OR lock_wait > '1min' THEN
+        RAISE EXCEPTION 'lock_wait must be between 1 ms and a minute' USING ERRCODE = '22023';
+    END IF;
+    LOOP
+        EXIT WHEN pieces = stop_after;
+        pieces := pieces + 1;
+        SELECT * INTO next FROM inventory.tenant_isolation_next_step(tbl, org_column, backfill_org, scope_unique);
+        EXIT WHEN NOT FOUND;
+        -- A piece of work that leaves the catalog as it was would come back for ever.
+        IF pg_catalog.concat_ws(' ', next.kind, next.statements::text) = previous THEN
+            RAISE EXCEPTION 'enable_tenant_isolation_online: step "%" made no progress', next.step
+                USING ERRCODE = '55000', DETAIL = pg_catalog.array_to_string(next.statements, '; '),
+                      HINT = 'Something undoes it as it runs (an event trigger, another session''s DDL); call it again when that stops.';
+        END IF;
+        previous := pg_catalog.concat_ws(' ', next.kind, next.statements::text);
+        COMMIT;
+        IF next.kind = 'backfill' THEN
+            CALL inventory.backfill_org_column(tbl, next.statements[1]::uuid, org_column, 10000);
+        ELSIF next.kind = 'index' THEN
+            request := inventory.concurrent_index_start(next.statements[1]);
+            LOOP
+                COMMIT;
+                SELECT * INTO answer FROM inventory.background_result(request);
+                EXIT WHEN answer.finished;
+                COMMIT;
+                PERFORM pg_catalog.pg_sleep(0.05);
+            END LOOP;
+            IF answer.sqlstate IS NOT NULL THEN
+                RAISE EXCEPTION '%', answer.message USING ERRCODE = answer.sqlstate,
+                    DETAIL = 'while running ' || next.statements[1],
+                    HINT = 'Fix the cause and call enable_tenant_isolation_online again: it goes on from here.';
+            END IF;
+        ELSE
+            FOR attempt IN 1..tries LOOP
+                PERFORM pg_catalog.set_config('lock_timeout', (extract(epoch FROM lock_wait) * 1000)::bigint::text || 'ms', true);
+                BEGIN
+                    FOREACH statement IN ARRAY next.statements LOOP
+                        EXECUTE statement;
+                    END LOOP;
+                    done := true;
+                EXCEPTION WHEN lock_not_available OR deadlock_detected THEN
+                    done := false;
+                    RAISE NOTICE 'step "%" gave way to the application (attempt %): %', next.step, attempt, SQLERRM;
+                    IF attempt = tries THEN
+                        RAISE EXCEPTION 'enable_tenant_isolation_online: step "%" did not get its locks in % tries', next.step, tries
+                            USING ERRCODE = '55P03', DETAIL = SQLERRM,
+                                  HINT = 'Something holds the table for long (see pg_locks); call again later: it goes on from here.';
+                    END IF;
+                END;
+                EXIT WHEN done;
+                -- Gave way to the application: try again after a pause that grows (at most a second).
+                COMMIT;
+                PERFORM pg_catalog.pg_sleep(least(1.0, 0.02 * attempt));
+                COMMIT;
+            END LOOP;
+        END IF;
+        FOREACH statement IN ARRAY next.report LOOP
+            RAISE NOTICE '%', statement;
+        END LOOP;
+        COMMIT;
+    END LOOP;
+END
+$$;
+COMMENT ON PROCEDURE inventory.enable_tenant_isolation_online(regclass, name, uuid, boolean, interval, integer) IS
+    'enable_tenant_isolation for a table being written to: the same steps, committed one by one (SPEC §4).';
+
+-- track_balances for a ledger that is being written to (src/balances/online.rs): the same set-up, with
+-- writers held back only while it is made (the lock is tried, never queued for); the balances of the
+-- ledger as it was then are summed by a background worker under that instant's snapshot and added to
+-- the balance rows the triggers keep meanwhile. Read the balances once it returns. Like the isolation
+-- procedure it has no SET clause (it commits): SECURITY INVOKER, names qualified. Called again, it
+-- starts over (an online rebuild): after a failure, that is how it resumes.
+CREATE PROCEDURE inventory.track_balances_online(
+    ledger regclass,
+    balance_table text,
+    key_columns name[],
+    qty_column name
+)
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    request bigint;
+    answer record;
+BEGIN
+    request := inventory.balance_fill_start(ledger, balance_table, key_columns, qty_column);
+    LOOP
+        COMMIT;
+        SELECT * INTO answer FROM inventory.background_result(request);
+        EXIT WHEN answer.finished;
+        PERFORM pg_catalog.pg_sleep(0.05);
+    END LOOP;
+    IF answer.sqlstate IS NOT NULL THEN
+        RAISE EXCEPTION '%', answer.message USING ERRCODE = answer.sqlstate,
+            DETAIL = 'while filling the balances of ' || ledger::text || ' from its snapshot',
+            HINT = 'Fix the cause and call track_balances_online again: it starts over.';
+    END IF;
+END
+$$;
+COMMENT ON PROCEDURE inventory.track_balances_online(regclass, text, name[], name) IS
+    'track_balances for a ledger being written to: the balances filled by a background worker from a snapshot.';
+
 -- 3. Functions in the library (src/). 0.1.0's two trigger functions were pgrx wrappers with other
 -- symbols; balance_maintenance is no longer SECURITY DEFINER (the flush takes its identity itself).
 CREATE FUNCTION inventory.balance_rows() RETURNS trigger
@@ -386,6 +520,27 @@ CREATE FUNCTION inventory.set_balance_slots(ledger regclass, slots integer) RETU
     VOLATILE PARALLEL UNSAFE
     SET search_path TO pg_catalog, pg_temp
     LANGUAGE c AS 'MODULE_PATHNAME', 'set_balance_slots_wrapper';
+
+CREATE FUNCTION inventory.tenant_isolation_next_step(tbl regclass, org_column name DEFAULT 'org_id',
+        backfill_org uuid DEFAULT NULL, scope_unique boolean DEFAULT true)
+    RETURNS TABLE (step text, report text[], kind text, statements text[])
+    VOLATILE PARALLEL UNSAFE
+    SET search_path TO pg_catalog, pg_temp
+    LANGUAGE c AS 'MODULE_PATHNAME', 'tenant_isolation_next_step_wrapper';
+CREATE FUNCTION inventory.concurrent_index_start(statement text) RETURNS bigint
+    STRICT VOLATILE PARALLEL UNSAFE
+    SET search_path TO pg_catalog, pg_temp
+    LANGUAGE c AS 'MODULE_PATHNAME', 'concurrent_index_start_wrapper';
+CREATE FUNCTION inventory.background_result(request bigint)
+    RETURNS TABLE (finished boolean, sqlstate text, message text)
+    STRICT VOLATILE PARALLEL UNSAFE
+    SET search_path TO pg_catalog, pg_temp
+    LANGUAGE c AS 'MODULE_PATHNAME', 'background_result_wrapper';
+CREATE FUNCTION inventory.balance_fill_start(ledger regclass, balance_table text, key_columns name[], qty_column name)
+    RETURNS bigint
+    VOLATILE PARALLEL UNSAFE
+    SET search_path TO pg_catalog, pg_temp
+    LANGUAGE c AS 'MODULE_PATHNAME', 'balance_fill_start_wrapper';
 
 -- 4. The built-in schema: the allow_negative guard, the stock view.
 CREATE FUNCTION inventory.allow_negative_guard() RETURNS trigger
@@ -470,8 +625,12 @@ $$;
 -- grant_app_access a DBA ran since into an "initial" privilege a dump no longer carries.
 REVOKE ALL ON FUNCTION inventory.open_policies(regclass, name), inventory.undo_cluster_changes(),
     inventory.balance_rows(), inventory.on_ddl_command_start(), inventory.on_ddl_command_end(),
-    inventory.on_ddl_begin(), inventory.set_balance_slots(regclass, integer), inventory.allow_negative_guard()
+    inventory.on_ddl_begin(), inventory.set_balance_slots(regclass, integer), inventory.allow_negative_guard(),
+    inventory.tenant_isolation_next_step(regclass, name, uuid, boolean), inventory.concurrent_index_start(text),
+    inventory.background_result(bigint), inventory.balance_fill_start(regclass, text, name[], name)
     FROM PUBLIC;
+REVOKE ALL ON PROCEDURE inventory.enable_tenant_isolation_online(regclass, name, uuid, boolean, interval, integer),
+    inventory.track_balances_online(regclass, text, name[], name) FROM PUBLIC;
 
 -- 6. Every tracked ledger, the built-in one first, gets 0.2.0's triggers and its negative-stock rule
 -- in the registry; its balances are recomputed (sql/ledger.sql says how).

@@ -48,6 +48,8 @@ struct Request {
     database: pg_sys::Oid,
     session_user: pg_sys::Oid,
     current_user: pg_sys::Oid,
+    /// A fill's exporting transaction: the sums are added once it has committed.
+    exporter: pg_sys::TransactionId,
     /// A fill's upkeep identity (`trust::Upkeep`): InvalidOid for the caller's own rights.
     upkeep_role: pg_sys::Oid,
     upkeep_own_rows: bool,
@@ -65,6 +67,8 @@ struct Request {
 /// `merge` (its parameters: those arrays) after it, each as `upkeep`.
 pub struct Fill {
     pub snapshot: String,
+    /// The exporting transaction (it made the balance table and the triggers the sums join).
+    pub exporter: pg_sys::TransactionId,
     pub sums: String,
     pub merge: String,
     pub upkeep: crate::trust::Upkeep,
@@ -146,6 +150,7 @@ fn concurrent_index_start(statement: &str) -> i64 {
 pub fn start_fill(fill: Fill) -> i64 {
     let request = start(|r| {
         r.kind = FILL;
+        r.exporter = fill.exporter;
         let snapshot = fill.snapshot.as_bytes();
         r.snapshot[..snapshot.len().min(SNAPSHOT_MAX - 1)].copy_from_slice(&snapshot[..snapshot.len().min(SNAPSHOT_MAX - 1)]);
         copy_text(&mut r.statement, &mut r.statement_len, &fill.sums);
@@ -250,7 +255,7 @@ pub extern "C-unwind" fn inventory_background_main(argument: pg_sys::Datum) {
                 pg_sys::InvalidOid => crate::trust::Upkeep::Definer,
                 role => crate::trust::Upkeep::Owner { role, own_rows: request.upkeep_own_rows },
             };
-            Fill { snapshot, sums: statement.clone(), merge: text(&request.second, request.second_len), upkeep }
+            Fill { snapshot, exporter: request.exporter, sums: statement.clone(), merge: text(&request.second, request.second_len), upkeep }
         });
         let imported: &AtomicU32 = &*(&request.imported as *const AtomicU32);
         let outcome = PgTryBuilder::new(move || {

@@ -75,6 +75,9 @@ fn balance_fill_start(
         );
     }
     let (ledger, balance_table, keys, qty) = track_arguments(ledger, balance_table, key_columns, qty_column);
+    if relation_name(ledger) == BUILTIN_LEDGER {
+        online::refuse_rule(BUILTIN_LEDGER);
+    }
     // Writers are held back from here to the commit that follows the worker's start. The lock is tried
     // between postings and queued for at most 100 ms at a time (postings wait no longer behind this
     // call), for up to about a minute.

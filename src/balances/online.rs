@@ -33,12 +33,7 @@ use pgrx::pg_sys::errcodes::PgSqlErrorCode;
 pub fn start(ledger: pg_sys::Oid) -> i64 {
     let Some(registered) = registered(Some(ledger)).pop() else { super::not_tracked() };
     if registered.rule.is_some() {
-        errors::raise(
-            PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
-            format!("{} has a negative-stock rule: its balances cannot be filled online", registered.ledger_name),
-            "While the online fill runs, a balance lacks the postings before it, so the rule would refuse postings \
-             wrongly. Use inventory.track_balances (it holds writers back while it fills).",
-        )
+        refuse_rule(&registered.ledger_name);
     }
     if registered.slots > 1 {
         errors::raise(
@@ -52,8 +47,20 @@ pub fn start(ledger: pg_sys::Oid) -> i64 {
         trust::run(upkeep, || exec(&format!("DELETE FROM {}", registered.balance_name)));
         let snapshot = one_text("SELECT pg_catalog.pg_export_snapshot()", &[]).unwrap_or_default();
         let (sums, merge) = statements(&registered);
-        background::start_fill(Fill { snapshot, sums, merge, upkeep })
+        // SAFETY: this transaction has an xid (it made the triggers).
+        let exporter = unsafe { pg_sys::GetTopTransactionId() };
+        background::start_fill(Fill { snapshot, exporter, sums, merge, upkeep })
     })
+}
+
+/// 0A000: a negative-stock rule would judge postings against balances that lack the rows before S.
+pub fn refuse_rule(ledger_name: &str) -> ! {
+    errors::raise(
+        PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+        format!("{ledger_name} has a negative-stock rule: its balances cannot be filled online"),
+        "While the online fill runs, a balance lacks the postings before it, so the rule would refuse postings \
+         wrongly. Use inventory.track_balances (it holds writers back while it fills).",
+    )
 }
 
 /// The worker's two statements: the sums per key as one row of arrays (keys, qty, last id), and the
@@ -112,6 +119,16 @@ pub fn fill(fill: Fill, current_user: pg_sys::Oid, imported: impl FnOnce()) {
         pg_sys::PopActiveSnapshot();
         pg_sys::CommitTransactionCommand();
         pg_sys::StartTransactionCommand();
+        // The sums join what the exporting transaction made (the balance table, emptied; the triggers):
+        // added once it has committed, never if it rolled back.
+        pg_sys::XactLockTableWait(fill.exporter, std::ptr::null_mut(), std::ptr::null_mut(), pg_sys::XLTW_Oper::XLTW_None);
+        if !pg_sys::TransactionIdDidCommit(fill.exporter) {
+            errors::raise(
+                PgSqlErrorCode::ERRCODE_TRANSACTION_ROLLBACK,
+                "the transaction that set up the tracking was rolled back: nothing was filled",
+                "Call track_balances_online again.",
+            );
+        }
         pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
         trust::run(fill.upkeep, || merge(&fill.merge, arrays));
         pg_sys::PopActiveSnapshot();

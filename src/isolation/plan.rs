@@ -671,3 +671,220 @@ pub fn indexdef_led_by(u: &UniqueToScope, new_name: &str, table: &Table, org: &s
         ),
     }
 }
+
+/// The planner on descriptions written by hand: no catalog is read (it runs inside PostgreSQL only for
+/// its quoting functions).
+#[cfg(any(test, feature = "pg_test"))]
+#[pgrx::pg_schema]
+mod tests {
+    use super::*;
+    use pgrx::prelude::*;
+
+
+    fn fk(name: &str, cols: &[&str], ref_table: &str, ref_cols: &[&str]) -> ForeignKey {
+        ForeignKey {
+            name: name.into(),
+            table: pg_sys::Oid::from(16384u32),
+            table_name: "public.t".into(),
+            cols: cols.iter().map(|c| c.to_string()).collect(),
+            ref_table: pg_sys::Oid::from(16390u32),
+            ref_table_name: ref_table.into(),
+            ref_cols: ref_cols.iter().map(|c| c.to_string()).collect(),
+            on_update: "NO ACTION".into(),
+            on_delete: "CASCADE".into(),
+            match_full: false,
+            deferrable: false,
+            deferred: false,
+            source_partitioned: false,
+            valid: true,
+        }
+    }
+
+    /// `public.t (id pk, sku unique, item_id → public.items)`, its org column there but with NULLs,
+    /// nothing of the tenant shape done yet.
+    fn untouched() -> Description {
+        let table = Table { oid: pg_sys::Oid::from(16384u32), name: "public.t".into(), relname: "t".into(), schema: "public".into(), partitioned: false };
+        Description {
+            table,
+            org: "org_id".into(),
+            backfill_org: Some(Uuid::from_bytes([0; 16])),
+            backfill_org_exists: Some(true),
+            column: Some(Column { attnum: 4, type_name: "uuid".into(), not_null: false, default: None }),
+            has_rows: true,
+            has_nulls: true,
+            not_null_check: None,
+            not_null_check_name: "t_org_id_not_null".into(),
+            org_fk: None,
+            org_fk_name: "t_org_id_fkey".into(),
+            pk: vec!["id".into()],
+            any_unique: true,
+            org_key: Some(OrgKey { cols: vec!["org_id".into(), "id".into()], state: IndexState::Missing("t_org_id_id_key".into()) }),
+            scoped: vec![ScopedUnique {
+                unique: UniqueToScope {
+                    index_name: "t_sku_key".into(),
+                    index_oid: pg_sys::Oid::from(16386u32),
+                    constraint: Some("t_sku_key".into()),
+                    cols: vec!["sku".into()],
+                    keys: vec!["sku".into()],
+                    nulls_not_distinct: false,
+                    deferrable: false,
+                    deferred: false,
+                    indexdef: "CREATE UNIQUE INDEX t_sku_key ON public.t USING btree (sku)".into(),
+                },
+                dependents: vec![],
+                index: IndexState::Missing("t_sku_key_org_id".into()),
+            }],
+            tenant_fks: vec![(fk("t_item_id_fkey", &["item_id"], "public.items", &["id"]), "org_id".into(), "org_id".into())],
+            unvalidated_fks: vec![],
+            leading_index: IndexState::Missing("t_org_id_idx".into()),
+            relations: vec![Relation { oid: pg_sys::Oid::from(16384u32), name: "public.t".into(), enabled: false, forced: false, policy: None }],
+            open_policies: vec![],
+            registered: None,
+            builtin: false,
+        }
+    }
+
+    fn transactions(steps: &[Step]) -> Vec<Vec<String>> {
+        steps
+            .iter()
+            .flat_map(|s| s.work.iter())
+            .filter_map(|w| match w {
+                Work::Transaction(statements) => Some(statements.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[pg_test]
+    fn online_keeps_every_scan_and_build_out_of_catalog_transactions() {
+        let steps = plan(&untouched(), Mode::Online).unwrap();
+        for statements in transactions(&steps) {
+            let scans = statements.iter().filter(|s| s.contains("VALIDATE CONSTRAINT")).count();
+            // A VALIDATE (SHARE UPDATE EXCLUSIVE, long) never shares a transaction with anything else.
+            assert!(scans == 0 || statements.len() == 1, "{statements:?}");
+            assert!(!statements.iter().any(|s| s.starts_with("CREATE UNIQUE INDEX") || s.starts_with("CREATE INDEX")), "{statements:?}");
+        }
+        let indexes: Vec<String> = steps
+            .iter()
+            .flat_map(|s| s.work.iter())
+            .filter_map(|w| if let Work::Index(s) = w { Some(Work::concurrently(s)) } else { None })
+            .collect();
+        assert_eq!(indexes.len(), 2);
+        assert!(indexes.iter().all(|s| s.starts_with("CREATE UNIQUE INDEX CONCURRENTLY")), "{indexes:?}");
+        // NOT NULL: proved by a CHECK validated in its own transaction before SET NOT NULL, which drops it.
+        let all = transactions(&steps).concat();
+        let position = |needle: &str| all.iter().position(|s| s.contains(needle)).unwrap_or_else(|| panic!("{needle} in {all:?}"));
+        assert!(position("CHECK (org_id IS NOT NULL) NOT VALID") < position("VALIDATE CONSTRAINT t_org_id_not_null"));
+        assert!(position("VALIDATE CONSTRAINT t_org_id_not_null") < position("SET NOT NULL"));
+        // Row-level security and its policy commit together.
+        let rls = transactions(&steps).into_iter().find(|t| t.iter().any(|s| s.contains("ENABLE ROW LEVEL SECURITY"))).unwrap();
+        assert!(rls.iter().any(|s| s.starts_with("CREATE POLICY")) && rls.iter().any(|s| s.contains("FORCE ROW LEVEL SECURITY")));
+        assert_eq!(steps.first().map(|s| s.work.clone()), Some(vec![Work::Backfill(Uuid::from_bytes([0; 16]))]));
+    }
+
+    #[pg_test]
+    fn one_call_builds_before_it_changes_the_catalog_and_needs_no_check() {
+        let steps = plan(&untouched(), Mode::OneCall).unwrap();
+        let last_build = steps.iter().rposition(|s| s.work.iter().any(|w| matches!(w, Work::Index(_)))).unwrap();
+        let first_attach = steps.iter().position(|s| s.name == "attach UNIQUE (org, primary key)").unwrap();
+        assert!(last_build < first_attach);
+        assert!(!transactions(&steps).concat().iter().any(|s| s.contains("IS NOT NULL) NOT VALID")));
+        let names: Vec<&str> = steps.iter().map(|s| s.name).collect();
+        assert_eq!(
+            names,
+            [
+                "fill the org column",
+                "add the organization foreign key",
+                "build the (org, primary key) index",
+                "build a scoped unique index",
+                "attach UNIQUE (org, primary key)",
+                "scope a unique key to the tenant",
+                "make a foreign key composite",
+                "default the org column to the tenant context",
+                "make the org column NOT NULL",
+                "isolate with row-level security",
+                "register the table",
+            ]
+        );
+    }
+
+    #[pg_test]
+    fn a_resumed_plan_uses_what_an_earlier_run_left() {
+        let mut d = untouched();
+        d.has_nulls = false;
+        d.not_null_check = Some(Check { name: "t_org_id_not_null".into(), valid: true });
+        d.org_key = Some(OrgKey { cols: vec!["org_id".into(), "id".into()], state: IndexState::Built("t_org_id_id_key".into()) });
+        d.scoped[0].index = IndexState::Invalid("t_sku_key_org_id".into());
+        let steps = plan(&d, Mode::Online).unwrap();
+        assert!(!steps.iter().any(|s| s.name == "fill the org column" || s.name == "prove the org column NOT NULL"));
+        assert!(!steps.iter().any(|s| s.name == "build the (org, primary key) index"));
+        let rebuild = steps.iter().find(|s| s.name == "build a scoped unique index").unwrap();
+        assert_eq!(
+            rebuild.work,
+            vec![
+                Work::Index("DROP INDEX public.t_sku_key_org_id".into()),
+                Work::Index("CREATE UNIQUE INDEX t_sku_key_org_id ON public.t USING btree (org_id, sku)".into()),
+            ]
+        );
+        let attach = steps.iter().find(|s| s.name == "attach UNIQUE (org, primary key)").unwrap();
+        assert_eq!(attach.work, vec![Work::Transaction(vec!["ALTER TABLE public.t ADD CONSTRAINT t_org_id_id_key UNIQUE USING INDEX t_org_id_id_key".into()])]);
+        let not_null = steps.iter().find(|s| s.name == "make the org column NOT NULL").unwrap();
+        assert_eq!(
+            not_null.work,
+            vec![Work::Transaction(vec![
+                "ALTER TABLE public.t ALTER COLUMN org_id SET NOT NULL".into(),
+                "ALTER TABLE public.t DROP CONSTRAINT t_org_id_not_null".into(),
+            ])]
+        );
+    }
+
+    #[pg_test]
+    fn a_finished_table_plans_nothing() {
+        let mut d = untouched();
+        d.column = Some(Column { attnum: 4, type_name: "uuid".into(), not_null: true, default: Some(CONTEXT_DEFAULT.into()) });
+        d.has_nulls = false;
+        d.org_fk = Some(fk("t_org_id_fkey", &["org_id"], "inventory.organizations", &["id"]));
+        d.org_key = Some(OrgKey { cols: vec!["org_id".into(), "id".into()], state: IndexState::Done });
+        d.scoped.clear();
+        d.tenant_fks.clear();
+        d.leading_index = IndexState::Done;
+        let expression = "(org_id = ( SELECT inventory.current_org_id() AS current_org_id))".to_string();
+        d.relations[0] = Relation {
+            oid: d.table.oid,
+            name: "public.t".into(),
+            enabled: true,
+            forced: true,
+            policy: Some(Policy { using: Some(expression.clone()), check: Some(expression), for_all_public: true }),
+        };
+        d.registered = Some("org_id".into());
+        assert_eq!(plan(&d, Mode::OneCall).unwrap(), vec![]);
+        assert_eq!(plan(&d, Mode::Online).unwrap(), vec![]);
+    }
+
+    #[pg_test]
+    fn refusals_carry_their_sqlstate() {
+        let mut d = untouched();
+        d.backfill_org = None;
+        let refused = plan(&d, Mode::Online).unwrap_err();
+        assert_eq!(refused.code, PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE);
+        assert!(refused.message.contains("whose org_id is NULL"), "{}", refused.message);
+
+        let mut d = untouched();
+        d.pk.clear();
+        d.any_unique = false;
+        d.org_key = None;
+        assert!(plan(&d, Mode::OneCall).unwrap_err().message.contains("has no primary key"));
+
+        let mut d = untouched();
+        d.scoped[0].dependents = vec![(fk("other_sku_fkey", &["sku"], "public.t", &["sku"]), None)];
+        assert!(plan(&d, Mode::OneCall).unwrap_err().message.contains("which is not tenant-scoped"));
+
+        let mut d = untouched();
+        d.open_policies = vec![("everyone on public.t".into(), "DROP POLICY everyone ON public.t;".into(), "…".into())];
+        assert_eq!(plan(&d, Mode::Online).unwrap_err().code, PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE);
+        // Nothing is planned before a refusal: the call changes nothing.
+        let mut d = untouched();
+        d.column = Some(Column { attnum: 4, type_name: "text".into(), not_null: false, default: None });
+        assert!(plan(&d, Mode::OneCall).unwrap_err().message.contains("is of type text, not uuid"));
+    }
+}
