@@ -12,7 +12,8 @@
 -- 1. Tables. Columns new since 0.1.0 go last (a fresh 0.2.0 install puts them last too).
 ALTER TABLE inventory.tracked_ledgers
     ADD COLUMN negative_rule text CHECK (negative_rule IN ('items.allow_negative', 'refuse')),
-    ADD COLUMN slots integer NOT NULL DEFAULT 1 CHECK (slots BETWEEN 1 AND 64);
+    ADD COLUMN slots integer NOT NULL DEFAULT 1 CHECK (slots BETWEEN 1 AND 64),
+    ADD COLUMN fill_pending bigint;
 
 ALTER TABLE inventory.reconcile_runs ADD COLUMN detail text;
 ALTER TABLE inventory.reconcile_runs DROP CONSTRAINT reconcile_runs_status_check,

@@ -48,7 +48,8 @@ struct Request {
     database: pg_sys::Oid,
     session_user: pg_sys::Oid,
     current_user: pg_sys::Oid,
-    /// A fill's exporting transaction: the sums are added once it has committed.
+    /// A fill's ledger and exporting transaction (`tracked_ledgers.fill_pending` names it).
+    ledger: pg_sys::Oid,
     exporter: pg_sys::TransactionId,
     /// A fill's upkeep identity (`trust::Upkeep`): InvalidOid for the caller's own rights.
     upkeep_role: pg_sys::Oid,
@@ -67,7 +68,8 @@ struct Request {
 /// `merge` (its parameters: those arrays) after it, each as `upkeep`.
 pub struct Fill {
     pub snapshot: String,
-    /// The exporting transaction (it made the balance table and the triggers the sums join).
+    pub ledger: pg_sys::Oid,
+    /// The exporting transaction, which `tracked_ledgers.fill_pending` names while the fill is its.
     pub exporter: pg_sys::TransactionId,
     pub sums: String,
     pub merge: String,
@@ -150,6 +152,7 @@ fn concurrent_index_start(statement: &str) -> i64 {
 pub fn start_fill(fill: Fill) -> i64 {
     let request = start(|r| {
         r.kind = FILL;
+        r.ledger = fill.ledger;
         r.exporter = fill.exporter;
         let snapshot = fill.snapshot.as_bytes();
         r.snapshot[..snapshot.len().min(SNAPSHOT_MAX - 1)].copy_from_slice(&snapshot[..snapshot.len().min(SNAPSHOT_MAX - 1)]);
@@ -255,7 +258,7 @@ pub extern "C-unwind" fn inventory_background_main(argument: pg_sys::Datum) {
                 pg_sys::InvalidOid => crate::trust::Upkeep::Definer,
                 role => crate::trust::Upkeep::Owner { role, own_rows: request.upkeep_own_rows },
             };
-            Fill { snapshot, exporter: request.exporter, sums: statement.clone(), merge: text(&request.second, request.second_len), upkeep }
+            Fill { snapshot, ledger: request.ledger, exporter: request.exporter, sums: statement.clone(), merge: text(&request.second, request.second_len), upkeep }
         });
         let imported: &AtomicU32 = &*(&request.imported as *const AtomicU32);
         let outcome = PgTryBuilder::new(move || {

@@ -98,6 +98,8 @@ fn reconcile_run(
             // why), the others go on.
             let busy = match ledger.try_lock_for_maintenance() {
                 false => Some(format!("another session is reconciling or rebuilding the balances of {}", ledger.ledger_name)),
+                // Read under the lock: a fill's sums are still to come, so every balance would look short.
+                true if ledger.fill_pending_now() => Some(format!("track_balances_online is filling the balances of {}", ledger.ledger_name)),
                 true => ledger.try_lock_for_reconcile().map(|table| format!("another session holds a lock on {table}")),
             };
             if let Some(busy) = busy {

@@ -66,6 +66,7 @@ fn balance_fill_start(
     qty_column: Option<SqlName>,
 ) -> i64 {
     crate::sql_version::require_current("inventory.track_balances_online");
+    let (ledger, balance_table, keys, qty) = track_arguments(ledger, balance_table, key_columns, qty_column);
     // SAFETY: reads the transaction state.
     if unsafe { pg_sys::IsTransactionBlock() } {
         errors::raise(
@@ -74,7 +75,6 @@ fn balance_fill_start(
             "CALL it on its own, or use track_balances in a transaction.",
         );
     }
-    let (ledger, balance_table, keys, qty) = track_arguments(ledger, balance_table, key_columns, qty_column);
     if relation_name(ledger) == BUILTIN_LEDGER {
         online::refuse_rule(BUILTIN_LEDGER);
     }
@@ -250,7 +250,7 @@ fn track(ledger: pg_sys::Oid, balance_table: &str, mut keys: Vec<String>, qty: S
          VALUES ($1::regclass, $2::oid::regclass, $3::name[], $4, $5, $6, $7, $8)
          ON CONFLICT (ledger) DO UPDATE SET balance_table = excluded.balance_table, key_columns = excluded.key_columns,
             qty_column = excluded.qty_column, id_column = excluded.id_column, org_column = excluded.org_column,
-            negative_rule = excluded.negative_rule, tracked_at = now()",
+            negative_rule = excluded.negative_rule, tracked_at = now(), fill_pending = NULL",
         &[
             ledger.into(),
             balance_oid.into(),
@@ -368,6 +368,15 @@ pub struct Registered {
     pub slots: i32,
 }
 
+/// What a pending online fill means for a rewrite of the balances (`Registered::settle_pending_fill`).
+#[derive(PartialEq)]
+pub enum PendingFill {
+    /// The rewrite replaces every balance: the fill's sums would count twice, so it is called off.
+    Supersede,
+    /// The rewrite touches part of the balances: refused while a fill is under way (55006).
+    Refuse,
+}
+
 impl Registered {
     pub fn key_list(&self, alias: &str) -> String {
         ident_list(alias, &self.keys)
@@ -396,6 +405,28 @@ impl Registered {
         let upkeep = trust::upkeep_for(self.ledger, self.balance_oid, self.org.is_some());
         exec(&format!("LOCK TABLE {} IN SHARE MODE", self.ledger_name));
         upkeep
+    }
+
+    /// Whether a `track_balances_online` fill is under way, read now (under the maintenance lock).
+    pub fn fill_pending_now(&self) -> bool {
+        first::<i64>("SELECT fill_pending FROM inventory.tracked_ledgers WHERE ledger = $1::oid::regclass", &[self.ledger.into()]).is_some()
+    }
+
+    /// Whether `track_balances_online`'s worker is still to add its sums, read under the maintenance
+    /// lock (`lock_for_rewrite` first): called off for a full rewrite, 55006 for a partial one.
+    pub fn settle_pending_fill(&self, rewrite: PendingFill) {
+        match (self.fill_pending_now(), rewrite) {
+            (false, _) => {}
+            (true, PendingFill::Supersede) => exec_with_args(
+                "UPDATE inventory.tracked_ledgers SET fill_pending = NULL WHERE ledger = $1::oid::regclass",
+                &[self.ledger.into()],
+            ),
+            (true, PendingFill::Refuse) => errors::raise(
+                PgSqlErrorCode::ERRCODE_OBJECT_IN_USE,
+                format!("the balances of {} are being filled by track_balances_online", self.ledger_name),
+                "Wait until it returns; rebuild_balances for all tenants calls it off.",
+            ),
+        }
     }
 
     /// 55000 when another registration keeps its balances in this balance table too (0.1.0 allowed it;
@@ -457,6 +488,7 @@ fn rebuild(ledger: pg_sys::Oid, org_id: Option<pgrx::Uuid>) -> i64 {
     }
     maintenance::with_bounded_waits(|| {
         let upkeep = registered.lock_for_rewrite();
+        registered.settle_pending_fill(if org_id.is_some() { PendingFill::Refuse } else { PendingFill::Supersede });
         trust::run(upkeep, || rewrite_balances(&registered, org_id))
     })
 }

@@ -21,7 +21,7 @@ use super::{registered, Registered};
 use crate::background::{self, Fill};
 use crate::errors;
 use crate::maintenance;
-use crate::spi_util::{exec, one_text};
+use crate::spi_util::{exec, exec_with_args, one_text};
 use crate::sql_text::ident;
 use crate::trust;
 use pgrx::pg_sys;
@@ -44,12 +44,18 @@ pub fn start(ledger: pg_sys::Oid) -> i64 {
     }
     maintenance::with_bounded_waits(|| {
         let upkeep = registered.lock_for_rewrite();
+        // A fill still under way from an earlier call is called off: its sums would count twice.
+        registered.settle_pending_fill(super::PendingFill::Supersede);
         trust::run(upkeep, || exec(&format!("DELETE FROM {}", registered.balance_name)));
-        let snapshot = one_text("SELECT pg_catalog.pg_export_snapshot()", &[]).unwrap_or_default();
-        let (sums, merge) = statements(&registered);
         // SAFETY: this transaction has an xid (it made the triggers).
         let exporter = unsafe { pg_sys::GetTopTransactionId() };
-        background::start_fill(Fill { snapshot, exporter, sums, merge, upkeep })
+        exec_with_args(
+            "UPDATE inventory.tracked_ledgers SET fill_pending = $2 WHERE ledger = $1::oid::regclass",
+            &[ledger.into(), i64::from(u32::from(exporter)).into()],
+        );
+        let snapshot = one_text("SELECT pg_catalog.pg_export_snapshot()", &[]).unwrap_or_default();
+        let (sums, merge) = statements(&registered);
+        background::start_fill(Fill { snapshot, ledger, exporter, sums, merge, upkeep })
     })
 }
 
@@ -119,18 +125,30 @@ pub fn fill(fill: Fill, current_user: pg_sys::Oid, imported: impl FnOnce()) {
         pg_sys::PopActiveSnapshot();
         pg_sys::CommitTransactionCommand();
         pg_sys::StartTransactionCommand();
-        // The sums join what the exporting transaction made (the balance table, emptied; the triggers):
-        // added once it has committed, never if it rolled back.
-        pg_sys::XactLockTableWait(fill.exporter, std::ptr::null_mut(), std::ptr::null_mut(), pg_sys::XLTW_Oper::XLTW_None);
-        if !pg_sys::TransactionIdDidCommit(fill.exporter) {
+        // The sums are added under the maintenance lock (the registry row, which the exporting
+        // transaction holds until it commits), and only while the registry still names that
+        // transaction's fill: a later track_balances_online or a full rebuild_balances called it off,
+        // and a rollback never named it.
+        pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
+        let still_ours = crate::spi_util::first::<i64>(
+            "SELECT fill_pending FROM inventory.tracked_ledgers WHERE ledger = $1::oid::regclass FOR UPDATE",
+            &[fill.ledger.into()],
+        ) == Some(i64::from(u32::from(fill.exporter)));
+        pg_sys::PopActiveSnapshot();
+        if !still_ours {
             errors::raise(
-                PgSqlErrorCode::ERRCODE_TRANSACTION_ROLLBACK,
-                "the transaction that set up the tracking was rolled back: nothing was filled",
-                "Call track_balances_online again.",
+                PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                "the fill was called off before its sums were added (a later track_balances_online or rebuild_balances, \
+                 or the set-up rolled back): nothing was added",
+                "The balances are whatever the later call made; reconcile checks them.",
             );
         }
         pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
         trust::run(fill.upkeep, || merge(&fill.merge, arrays));
+        crate::spi_util::exec_with_args(
+            "UPDATE inventory.tracked_ledgers SET fill_pending = NULL WHERE ledger = $1::oid::regclass",
+            &[fill.ledger.into()],
+        );
         pg_sys::PopActiveSnapshot();
         pg_sys::CommitTransactionCommand();
         pg_sys::pgstat_report_activity(pg_sys::BackendState::STATE_IDLE, std::ptr::null());

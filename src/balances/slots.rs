@@ -88,6 +88,7 @@ fn set_balance_slots(ledger: Option<RegClass>, slots: Option<i32>) {
     let Some(r) = registered(Some(ledger)).pop() else { not_tracked() };
     maintenance::with_bounded_waits(|| {
         let upkeep = r.lock_for_rewrite();
+        r.settle_pending_fill(super::PendingFill::Refuse);
         super::ddl::own_ddl(|| {
             for step in steps(r.slots, slots) {
                 apply(&r, step, slots, upkeep);

@@ -103,6 +103,8 @@ fn tenant_isolation_next_step(
     'static,
     (name!(step, String), name!(report, Vec<String>), name!(kind, String), name!(statements, Vec<String>)),
 > {
+    // Arguments first (22023 and the like), then where it runs.
+    let next = steps(tbl, org_column, backfill_org, scope_unique, Mode::Online).into_iter().find(|s| !s.work.is_empty());
     // SAFETY: reads the transaction state.
     if unsafe { pg_sys::IsTransactionBlock() } {
         errors::raise(
@@ -111,7 +113,6 @@ fn tenant_isolation_next_step(
             "CALL it on its own (it commits between its steps), or use enable_tenant_isolation in a transaction.",
         );
     }
-    let next = steps(tbl, org_column, backfill_org, scope_unique, Mode::Online).into_iter().find(|s| !s.work.is_empty());
     let row = next.map(|step| {
         let report = step.report.iter().map(|r| r.replace("{filled}", "the NULL")).collect();
         let (kind, statements) = match step.work.into_iter().next() {

@@ -118,6 +118,38 @@ SELECT throws_ok('CALL inventory.backfill_org_column(NULL, NULL)', '22023', NULL
 SELECT throws_ok(format('CALL inventory.backfill_org_column(%L, %L, %L)', 'adv.moves', :A, :quoted_injection), '42703', NULL,
                  'backfill_org_column with an injection attempt as the column');
 
+-- The online procedures and their helpers. This file runs in one transaction, where the procedures
+-- refuse to start (25001, after their arguments are checked); tests/pg_regress/sql/20_isolation_online.sql
+-- and 21_track_online.sql run them outside one.
+SELECT pg_temp.covers('inventory.enable_tenant_isolation_online(regclass,name,uuid,boolean,interval,integer)',
+              'inventory.tenant_isolation_next_step(regclass,name,uuid,boolean)',
+              'inventory.track_balances_online(regclass,text,name[],name)',
+              'inventory.balance_fill_start(regclass,text,name[],name)',
+              'inventory.concurrent_index_start(text)', 'inventory.background_result(bigint)');
+SELECT throws_ok('SELECT * FROM inventory.tenant_isolation_next_step(NULL)', '22023', NULL, 'tenant_isolation_next_step(NULL)');
+SELECT throws_ok(format('SELECT * FROM inventory.tenant_isolation_next_step(%s::regclass)', :dropped), '42P01', NULL,
+                 'tenant_isolation_next_step of a dropped table''s OID');
+SELECT throws_ok(format('SELECT * FROM inventory.tenant_isolation_next_step(%L, %L)', 'adv.moves', :quoted_injection), '22023', NULL,
+                 'tenant_isolation_next_step with an injection attempt as the column (rows and no such column)');
+SELECT throws_ok(format('SELECT * FROM inventory.tenant_isolation_next_step(%L, %L, %L)', 'adv.moves', :quoted_injection, :A), '25001', NULL,
+                 'tenant_isolation_next_step in a transaction block, its arguments good');
+SELECT throws_ok('CALL inventory.enable_tenant_isolation_online(NULL)', '22023', NULL, 'enable_tenant_isolation_online(NULL)');
+SELECT throws_ok($$CALL inventory.enable_tenant_isolation_online('adv.moves', lock_wait => '-1 s')$$, '22023', NULL,
+                 'enable_tenant_isolation_online with a negative lock_wait');
+SELECT throws_ok(format('CALL inventory.enable_tenant_isolation_online(%L, %L, %L)', 'adv.moves', :quoted_injection, :A), '25001', NULL,
+                 'enable_tenant_isolation_online in a transaction block');
+SELECT throws_ok('SELECT inventory.balance_fill_start(NULL, NULL, NULL, NULL)', '22023', NULL, 'balance_fill_start of NULLs');
+SELECT throws_ok('CALL inventory.track_balances_online(NULL, NULL, NULL, NULL)', '22023', NULL, 'track_balances_online of NULLs');
+SELECT throws_ok(format('CALL inventory.track_balances_online(%L, %L, ARRAY[%L]::name[], %L)', 'adv.moves', 'adv.b', :quoted_injection, 'qty'),
+                 '25001', NULL, 'track_balances_online with an injection attempt as a key column: refused before it reads the columns (in a transaction block)');
+SELECT throws_ok($$CALL inventory.track_balances_online('adv.moves', 'adv.b', ARRAY['item_id'], 'qty')$$, '25001', NULL,
+                 'track_balances_online in a transaction block');
+SELECT throws_ok('SELECT * FROM inventory.background_result(-1)', '22023', NULL, 'background_result of no request');
+SELECT throws_ok('SELECT * FROM inventory.background_result(9223372036854775807)', '22023', NULL, 'background_result of a huge number');
+SELECT is((SELECT count(*) FROM inventory.background_result(NULL)), 0::bigint, 'background_result(NULL) is empty (STRICT)');
+SELECT throws_ok(format('SELECT inventory.concurrent_index_start(%L)', repeat('x', 20000)), '22023', NULL,
+                 'concurrent_index_start of an over-long statement');
+
 -- Balances: identifiers are quoted, never pasted.
 SELECT pg_temp.covers('inventory.track_balances(regclass,text,name[],name,boolean)', 'inventory.untrack_balances(regclass)',
               'inventory.rebuild_balances(regclass,uuid)', 'inventory.balance_maintenance()', 'inventory.balance_rows()',

@@ -140,7 +140,7 @@ SELECT indexrelid::regclass, indisvalid FROM pg_index WHERE indexrelid = 'online
 -- Not in a transaction block (25001, as CREATE INDEX CONCURRENTLY); bad arguments as the one-call
 -- function answers them (22023); an open policy refused before anything changes (55000).
 BEGIN;
-CALL inventory.enable_tenant_isolation_online('online_c."Location"', 'orgId');
+CALL inventory.enable_tenant_isolation_online('online_c."Location"', 'orgId', '00000000-0000-4000-8000-000000000021');
 ROLLBACK;
 CALL inventory.enable_tenant_isolation_online(NULL);
 CALL inventory.enable_tenant_isolation_online('online_c."Location"', 'orgId', lock_wait => '0');
