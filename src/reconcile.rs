@@ -92,6 +92,7 @@ fn reconcile_run(
         let mut totals = Totals::default();
         let mut failures = Vec::new();
         let mut skipped = Vec::new();
+        let mut filling = Vec::new();
         for ledger in &ledgers {
             // Each ledger's maintenance lock and the relation locks its work needs, each waited for at
             // most inventory.maintenance_lock_timeout: a ledger that stays busy is skipped (and said
@@ -99,7 +100,10 @@ fn reconcile_run(
             let busy = match ledger.try_lock_for_maintenance() {
                 false => Some(format!("another session is reconciling or rebuilding the balances of {}", ledger.ledger_name)),
                 // Read under the lock: a fill's sums are still to come, so every balance would look short.
-                true if ledger.fill_pending_now() => Some(format!("track_balances_online is filling the balances of {}", ledger.ledger_name)),
+                true if ledger.fill_pending_now() => {
+                    filling.push(ledger.ledger_name.clone());
+                    continue;
+                }
                 true => ledger.try_lock_for_reconcile().map(|table| format!("another session holds a lock on {table}")),
             };
             if let Some(busy) = busy {
@@ -142,10 +146,11 @@ fn reconcile_run(
         });
         let detail = skip_reason
             .into_iter()
+            .chain((!filling.is_empty()).then(|| format!("not reconciled while track_balances_online fills their balances: {}", filling.join(", "))))
             .chain((!failures.is_empty()).then(|| format!("could not reconcile {}", failures.join("; "))))
             .collect::<Vec<_>>()
             .join("; ");
-        let outcome = match (skipped.len() == ledgers.len(), detail.is_empty()) {
+        let outcome = match (skipped.len() + filling.len() == ledgers.len(), detail.is_empty()) {
             (_, true) => None,
             (true, false) if failures.is_empty() => Some(Outcome::Skipped(&detail)),
             _ => Some(Outcome::Failed(&detail)),

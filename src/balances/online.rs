@@ -125,10 +125,12 @@ pub fn fill(fill: Fill, current_user: pg_sys::Oid, imported: impl FnOnce()) {
         pg_sys::PopActiveSnapshot();
         pg_sys::CommitTransactionCommand();
         pg_sys::StartTransactionCommand();
-        // The sums are added under the maintenance lock (the registry row, which the exporting
-        // transaction holds until it commits), and only while the registry still names that
+        // The sums are added once the exporting transaction has ended (it may have made the registry
+        // row this reads, which a snapshot taken before its commit would not see), under the
+        // maintenance lock (the registry row), and only while the registry still names that
         // transaction's fill: a later track_balances_online or a full rebuild_balances called it off,
         // and a rollback never named it.
+        pg_sys::XactLockTableWait(fill.exporter, std::ptr::null_mut(), std::ptr::null_mut(), pg_sys::XLTW_Oper::XLTW_None);
         pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
         let still_ours = crate::spi_util::first::<i64>(
             "SELECT fill_pending FROM inventory.tracked_ledgers WHERE ledger = $1::oid::regclass FOR UPDATE",
