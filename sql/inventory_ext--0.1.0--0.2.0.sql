@@ -48,8 +48,6 @@ DECLARE
     rows_per_page numeric;
     step bigint;
     first_page bigint := 0;
-    lo tid;
-    hi tid;
 BEGIN
     IF tbl IS NULL OR backfill_org IS NULL OR org_column IS NULL OR coalesce(batch_size, 0) < 1 THEN
         RAISE EXCEPTION 'backfill_org_column needs a table, an organization, a column and a positive batch size'
@@ -70,22 +68,15 @@ BEGIN
       INTO rows_per_page FROM pg_catalog.pg_class c WHERE c.oid = tbl;
     step := greatest(1, ceil(batch_size / rows_per_page));
     WHILE first_page < pages LOOP
-        lo := format('(%s,0)', first_page)::tid;
-        hi := format('(%s,0)', first_page + step)::tid;
-        EXECUTE format('UPDATE %s SET %I = $1 WHERE ctid >= $2 AND ctid < $3 AND %I IS NULL', tbl, org_column, org_column)
-            USING backfill_org, lo, hi;
-        GET DIAGNOSTICS filled = ROW_COUNT;
+        -- As the table's owner (fill_org_column_batch): the UPDATE fires the owner's triggers and rules.
+        filled := inventory.fill_org_column_batch(tbl, backfill_org, org_column, first_page, first_page + step, NULL);
         total := total + filled;
         first_page := first_page + step;
         COMMIT;
     END LOOP;
     -- Rows still NULL: versions that moved past the walk while it ran (an UPDATE by the application).
     LOOP
-        EXECUTE format(
-            'UPDATE %s SET %I = $1 WHERE ctid = ANY (ARRAY(SELECT ctid FROM %s WHERE %I IS NULL LIMIT $2)) AND %I IS NULL',
-            tbl, org_column, tbl, org_column, org_column)
-            USING backfill_org, batch_size;
-        GET DIAGNOSTICS filled = ROW_COUNT;
+        filled := inventory.fill_org_column_batch(tbl, backfill_org, org_column, NULL, NULL, batch_size);
         EXIT WHEN filled = 0;
         total := total + filled;
         COMMIT;
@@ -522,6 +513,12 @@ CREATE FUNCTION inventory.set_balance_slots(ledger regclass, slots integer) RETU
     SET search_path TO pg_catalog, pg_temp
     LANGUAGE c AS 'MODULE_PATHNAME', 'set_balance_slots_wrapper';
 
+CREATE FUNCTION inventory.fill_org_column_batch(tbl regclass, backfill_org uuid, org_column name,
+        first_page bigint, last_page bigint, batch_size integer)
+    RETURNS bigint
+    VOLATILE PARALLEL UNSAFE
+    SET search_path TO pg_catalog, pg_temp
+    LANGUAGE c AS 'MODULE_PATHNAME', 'fill_org_column_batch_wrapper';
 CREATE FUNCTION inventory.tenant_isolation_next_step(tbl regclass, org_column name DEFAULT 'org_id',
         backfill_org uuid DEFAULT NULL, scope_unique boolean DEFAULT true)
     RETURNS TABLE (step text, report text[], kind text, statements text[])
@@ -628,7 +625,8 @@ REVOKE ALL ON FUNCTION inventory.open_policies(regclass, name), inventory.undo_c
     inventory.balance_rows(), inventory.on_ddl_command_start(), inventory.on_ddl_command_end(),
     inventory.on_ddl_begin(), inventory.set_balance_slots(regclass, integer), inventory.allow_negative_guard(),
     inventory.tenant_isolation_next_step(regclass, name, uuid, boolean), inventory.concurrent_index_start(text),
-    inventory.background_result(bigint), inventory.balance_fill_start(regclass, text, name[], name)
+    inventory.background_result(bigint), inventory.balance_fill_start(regclass, text, name[], name),
+    inventory.fill_org_column_batch(regclass, uuid, name, bigint, bigint, integer)
     FROM PUBLIC;
 REVOKE ALL ON PROCEDURE inventory.enable_tenant_isolation_online(regclass, name, uuid, boolean, interval, integer),
     inventory.track_balances_online(regclass, text, name[], name) FROM PUBLIC;

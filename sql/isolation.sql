@@ -21,8 +21,6 @@ DECLARE
     rows_per_page numeric;
     step bigint;
     first_page bigint := 0;
-    lo tid;
-    hi tid;
 BEGIN
     IF tbl IS NULL OR backfill_org IS NULL OR org_column IS NULL OR coalesce(batch_size, 0) < 1 THEN
         RAISE EXCEPTION 'backfill_org_column needs a table, an organization, a column and a positive batch size'
@@ -43,22 +41,15 @@ BEGIN
       INTO rows_per_page FROM pg_catalog.pg_class c WHERE c.oid = tbl;
     step := greatest(1, ceil(batch_size / rows_per_page));
     WHILE first_page < pages LOOP
-        lo := format('(%s,0)', first_page)::tid;
-        hi := format('(%s,0)', first_page + step)::tid;
-        EXECUTE format('UPDATE %s SET %I = $1 WHERE ctid >= $2 AND ctid < $3 AND %I IS NULL', tbl, org_column, org_column)
-            USING backfill_org, lo, hi;
-        GET DIAGNOSTICS filled = ROW_COUNT;
+        -- As the table's owner (fill_org_column_batch): the UPDATE fires the owner's triggers and rules.
+        filled := inventory.fill_org_column_batch(tbl, backfill_org, org_column, first_page, first_page + step, NULL);
         total := total + filled;
         first_page := first_page + step;
         COMMIT;
     END LOOP;
     -- Rows still NULL: versions that moved past the walk while it ran (an UPDATE by the application).
     LOOP
-        EXECUTE format(
-            'UPDATE %s SET %I = $1 WHERE ctid = ANY (ARRAY(SELECT ctid FROM %s WHERE %I IS NULL LIMIT $2)) AND %I IS NULL',
-            tbl, org_column, tbl, org_column, org_column)
-            USING backfill_org, batch_size;
-        GET DIAGNOSTICS filled = ROW_COUNT;
+        filled := inventory.fill_org_column_batch(tbl, backfill_org, org_column, NULL, NULL, batch_size);
         EXIT WHEN filled = 0;
         total := total + filled;
         COMMIT;

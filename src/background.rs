@@ -86,17 +86,47 @@ thread_local! {
     static PENDING: RefCell<HashMap<u32, Pending>> = RefCell::new(HashMap::new());
 }
 
-fn copy_text(into: &mut [u8], len: &mut u32, text: &str) {
-    if text.len() > into.len() {
-        errors::invalid_argument("the statement is too long", format!("At most {} bytes.", into.len()));
+/// Requests one session may have waiting at once (the procedures use one at a time).
+const PENDING_MAX: usize = 4;
+
+/// 22023 for a statement longer than a request holds; checked before anything is allocated.
+fn check_length(text: &str) {
+    if text.len() > STATEMENT_MAX {
+        errors::invalid_argument("the statement is too long", format!("At most {STATEMENT_MAX} bytes."));
     }
+}
+
+fn copy_text(into: &mut [u8], len: &mut u32, text: &str) {
     into[..text.len()].copy_from_slice(text.as_bytes());
     *len = text.len() as u32;
+}
+
+/// At the end of a transaction that failed (a cancelled or failed CALL polling for its request), the
+/// session's requests are given up: their workers stopped (an index build left INVALID, which the next
+/// call drops and builds again; a fill that adds nothing) and their segments unmapped. A request is only
+/// ever waiting inside the CALL that made it, so nothing else is lost.
+#[pg_guard]
+pub unsafe extern "C-unwind" fn transaction_event(event: pg_sys::XactEvent::Type, _arg: *mut std::ffi::c_void) {
+    if matches!(event, pg_sys::XactEvent::XACT_EVENT_ABORT | pg_sys::XactEvent::XACT_EVENT_PARALLEL_ABORT) {
+        let given_up: Vec<Pending> = PENDING.with(|p| p.borrow_mut().drain().map(|(_, pending)| pending).collect());
+        for pending in given_up {
+            drop(pending.worker.terminate());
+            // SAFETY: ours, mapped since `start`; nothing reads it after this.
+            unsafe { pg_sys::dsm_detach(pending.segment) };
+        }
+    }
 }
 
 /// Starts a worker for `fill` (a `Request` already written, but for the common fields) and returns the
 /// request's number for `background_result`.
 fn start(fill: impl FnOnce(&mut Request)) -> i64 {
+    if PENDING.with(|p| p.borrow().len()) >= PENDING_MAX {
+        errors::raise(
+            PgSqlErrorCode::ERRCODE_CONFIGURATION_LIMIT_EXCEEDED,
+            format!("this session has {PENDING_MAX} background requests waiting already"),
+            "Read their answers with inventory.background_result first.",
+        )
+    }
     // SAFETY: plain calls into PostgreSQL from a backend; the segment is ours until we detach it.
     unsafe {
         let segment = pg_sys::dsm_create(std::mem::size_of::<Request>(), 0);
@@ -141,6 +171,7 @@ fn start(fill: impl FnOnce(&mut Request)) -> i64 {
 #[pg_extern(volatile, parallel_unsafe)]
 #[search_path(pg_catalog, pg_temp)]
 fn concurrent_index_start(statement: &str) -> i64 {
+    check_length(statement);
     start(|r| {
         r.kind = INDEX;
         copy_text(&mut r.statement, &mut r.statement_len, statement);
@@ -150,6 +181,8 @@ fn concurrent_index_start(statement: &str) -> i64 {
 /// Starts a worker that imports `fill.snapshot` and returns once it has (or fails): the caller's
 /// transaction, which exported it, may end from then on.
 pub fn start_fill(fill: Fill) -> i64 {
+    check_length(&fill.sums);
+    check_length(&fill.merge);
     let request = start(|r| {
         r.kind = FILL;
         r.ledger = fill.ledger;

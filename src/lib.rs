@@ -112,6 +112,7 @@ pub extern "C-unwind" fn _PG_init() {
     unsafe {
         pg_sys::RegisterXactCallback(Some(tenant_switch::forget_entered_tenant), std::ptr::null_mut());
         pg_sys::RegisterXactCallback(Some(balances::frames::transaction_event), std::ptr::null_mut());
+        pg_sys::RegisterXactCallback(Some(background::transaction_event), std::ptr::null_mut());
         pg_sys::RegisterSubXactCallback(Some(balances::frames::subtransaction_event), std::ptr::null_mut());
         pg_sys::CacheRegisterRelcacheCallback(Some(balances::plans::relation_changed), pg_sys::Datum::from(0));
         for cache in [

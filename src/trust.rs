@@ -308,6 +308,20 @@ pub fn run<T>(upkeep: Upkeep, work: impl FnOnce() -> T) -> T {
     as_user(role, context, || run_restricted(role, work))
 }
 
+/// Runs `work` — DML on `table` that fires whatever the table's owner put on it (triggers, rules,
+/// defaults, domain checks) — as that owner inside a security-restricted operation when the caller is
+/// another role (an administrator making an owner's table tenant-scoped): the owner's code never runs
+/// with the caller's rights. Forced row-level security still holds the owner (the work is not the
+/// owner's upkeep of its own rows). The owner itself: as it is.
+pub fn as_table_owner<T>(table: pg_sys::Oid, work: impl FnOnce() -> T) -> T {
+    let owner = crate::spi_util::first::<pg_sys::Oid>("SELECT relowner FROM pg_catalog.pg_class WHERE oid = $1", &[table.into()]);
+    // SAFETY: reads the current user.
+    match owner {
+        Some(role) if role != unsafe { pg_sys::GetUserId() } => run(Upkeep::Owner { role, own_rows: false }, work),
+        _ => work(),
+    }
+}
+
 /// Runs `work` as `role`, with `context` added to the security context (and the user change marked
 /// local, as fmgr marks a SECURITY DEFINER call's). On error, the (sub)transaction's abort restores both.
 fn as_user<T>(role: pg_sys::Oid, context: i32, work: impl FnOnce() -> T) -> T {

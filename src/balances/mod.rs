@@ -80,8 +80,17 @@ fn balance_fill_start(
     }
     // Writers are held back from here to the commit that follows the worker's start. The lock is tried
     // between postings and queued for at most 100 ms at a time (postings wait no longer behind this
-    // call), for up to about a minute.
-    if !maintenance::lock_giving_way(ledger, pg_sys::ShareRowExclusiveLock, 100, 300) {
+    // call), for up to about a minute: the lock every later step needs, taken first — SHARE ROW
+    // EXCLUSIVE to create the triggers, ACCESS EXCLUSIVE when ours are there to be dropped first (a
+    // DROP TRIGGER queued behind a reader would hold every posting behind it).
+    let names: Vec<Option<String>> = TRIGGERS.iter().map(|t| Some(t.to_string())).collect();
+    let retrack = one_text(
+        "SELECT 'yes' FROM pg_catalog.pg_trigger WHERE tgrelid = $1 AND tgname = ANY ($2::text[]) LIMIT 1",
+        &[ledger.into(), names.into()],
+    )
+    .is_some();
+    let mode = if retrack { pg_sys::AccessExclusiveLock } else { pg_sys::ShareRowExclusiveLock };
+    if !maintenance::lock_giving_way(ledger, mode, 100, 300) {
         errors::raise(
             PgSqlErrorCode::ERRCODE_LOCK_NOT_AVAILABLE,
             format!("{} stayed locked by other sessions for a minute", relation_name(ledger)),

@@ -77,15 +77,66 @@ fn enable_tenant_isolation(
 /// The one-call backfill: one UPDATE (ROW EXCLUSIVE), its row count.
 fn backfill(tbl: Option<RegClass>, org_column: Option<SqlName>, org: Uuid) -> i64 {
     let (table, column) = arguments(tbl, org_column);
+    fill_org_column(&table, &column, org, Batch::All)
+}
+
+/// Which NULLs of the org column one fill gives to the organization.
+enum Batch {
+    All,
+    /// The rows on pages `[first, last)` (a TID range scan).
+    Pages(i64, i64),
+    /// Up to this many rows still NULL anywhere (after a walk by pages: versions that moved meanwhile).
+    Rows(i32),
+}
+
+/// Fills NULLs of the org column with `org`, as the table's owner (`trust::as_table_owner`: the UPDATE
+/// fires the owner's triggers and rules, which must not run with an administrator's rights); the number
+/// of rows filled.
+fn fill_org_column(table: &plan::Table, column: &str, org: Uuid, batch: Batch) -> i64 {
     let q_org = ident(column);
-    first::<i64>(
-        &format!(
-            "WITH filled AS (UPDATE {} SET {q_org} = $1 WHERE {q_org} IS NULL RETURNING 1) SELECT count(*) FROM filled",
-            table.name
+    let (filter, args): (String, Vec<pgrx::datum::DatumWithOid>) = match batch {
+        Batch::All => (String::new(), vec![org.into()]),
+        Batch::Pages(first, last) => (
+            "AND ctid >= format('(%s,0)', $2)::tid AND ctid < format('(%s,0)', $3)::tid".into(),
+            vec![org.into(), first.into(), last.into()],
         ),
-        &[org.into()],
-    )
-    .unwrap_or_default()
+        Batch::Rows(n) => (
+            format!("AND ctid = ANY (ARRAY(SELECT ctid FROM {} WHERE {q_org} IS NULL LIMIT $2))", table.name),
+            vec![org.into(), n.into()],
+        ),
+    };
+    let sql = format!(
+        "WITH filled AS (UPDATE {} SET {q_org} = $1 WHERE {q_org} IS NULL {filter} RETURNING 1) SELECT count(*) FROM filled",
+        table.name
+    );
+    crate::trust::as_table_owner(table.oid, || first::<i64>(&sql, &args)).unwrap_or_default()
+}
+
+/// One batch of `backfill_org_column` (sql/isolation.sql): the NULLs on pages `[first_page, last_page)`,
+/// or, with `first_page` NULL, up to `batch_size` NULL rows anywhere; filled as the table's owner.
+#[pg_extern(volatile, parallel_unsafe)]
+#[search_path(pg_catalog, pg_temp)]
+fn fill_org_column_batch(
+    tbl: Option<RegClass>,
+    backfill_org: Option<Uuid>,
+    org_column: Option<SqlName>,
+    first_page: Option<i64>,
+    last_page: Option<i64>,
+    batch_size: Option<i32>,
+) -> i64 {
+    let Some(org) = backfill_org else {
+        errors::invalid_argument("backfill_org must not be NULL", "Pass the organization the rows go to.")
+    };
+    let (table, column) = arguments(tbl, org_column);
+    let batch = match (first_page, last_page, batch_size) {
+        (Some(first), Some(last), _) if first >= 0 && last > first => Batch::Pages(first, last),
+        (None, None, Some(n)) if n > 0 => Batch::Rows(n),
+        _ => errors::invalid_argument(
+            "pass a page range (first_page < last_page) or a positive batch_size",
+            "backfill_org_column calls it; call that procedure instead.",
+        ),
+    };
+    fill_org_column(&table, &column, org, batch)
 }
 
 /// The online path's next piece of work (no row: nothing left): the step's name, its line (with the

@@ -82,12 +82,15 @@ pub struct UniqueToScope {
 }
 
 /// An index the helper needs: there already (`Done`), built but not attached yet (`Built`), left
-/// invalid by a failed build (`Invalid`), or to build under the name given (`Missing`).
+/// invalid by a failed build (`Invalid`), being built by another session (`Building`: refused, 55006),
+/// or to build under the name given (`Missing`).
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub enum IndexState {
     Done,
     Built(String),
     Invalid(String),
+    /// Invalid because another backend (its pid) is building it right now.
+    Building(String, i32),
     Missing(String),
 }
 
@@ -228,6 +231,7 @@ pub fn plan(d: &Description, mode: Mode) -> Result<Vec<Step>, Refusal> {
     let t = &d.table.name;
     let q_org = ident(&d.org);
     refuse_open_policies(d)?;
+    refuse_builds_in_progress(d)?;
     if let (Some(b), Some(false)) = (d.backfill_org, d.backfill_org_exists) {
         return refuse(
             format!("backfill_org {b} names no organization"),
@@ -340,7 +344,7 @@ pub fn plan(d: &Description, mode: Mode) -> Result<Vec<Step>, Refusal> {
             let work = match &key.state {
                 IndexState::Missing(name) => vec![build(name)],
                 IndexState::Invalid(name) => vec![Work::Index(format!("DROP INDEX {}.{}", d.table.schema, ident(name))), build(name)],
-                IndexState::Done | IndexState::Built(_) => vec![],
+                IndexState::Done | IndexState::Built(_) | IndexState::Building(..) => vec![],
             };
             plan.add("build the (org, primary key) index", None, work);
         }
@@ -364,7 +368,7 @@ pub fn plan(d: &Description, mode: Mode) -> Result<Vec<Step>, Refusal> {
                 index_work(d, format!("DROP INDEX {}.{}", d.table.schema, ident(name))),
                 index_work(d, indexdef_led_by(&s.unique, name, &d.table, &d.org)?),
             ],
-            IndexState::Done | IndexState::Built(_) => vec![],
+            IndexState::Done | IndexState::Built(_) | IndexState::Building(..) => vec![],
         };
         plan.add("build a scoped unique index", None, work);
     }
@@ -374,7 +378,7 @@ pub fn plan(d: &Description, mode: Mode) -> Result<Vec<Step>, Refusal> {
     if let Some(key) = &d.org_key {
         let report = Some(format!("added UNIQUE ({}) to {t}", quoted_list(&key.cols)));
         let statement = match (&key.state, d.table.partitioned) {
-            (IndexState::Done, _) => None,
+            (IndexState::Done | IndexState::Building(..), _) => None,
             (_, true) => Some(format!("ALTER TABLE {t} ADD UNIQUE ({})", quoted_list(&key.cols))),
             (IndexState::Missing(n) | IndexState::Built(n) | IndexState::Invalid(n), false) => {
                 Some(format!("ALTER TABLE {t} ADD CONSTRAINT {n} UNIQUE USING INDEX {n}", n = ident(n)))
@@ -413,7 +417,7 @@ pub fn plan(d: &Description, mode: Mode) -> Result<Vec<Step>, Refusal> {
     let builds_leading = d.org_key.as_ref().is_some_and(|k| k.state != IndexState::Done) || !d.scoped.is_empty();
     if !builds_leading {
         let work = match &d.leading_index {
-            IndexState::Done | IndexState::Built(_) => vec![],
+            IndexState::Done | IndexState::Built(_) | IndexState::Building(..) => vec![],
             IndexState::Missing(name) => vec![index_work(d, format!("CREATE INDEX {} ON {t} ({q_org})", ident(name)))],
             IndexState::Invalid(name) => vec![
                 index_work(d, format!("DROP INDEX {}.{}", d.table.schema, ident(name))),
@@ -466,6 +470,22 @@ pub fn plan(d: &Description, mode: Mode) -> Result<Vec<Step>, Refusal> {
     Ok(plan.0)
 }
 
+/// 55006 while another session builds one of the indexes the plan needs (an earlier online call whose
+/// worker is still at it): dropping it under that build would fail, and building another would race it.
+fn refuse_builds_in_progress(d: &Description) -> Result<(), Refusal> {
+    let states = d.org_key.iter().map(|k| &k.state).chain(d.scoped.iter().map(|s| &s.index)).chain([&d.leading_index]);
+    for state in states {
+        if let IndexState::Building(name, pid) = state {
+            return Err(Refusal {
+                code: PgSqlErrorCode::ERRCODE_OBJECT_IN_USE,
+                message: format!("index {} of {} is being built by another session (pid {pid})", ident(name), d.table.name),
+                hint: "Wait for that build to finish (or cancel it), then call again: it goes on from there.".into(),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Permissive policies are OR-ed with the tenant policy: the plan refuses a table with one that would
 /// keep it open (55000), naming each and the SQL that closes it, before anything changes.
 fn refuse_open_policies(d: &Description) -> Result<(), Refusal> {
@@ -505,7 +525,7 @@ fn scope_unique(plan: &mut Plan, d: &Description, s: &ScopedUnique) -> Result<()
         _ => "",
     };
     let new_index = match &s.index {
-        IndexState::Missing(n) | IndexState::Built(n) | IndexState::Invalid(n) => n.clone(),
+        IndexState::Missing(n) | IndexState::Built(n) | IndexState::Invalid(n) | IndexState::Building(n, _) => n.clone(),
         IndexState::Done => String::new(),
     };
     match (&u.constraint, d.table.partitioned) {

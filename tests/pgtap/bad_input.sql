@@ -89,7 +89,7 @@ SELECT throws_ok(format('SELECT inventory.grant_app_access(%L)', :injection), '4
 -- Isolation helpers: identifiers are quoted, never pasted.
 SELECT pg_temp.covers('inventory.enable_tenant_isolation(regclass,name,uuid,boolean)', 'inventory.disable_tenant_isolation(regclass)',
               'inventory.isolation_report(name[])', 'inventory.backfill_org_column(regclass,uuid,name,integer)',
-              'inventory.open_policies(regclass,name)');
+              'inventory.open_policies(regclass,name)', 'inventory.fill_org_column_batch(regclass,uuid,name,bigint,bigint,integer)');
 SELECT throws_ok('SELECT inventory.enable_tenant_isolation(NULL)', '22023', NULL, 'enable_tenant_isolation(NULL)');
 -- A dangling regclass (the OID of a dropped table): PostgreSQL's own 42P01, not an internal error.
 CREATE TABLE adv.dropped (id int PRIMARY KEY);
@@ -115,6 +115,13 @@ SELECT throws_ok('SELECT inventory.disable_tenant_isolation(NULL)', '22023', NUL
 SELECT is((SELECT count(*) FROM inventory.isolation_report(ARRAY[:injection]) WHERE object NOT LIKE 'role %'), 0::bigint,
           'isolation_report of an injection attempt as a schema finds no such schema (only the cluster''s role warnings)');
 SELECT throws_ok('CALL inventory.backfill_org_column(NULL, NULL)', '22023', NULL, 'backfill_org_column(NULL, NULL)');
+SELECT throws_ok('SELECT inventory.fill_org_column_batch(NULL, NULL, NULL, NULL, NULL, NULL)', '22023', NULL, 'fill_org_column_batch of NULLs');
+SELECT throws_ok(format('SELECT inventory.fill_org_column_batch(%L, %L, %L, 5, 1, NULL)', 'adv.moves', :A, 'org_id'), '22023', NULL,
+                 'fill_org_column_batch of a backwards page range');
+SELECT throws_ok(format('SELECT inventory.fill_org_column_batch(%L, %L, %L, NULL, NULL, 0)', 'adv.moves', :A, 'org_id'), '22023', NULL,
+                 'fill_org_column_batch of no batch size');
+SELECT throws_ok(format('SELECT inventory.fill_org_column_batch(%L, %L, %L, NULL, NULL, 10)', 'adv.moves', :A, :quoted_injection), '42703', NULL,
+                 'fill_org_column_batch with an injection attempt as the column');
 SELECT throws_ok(format('CALL inventory.backfill_org_column(%L, %L, %L)', 'adv.moves', :A, :quoted_injection), '42703', NULL,
                  'backfill_org_column with an injection attempt as the column');
 

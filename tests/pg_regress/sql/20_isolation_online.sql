@@ -181,6 +181,35 @@ RESET ROLE;
 SELECT * FROM inventory.background_result(12345);
 SELECT count(*) AS indexes_on_sku FROM pg_index WHERE indrelid = 'online_c."Item"'::regclass AND indkey[0] = 2;
 
+-- A table owner's code never runs with the caller's rights: filling the org column fires the owner's
+-- UPDATE trigger, and both paths run that UPDATE as the owner (a security-restricted operation), so a
+-- trigger that would make its owner superuser when a superuser runs it does nothing of the kind.
+CREATE ROLE online_owner;
+GRANT USAGE, CREATE ON SCHEMA online_c TO online_owner;
+SET ROLE online_owner;
+CREATE TABLE online_c.trap_a (id int PRIMARY KEY, org_id uuid);
+CREATE TABLE online_c.trap_b (id int PRIMARY KEY, org_id uuid);
+CREATE TABLE online_c.trap_log (ran_as name, superuser boolean);
+INSERT INTO online_c.trap_a SELECT g, NULL FROM generate_series(1, 3) g;
+INSERT INTO online_c.trap_b SELECT g, NULL FROM generate_series(1, 3) g;
+CREATE FUNCTION online_c.trap() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO online_c.trap_log VALUES (current_user, (SELECT rolsuper FROM pg_roles WHERE rolname = current_user));
+    IF (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
+        EXECUTE 'ALTER ROLE online_owner SUPERUSER';
+    END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER trap BEFORE UPDATE ON online_c.trap_a FOR EACH ROW EXECUTE FUNCTION online_c.trap();
+CREATE TRIGGER trap BEFORE UPDATE ON online_c.trap_b FOR EACH ROW EXECUTE FUNCTION online_c.trap();
+RESET ROLE;
+SET client_min_messages = warning;
+CALL inventory.enable_tenant_isolation_online('online_c.trap_a', 'org_id', '00000000-0000-4000-8000-000000000021');
+SELECT count(*) AS changes FROM inventory.enable_tenant_isolation('online_c.trap_b', 'org_id', '00000000-0000-4000-8000-000000000021');
+RESET client_min_messages;
+SELECT ran_as, superuser, count(*) FROM online_c.trap_log GROUP BY 1, 2;
+SELECT rolsuper AS owner_became_superuser FROM pg_roles WHERE rolname = 'online_owner';
+
 -- Clean up.
 SET client_min_messages = warning;
 DELETE FROM inventory.tenant_tables t USING pg_class c
@@ -188,5 +217,7 @@ DELETE FROM inventory.tenant_tables t USING pg_class c
 DROP SCHEMA online_a, online_b, online_c CASCADE;
 DROP OWNED BY online_someone;
 DROP ROLE online_someone;
+DROP OWNED BY online_owner;
+DROP ROLE online_owner;
 DELETE FROM inventory.organizations WHERE id = '00000000-0000-4000-8000-000000000021';
 RESET client_min_messages;
