@@ -58,10 +58,11 @@ CREATE TABLE inventory.tracked_ledgers (
     -- Rows per key the balance table may hold (inventory.set_balance_slots): 1 is one row per key; more
     -- adds a slot column to the balance table's key, and contended keys spread over that many rows.
     slots         integer NOT NULL DEFAULT 1 CHECK (slots BETWEEN 1 AND 64),
-    -- A fill by track_balances_online under way: the xid of the transaction that set it up. Its worker
-    -- adds its sums only while this still names that transaction, and clears it; a full rebuild clears
-    -- it (and wins), reconcile skips the ledger meanwhile. NULL: none.
-    fill_pending  bigint
+    -- The process ID of the background worker filling the balances for track_balances_online. It adds
+    -- its sums only while this still names it, and clears it; a later call or a full rebuild replaces
+    -- or clears it (and wins). While that worker runs, reconcile skips the ledger; once it is gone
+    -- (cancelled, killed) the value names no worker and means nothing. NULL: none.
+    fill_worker   integer
 );
 COMMENT ON TABLE inventory.tracked_ledgers IS
     'Ledgers whose balances the balance trigger maintains, with their balance table and keys.';

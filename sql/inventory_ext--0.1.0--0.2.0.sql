@@ -13,7 +13,7 @@
 ALTER TABLE inventory.tracked_ledgers
     ADD COLUMN negative_rule text CHECK (negative_rule IN ('items.allow_negative', 'refuse')),
     ADD COLUMN slots integer NOT NULL DEFAULT 1 CHECK (slots BETWEEN 1 AND 64),
-    ADD COLUMN fill_pending bigint;
+    ADD COLUMN fill_worker integer;
 
 ALTER TABLE inventory.reconcile_runs ADD COLUMN detail text;
 ALTER TABLE inventory.reconcile_runs DROP CONSTRAINT reconcile_runs_status_check,

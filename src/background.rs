@@ -48,7 +48,7 @@ struct Request {
     database: pg_sys::Oid,
     session_user: pg_sys::Oid,
     current_user: pg_sys::Oid,
-    /// A fill's ledger and exporting transaction (`tracked_ledgers.fill_pending` names it).
+    /// A fill's ledger and the transaction that exported its snapshot (and set the fill up).
     ledger: pg_sys::Oid,
     exporter: pg_sys::TransactionId,
     /// A fill's upkeep identity (`trust::Upkeep`): InvalidOid for the caller's own rights.
@@ -69,7 +69,7 @@ struct Request {
 pub struct Fill {
     pub snapshot: String,
     pub ledger: pg_sys::Oid,
-    /// The exporting transaction, which `tracked_ledgers.fill_pending` names while the fill is its.
+    /// The exporting transaction: the sums are added after it has committed.
     pub exporter: pg_sys::TransactionId,
     pub sums: String,
     pub merge: String,
@@ -220,6 +220,12 @@ pub fn start_fill(fill: Fill) -> i64 {
         "the background worker did not start within a minute",
         "Check max_worker_processes and the server log, then call again.",
     )
+}
+
+/// The process ID of request `request`'s worker while it runs.
+pub fn worker_pid(request: i64) -> Option<i32> {
+    let handle = u32::try_from(request).ok()?;
+    PENDING.with(|p| p.borrow().get(&handle).and_then(|entry| entry.worker.pid().ok()))
 }
 
 /// Whether request `request` of this session has finished, and if it failed, how (its SQLSTATE and

@@ -84,11 +84,14 @@ fn balance_fill_start(
     // EXCLUSIVE to create the triggers, ACCESS EXCLUSIVE when ours are there to be dropped first (a
     // DROP TRIGGER queued behind a reader would hold every posting behind it).
     let names: Vec<Option<String>> = TRIGGERS.iter().map(|t| Some(t.to_string())).collect();
-    let retrack = one_text(
-        "SELECT 'yes' FROM pg_catalog.pg_trigger WHERE tgrelid = $1 AND tgname = ANY ($2::text[]) LIMIT 1",
-        &[ledger.into(), names.into()],
-    )
-    .is_some();
+    let has_our_triggers = || {
+        one_text(
+            "SELECT 'yes' FROM pg_catalog.pg_trigger WHERE tgrelid = $1 AND tgname = ANY ($2::text[]) LIMIT 1",
+            &[ledger.into(), names.clone().into()],
+        )
+        .is_some()
+    };
+    let retrack = has_our_triggers();
     let mode = if retrack { pg_sys::AccessExclusiveLock } else { pg_sys::ShareRowExclusiveLock };
     if !maintenance::lock_giving_way(ledger, mode, 100, 300) {
         errors::raise(
@@ -96,6 +99,22 @@ fn balance_fill_start(
             format!("{} stayed locked by other sessions for a minute", relation_name(ledger)),
             "Call again: nothing was changed.",
         )
+    }
+    // Another session may have tracked the ledger between the look and the lock: then dropping its
+    // triggers needs the stronger lock, which must not be queued for while this one holds postings.
+    if !retrack && has_our_triggers() {
+        errors::raise(
+            PgSqlErrorCode::ERRCODE_LOCK_NOT_AVAILABLE,
+            format!("another session tracked {} while this call took its lock", relation_name(ledger)),
+            "Call again: nothing was changed.",
+        )
+    }
+    // Whatever else the set-up waits for while it holds postings back (the balance table, the
+    // organizations its foreign key names), it waits at most a second (for this transaction only).
+    // SAFETY: reads a backend global.
+    let current = unsafe { pg_sys::LockTimeout };
+    if current == 0 || current > 1000 {
+        exec("SELECT pg_catalog.set_config('lock_timeout', '1s', true)");
     }
     ddl::own_ddl(|| track(ledger, &balance_table, keys, qty, None, Fill::Online)).unwrap_or_default()
 }
@@ -259,7 +278,7 @@ fn track(ledger: pg_sys::Oid, balance_table: &str, mut keys: Vec<String>, qty: S
          VALUES ($1::regclass, $2::oid::regclass, $3::name[], $4, $5, $6, $7, $8)
          ON CONFLICT (ledger) DO UPDATE SET balance_table = excluded.balance_table, key_columns = excluded.key_columns,
             qty_column = excluded.qty_column, id_column = excluded.id_column, org_column = excluded.org_column,
-            negative_rule = excluded.negative_rule, tracked_at = now(), fill_pending = NULL",
+            negative_rule = excluded.negative_rule, tracked_at = now(), fill_worker = NULL",
         &[
             ledger.into(),
             balance_oid.into(),
@@ -416,9 +435,16 @@ impl Registered {
         upkeep
     }
 
-    /// Whether a `track_balances_online` fill is under way, read now (under the maintenance lock).
+    /// Whether a `track_balances_online` fill is under way, read now (under the maintenance lock): the
+    /// registry names its worker and that worker is still running. A worker that was cancelled or
+    /// killed leaves its PID behind, which then names no such process and counts for nothing.
     pub fn fill_pending_now(&self) -> bool {
-        first::<i64>("SELECT fill_pending FROM inventory.tracked_ledgers WHERE ledger = $1::oid::regclass", &[self.ledger.into()]).is_some()
+        first::<bool>(
+            "SELECT true FROM inventory.tracked_ledgers t, pg_catalog.pg_stat_get_activity(t.fill_worker) a
+              WHERE t.ledger = $1::oid::regclass AND a.backend_type = 'inventory_ext background'",
+            &[self.ledger.into()],
+        )
+        .is_some()
     }
 
     /// Whether `track_balances_online`'s worker is still to add its sums, read under the maintenance
@@ -427,7 +453,7 @@ impl Registered {
         match (self.fill_pending_now(), rewrite) {
             (false, _) => {}
             (true, PendingFill::Supersede) => exec_with_args(
-                "UPDATE inventory.tracked_ledgers SET fill_pending = NULL WHERE ledger = $1::oid::regclass",
+                "UPDATE inventory.tracked_ledgers SET fill_worker = NULL WHERE ledger = $1::oid::regclass",
                 &[self.ledger.into()],
             ),
             (true, PendingFill::Refuse) => errors::raise(

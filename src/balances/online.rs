@@ -11,7 +11,9 @@
 //! - a background worker (`crate::background`) imports S before that transaction ends, sums the ledger
 //!   as it was in S (REPEATABLE READ: the long read, under no lock writers wait for), and adds the sums
 //!   to the balance rows in a transaction of its own, as the trigger adds a posting (`+=` on conflict).
-//! Every row is counted once: by the sums if S sees it, by a trigger if not.
+//! Every row is counted once: by the sums if S sees it, by a trigger if not. The registry names the
+//! worker (`tracked_ledgers.fill_worker`) while it runs: reconcile leaves the ledger alone meanwhile,
+//! and a later call or a full rebuild calls the fill off by naming another or none.
 //!
 //! While the worker runs, the balances hold only what was posted since: read them after the CALL.
 //! Refused (0A000) where a negative-stock rule applies: a posting checked against a balance that lacks
@@ -49,13 +51,16 @@ pub fn start(ledger: pg_sys::Oid) -> i64 {
         trust::run(upkeep, || exec(&format!("DELETE FROM {}", registered.balance_name)));
         // SAFETY: this transaction has an xid (it made the triggers).
         let exporter = unsafe { pg_sys::GetTopTransactionId() };
-        exec_with_args(
-            "UPDATE inventory.tracked_ledgers SET fill_pending = $2 WHERE ledger = $1::oid::regclass",
-            &[ledger.into(), i64::from(u32::from(exporter)).into()],
-        );
         let snapshot = one_text("SELECT pg_catalog.pg_export_snapshot()", &[]).unwrap_or_default();
         let (sums, merge) = statements(&registered);
-        background::start_fill(Fill { snapshot, ledger, exporter, sums, merge, upkeep })
+        let request = background::start_fill(Fill { snapshot, ledger, exporter, sums, merge, upkeep });
+        // The worker that fills, named in the registry as this transaction commits: the fill is pending
+        // while that process runs, and its sums count only while the registry still names it.
+        exec_with_args(
+            "UPDATE inventory.tracked_ledgers SET fill_worker = $2 WHERE ledger = $1::oid::regclass",
+            &[ledger.into(), background::worker_pid(request).into()],
+        );
+        request
     })
 }
 
@@ -127,15 +132,15 @@ pub fn fill(fill: Fill, current_user: pg_sys::Oid, imported: impl FnOnce()) {
         pg_sys::StartTransactionCommand();
         // The sums are added once the exporting transaction has ended (it may have made the registry
         // row this reads, which a snapshot taken before its commit would not see), under the
-        // maintenance lock (the registry row), and only while the registry still names that
-        // transaction's fill: a later track_balances_online or a full rebuild_balances called it off,
-        // and a rollback never named it.
+        // maintenance lock (the registry row), and only while the registry still names this worker: a
+        // later track_balances_online or a full rebuild_balances called it off, and a rollback never
+        // named it.
         pg_sys::XactLockTableWait(fill.exporter, std::ptr::null_mut(), std::ptr::null_mut(), pg_sys::XLTW_Oper::XLTW_None);
         pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
-        let still_ours = crate::spi_util::first::<i64>(
-            "SELECT fill_pending FROM inventory.tracked_ledgers WHERE ledger = $1::oid::regclass FOR UPDATE",
+        let still_ours = crate::spi_util::first::<i32>(
+            "SELECT fill_worker FROM inventory.tracked_ledgers WHERE ledger = $1::oid::regclass FOR UPDATE",
             &[fill.ledger.into()],
-        ) == Some(i64::from(u32::from(fill.exporter)));
+        ) == Some(pg_sys::MyProcPid);
         pg_sys::PopActiveSnapshot();
         if !still_ours {
             errors::raise(
@@ -148,7 +153,7 @@ pub fn fill(fill: Fill, current_user: pg_sys::Oid, imported: impl FnOnce()) {
         pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
         trust::run(fill.upkeep, || merge(&fill.merge, arrays));
         crate::spi_util::exec_with_args(
-            "UPDATE inventory.tracked_ledgers SET fill_pending = NULL WHERE ledger = $1::oid::regclass",
+            "UPDATE inventory.tracked_ledgers SET fill_worker = NULL WHERE ledger = $1::oid::regclass",
             &[fill.ledger.into()],
         );
         pg_sys::PopActiveSnapshot();

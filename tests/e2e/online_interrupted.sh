@@ -65,8 +65,26 @@ call_track="CALL inventory.track_balances_online('public.moves', 'public.move_ba
 out=$(sql -c "SET statement_timeout = '300ms'" -c "$call_track" 2>&1 || true)
 echo "$out" | grep -q "canceling statement" || fail "the tracking call was not cancelled: $out"
 wait_for_workers_to_stop
+# The stopped fill counts for nothing: reconcile checks the ledger (and finds what it never filled).
+status=$(sql -c "SELECT count(*) FROM inventory.reconcile('public.moves', auto_correct => false)" \
+             -c "SELECT status FROM inventory.reconcile_runs ORDER BY id DESC LIMIT 1" | tail -1)
+[ "$status" != skipped ] || fail "reconcile skipped a ledger whose fill was cancelled"
 sql -c "$call_track" >/dev/null || fail "tracking again after the cancel failed"
 [ "$(exact)" = 0 ] || fail "after a cancelled fill and a second call, balances differ from the ledger"
+# While a fill runs, reconcile leaves the ledger alone and set_balance_slots answers 55006.
+sql -c "$call_track" >"$WORK/track_c.out" 2>&1 & c=$!
+for i in $(seq 1 100); do
+  [ "$(sql -c "SELECT count(*) FROM inventory.tracked_ledgers t, pg_stat_get_activity(t.fill_worker) a
+                WHERE t.ledger = 'public.moves'::regclass AND a.backend_type = 'inventory_ext background'")" = 1 ] && break
+  sleep 0.02
+done
+status=$(sql -c "SELECT count(*) FROM inventory.reconcile('public.moves')" \
+             -c "SELECT status || ': ' || detail FROM inventory.reconcile_runs ORDER BY id DESC LIMIT 1" | tail -1)
+slots=$(sql -c "SELECT inventory.set_balance_slots('public.moves', 2)" 2>&1 || true)
+wait "$c" || { cat "$WORK/track_c.out"; fail "the tracking call failed"; }
+case "$status" in "skipped: not reconciled while track_balances_online fills"*) ;; *) fail "reconcile during the fill: $status" ;; esac
+echo "$slots" | grep -q "are being filled by track_balances_online" || fail "set_balance_slots during the fill: $slots"
+[ "$(exact)" = 0 ] || fail "after the fill, balances differ from the ledger"
 # Two calls at the same time: one waits for the other's set-up; the later fill wins, the earlier adds nothing.
 sql -c "$call_track" >"$WORK/track_a.out" 2>&1 & a=$!
 sql -c "$call_track" >"$WORK/track_b.out" 2>&1 & b=$!
@@ -77,4 +95,4 @@ wait_for_workers_to_stop
 sql -c "INSERT INTO public.moves (item, qty) VALUES (7, 2.5)"
 [ "$(exact)" = 0 ] && [ "$(sql -c "SELECT count(*) FROM inventory.reconcile('public.moves')")" = 0 ] \
   || fail "a posting after the calls is not exactly in its balance"
-echo "online_interrupted: a cancelled fill and a call at once after it, then two calls at the same time: every balance equals its ledger sum"
+echo "online_interrupted: a cancelled fill (reconcile then checks the ledger) and a call at once after it; reconcile skips and set_balance_slots waits (55006) while a fill runs; two calls at the same time: every balance equals its ledger sum"

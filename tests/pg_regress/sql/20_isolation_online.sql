@@ -201,6 +201,8 @@ BEGIN
     RETURN NEW;
 END $$;
 CREATE TRIGGER trap BEFORE UPDATE ON online_c.trap_a FOR EACH ROW EXECUTE FUNCTION online_c.trap();
+-- A rule on UPDATE too: the backfill is a plain UPDATE (one in WITH would refuse a table with rules).
+CREATE RULE trap_rule AS ON UPDATE TO online_c.trap_a DO ALSO INSERT INTO online_c.trap_log VALUES ('rule', NULL);
 CREATE TRIGGER trap BEFORE UPDATE ON online_c.trap_b FOR EACH ROW EXECUTE FUNCTION online_c.trap();
 RESET ROLE;
 SET client_min_messages = warning;
