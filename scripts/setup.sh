@@ -38,7 +38,8 @@ declare -A why=(
   [dpkg-dev]="tests: dpkg-shlibdeps, with which scripts/package.sh finds the Debian package's library dependencies (tests/e2e/package.sh)"
 )
 apt_packages=("postgresql-$PG_MAJOR" "postgresql-server-dev-$PG_MAJOR" "postgresql-$PG_MAJOR-cron" libclang-dev clang)
-[ "$mode" = demo ] || apt_packages+=(sudo "postgresql-$PG_MAJOR-pgtap" libtap-parser-sourcehandler-pgtap-perl pgbouncer sqlsmith dpkg-dev)
+[ "$mode" = demo ] || apt_packages+=(sudo "postgresql-$PG_MAJOR-pgtap" libtap-parser-sourcehandler-pgtap-perl pgbouncer sqlsmith dpkg-dev
+  liblz4-dev libzstd-dev libkrb5-dev libselinux1-dev libpam0g-dev)  # the last five: building Citus (the citus layer)
 
 missing=()
 for p in "${apt_packages[@]}"; do

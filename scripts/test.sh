@@ -9,18 +9,20 @@
 #   e2e       end-to-end scripts (tests/e2e/*.sh), each starting and stopping its own clusters
 #   app       the seed application's stack on the extension: examples/prisma-app (Node 20, Express,
 #             Prisma 7) and its node:test suite over HTTP against a scratch cluster migrated by the guide
+#   citus     a coordinator and two Citus workers (tests/citus/run.sh; Citus built once from CITUS_SOURCE,
+#             default ../shared/citus; skipped in one line without a source)
 #   assert    unit, contract and isolation again, against PostgreSQL 15 built with --enable-cassert
 #             --enable-debug (scripts/cassert_pg.sh: built once, about 7 minutes, cached outside the repo)
 # Every layer runs even when an earlier one failed; the exit status is non-zero if any failed. Each test
 # is counted once, in one layer; the end is a table of the layers (tests passed and failed, seconds) and
 # the lines "layers: N passed, M failed" and "tests: N passed, M failed".
-# Run some layers with: scripts/test.sh unit|contract|isolation|security|e2e|app|assert ...
+# Run some layers with: scripts/test.sh unit|contract|isolation|security|e2e|app|citus|assert ...
 set -uo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh || exit 1
 PG_MAJOR=15
 
-all_layers=(unit contract isolation security e2e app assert)
+all_layers=(unit contract isolation security e2e app citus assert)
 layers=("$@")
 [ ${#layers[@]} -gt 0 ] || layers=("${all_layers[@]}")
 for layer in "${layers[@]}"; do
@@ -159,6 +161,7 @@ layer_e2e() {
   for t in tests/e2e/*.sh; do run "e2e: $(basename "$t" .sh)" "$t"; done
 }
 layer_app() { installed && run "app: examples/prisma-app (Express, Prisma 7, node:test)" examples/prisma-app/test.sh; }
+layer_citus() { installed && run "citus: a coordinator and two workers (Citus from CITUS_SOURCE)" tests/citus/run.sh; }
 layer_assert() {
   # A failed build counts as one failed test and skips the layer's tests (its output says why).
   local start=$SECONDS
