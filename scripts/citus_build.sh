@@ -4,12 +4,18 @@
 #
 # The source is CITUS_SOURCE: a directory with citus-<version>.tar.gz (a `git archive` of a Citus tag)
 # and optionally *.patch files applied with `patch -p1` (default: ../shared/citus next to the repository,
-# Citus 13.2.2 and its one-line PostgreSQL 15.20 patch). Exit status 3, with one line saying so, when
+# or next to the checkout it was cloned from: Citus 13.2.2 and its one-line PostgreSQL 15.20 patch). Exit status 3, with one line saying so, when
 # there is no source: the layer is then skipped. The build is cached in CITUS_CACHE (default
 # /var/cache/inventory_ext/citus-<digest of the source>), rebuilt when its stamp is missing; about 70 s.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
-source_dir=${CITUS_SOURCE:-$repo/../shared/citus}
+# A clone of a local checkout (as CI makes) finds the source next to the checkout it was cloned from.
+origin=$(git -C "$repo" config --get remote.origin.url 2>/dev/null || true)
+source_dir=${CITUS_SOURCE:-}
+for candidate in "$repo/../shared/citus" ${origin:+"$origin/../shared/citus"}; do
+  [ -n "$source_dir" ] || [ ! -d "$candidate" ] || source_dir=$candidate
+done
+source_dir=${source_dir:-$repo/../shared/citus}
 PG_MAJOR=${PG_MAJOR:-15}
 pg_config=${PG_CONFIG:-/usr/lib/postgresql/$PG_MAJOR/bin/pg_config}
 shopt -s nullglob
