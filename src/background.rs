@@ -81,6 +81,13 @@ struct Pending {
     worker: DynamicBackgroundWorker,
 }
 
+impl Pending {
+    /// Whether the worker has exited (its answer, if any, is in the segment already).
+    fn stopped(&self) -> bool {
+        matches!(self.worker.pid(), Err(BackgroundWorkerStatus::Stopped | BackgroundWorkerStatus::PostmasterDied))
+    }
+}
+
 thread_local! {
     /// This backend's requests, by segment handle; they outlive transactions (the procedures commit).
     static PENDING: RefCell<HashMap<u32, Pending>> = RefCell::new(HashMap::new());
@@ -203,7 +210,7 @@ pub fn start_fill(fill: Fill) -> i64 {
             let entry = pending.get(&handle).expect("started above");
             // SAFETY: mapped until the request is answered and read.
             let r = unsafe { &*(pg_sys::dsm_segment_address(entry.segment) as *const Request) };
-            let stopped = matches!(entry.worker.pid(), Err(BackgroundWorkerStatus::Stopped | BackgroundWorkerStatus::PostmasterDied));
+            let stopped = entry.stopped();
             (r.imported.load(Ordering::Acquire) == 1, r.state.load(Ordering::Acquire) != 0, stopped)
         });
         if imported || answered || stopped {
@@ -244,7 +251,7 @@ fn background_result(
         // SAFETY: the segment stays mapped until it is removed below.
         let request = unsafe { &*(pg_sys::dsm_segment_address(entry.segment) as *const Request) };
         // Stopped is read before the state: a worker that answered and then stopped is not lost.
-        let stopped = matches!(entry.worker.pid(), Err(BackgroundWorkerStatus::Stopped | BackgroundWorkerStatus::PostmasterDied));
+        let stopped = entry.stopped();
         let answer = match request.state.load(Ordering::Acquire) {
             SUCCEEDED => Some((None, None)),
             FAILED => {
@@ -309,9 +316,7 @@ pub extern "C-unwind" fn inventory_background_main(argument: pg_sys::Datum) {
         })
         .catch_others(|e| match e {
             CaughtError::PostgresError(r) | CaughtError::ErrorReport(r) | CaughtError::RustPanic { ereport: r, .. } => {
-                let code = r.sql_error_code() as i32;
-                let sqlstate: Vec<u8> = (0..5).map(|i| ((code >> (6 * i)) & 0x3F) as u8 + b'0').collect();
-                Some((sqlstate, r.message().to_string()))
+                Some((errors::sqlstate_text(r.sql_error_code()).into_bytes(), r.message().to_string()))
             }
         })
         .execute();

@@ -13,6 +13,12 @@ pub fn raise(code: PgSqlErrorCode, message: impl Into<String>, hint: impl Into<S
     unreachable!("an ERROR report does not return")
 }
 
+/// The five characters of a SQLSTATE as PostgreSQL encodes it (MAKE_SQLSTATE: six bits a character).
+pub fn sqlstate_text(code: PgSqlErrorCode) -> String {
+    let code = code as i32;
+    (0..5).map(|i| (((code >> (6 * i)) & 0x3F) as u8 + b'0') as char).collect()
+}
+
 /// 42501: the call needs a tenant and none is set.
 pub fn no_tenant_context() -> ! {
     raise(

@@ -84,9 +84,7 @@ mod tests {
         })
         .catch_others(|e| match e {
             CaughtError::PostgresError(r) | CaughtError::ErrorReport(r) | CaughtError::RustPanic { ereport: r, .. } => {
-                let code = r.sql_error_code() as i32;
-                // Unpack PostgreSQL's six-bit encoding (MAKE_SQLSTATE) back into its five characters.
-                (0..5).map(|i| (((code >> (6 * i)) & 0x3F) as u8 + b'0') as char).collect()
+                crate::errors::sqlstate_text(r.sql_error_code())
             }
         })
         .execute()

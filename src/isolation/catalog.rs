@@ -275,7 +275,7 @@ pub fn registered_org_column(table: pg_sys::Oid) -> Option<String> {
 fn unique_on(table: pg_sys::Oid, cols: &[String], ours: &str) -> Option<IndexState> {
     let cols: Vec<Option<String>> = cols.iter().cloned().map(Some).collect();
     let found = rows(
-        "SELECT ic.relname::text, i.indisvalid, con.oid IS NOT NULL, (SELECT p.pid FROM pg_stat_progress_create_index p WHERE p.index_relid = i.indexrelid LIMIT 1)
+        &format!("SELECT ic.relname::text, i.indisvalid, con.oid IS NOT NULL, {BUILDER}
            FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
            LEFT JOIN pg_constraint con ON con.conindid = i.indexrelid AND con.conrelid = i.indrelid AND con.contype IN ('p', 'u')
           WHERE i.indrelid = $1 AND i.indisunique AND i.indpred IS NULL
@@ -284,7 +284,7 @@ fn unique_on(table: pg_sys::Oid, cols: &[String], ours: &str) -> Option<IndexSta
                    FROM unnest(i.indkey[0:i.indnkeyatts - 1]) k(attnum)
                    JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum)
                 = (SELECT array_agg(c ORDER BY c) FROM unnest($2::text[]) c)
-          ORDER BY i.indisvalid DESC, con.oid IS NOT NULL DESC, ic.relname <> $3",
+          ORDER BY i.indisvalid DESC, con.oid IS NOT NULL DESC, ic.relname <> $3"),
         &[table.into(), cols.into(), ours.into()],
         |r| Ok((text(r, 1)?, r.get::<bool>(2)?.unwrap_or_default(), r.get::<bool>(3)?.unwrap_or_default(), r.get::<i32>(4)?)),
     );
@@ -410,11 +410,11 @@ fn uniques_without(table: pg_sys::Oid, org_attnum: Option<i16>) -> Vec<UniqueToS
 /// its own name (valid: built; invalid: a build that failed and must go first).
 fn prebuilt_scoped(table: &Table, unique: &UniqueToScope, org: &str) -> Option<IndexState> {
     let candidates = rows(
-        "SELECT ic.relname::text, i.indisvalid, pg_get_indexdef(i.indexrelid),
-                (SELECT p.pid FROM pg_stat_progress_create_index p WHERE p.index_relid = i.indexrelid LIMIT 1)
+        &format!("SELECT ic.relname::text, i.indisvalid, pg_get_indexdef(i.indexrelid),
+                {BUILDER}
            FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
           WHERE i.indrelid = $1 AND i.indexrelid <> $2 AND i.indisunique
-          ORDER BY i.indisvalid DESC, ic.relname",
+          ORDER BY i.indisvalid DESC, ic.relname"),
         &[table.oid.into(), unique.index_oid.into()],
         |r| Ok((text(r, 1)?, r.get::<bool>(2)?.unwrap_or_default(), text(r, 3)?, r.get::<i32>(4)?)),
     );
@@ -429,16 +429,19 @@ fn prebuilt_scoped(table: &Table, unique: &UniqueToScope, org: &str) -> Option<I
 /// online build (`Invalid`).
 fn leading_index(table: &Table, attnum: i16, ours: &str) -> Option<IndexState> {
     let found = rows(
-        "SELECT ic.relname::text, i.indisvalid,
-                (SELECT p.pid FROM pg_stat_progress_create_index p WHERE p.index_relid = i.indexrelid LIMIT 1)
+        &format!("SELECT ic.relname::text, i.indisvalid,
+                {BUILDER}
            FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
           WHERE i.indrelid = $1 AND i.indkey[0] = $2 AND (i.indisvalid OR ic.relname = $3)
-          ORDER BY i.indisvalid DESC",
+          ORDER BY i.indisvalid DESC"),
         &[table.oid.into(), attnum.into(), ours.into()],
         |r| Ok((text(r, 1)?, r.get::<bool>(2)?.unwrap_or_default(), r.get::<i32>(3)?)),
     );
     found.into_iter().next().map(|(name, valid, builder)| if valid { IndexState::Done } else { invalid(name, builder) })
 }
+
+/// The backend building index `i` right now, if any (a column of the index queries below).
+const BUILDER: &str = "(SELECT p.pid FROM pg_stat_progress_create_index p WHERE p.index_relid = i.indexrelid LIMIT 1)";
 
 /// An invalid index: a build that failed (to drop and build again), or one still running in another
 /// session (`pg_stat_progress_create_index` names its backend), which must be left to finish.

@@ -32,11 +32,18 @@ fn arguments(tbl: Option<RegClass>, org_column: Option<SqlName>) -> (plan::Table
     (catalog::table(tbl), org)
 }
 
-/// The steps still to do for a table, as the catalog is now.
-fn steps(tbl: Option<RegClass>, org_column: Option<SqlName>, backfill_org: Option<Uuid>, scope_unique: Option<bool>, mode: Mode) -> Vec<Step> {
+/// The steps still to do for a table, as the catalog is now, and the description they were planned from.
+fn steps(
+    tbl: Option<RegClass>,
+    org_column: Option<SqlName>,
+    backfill_org: Option<Uuid>,
+    scope_unique: Option<bool>,
+    mode: Mode,
+) -> (plan::Description, Vec<Step>) {
     let (table, org) = arguments(tbl, org_column);
     let description = catalog::describe(table, org, backfill_org, scope_unique.unwrap_or(true));
-    plan::plan(&description, mode).unwrap_or_else(|refusal| catalog::raise(refusal))
+    let steps = plan::plan(&description, mode).unwrap_or_else(|refusal| catalog::raise(refusal));
+    (description, steps)
 }
 
 /// One call, one transaction: every step applied, one line per change. The catalog is read again
@@ -51,7 +58,7 @@ fn enable_tenant_isolation(
 ) -> SetOfIterator<'static, String> {
     let mut lines = Vec::new();
     for _round in 0..3 {
-        let steps = steps(tbl, org_column.clone(), backfill_org, scope_unique, Mode::OneCall);
+        let (description, steps) = steps(tbl, org_column.clone(), backfill_org, scope_unique, Mode::OneCall);
         if steps.is_empty() {
             return SetOfIterator::new(lines);
         }
@@ -61,7 +68,7 @@ fn enable_tenant_isolation(
                 match work {
                     Work::Transaction(statements) => statements.iter().for_each(|s| exec(s)),
                     Work::Index(statement) => exec(statement),
-                    Work::Backfill(b) => filled += backfill(tbl, org_column.clone(), *b),
+                    Work::Backfill(b) => filled += fill_org_column(&description.table, &description.org, *b, Batch::All),
                 }
             }
             lines.extend(step.report.iter().map(|r| r.replace("{filled}", &filled.to_string())));
@@ -74,14 +81,9 @@ fn enable_tenant_isolation(
     )
 }
 
-/// The one-call backfill: one UPDATE (ROW EXCLUSIVE), its row count.
-fn backfill(tbl: Option<RegClass>, org_column: Option<SqlName>, org: Uuid) -> i64 {
-    let (table, column) = arguments(tbl, org_column);
-    fill_org_column(&table, &column, org, Batch::All)
-}
-
 /// Which NULLs of the org column one fill gives to the organization.
 enum Batch {
+    /// All of them, in one UPDATE (ROW EXCLUSIVE): the one-call path.
     All,
     /// The rows on pages `[first, last)` (a TID range scan).
     Pages(i64, i64),
@@ -156,7 +158,7 @@ fn tenant_isolation_next_step(
     (name!(step, String), name!(report, Vec<String>), name!(kind, String), name!(statements, Vec<String>)),
 > {
     // Arguments first (22023 and the like), then where it runs.
-    let next = steps(tbl, org_column, backfill_org, scope_unique, Mode::Online).into_iter().find(|s| !s.work.is_empty());
+    let next = steps(tbl, org_column, backfill_org, scope_unique, Mode::Online).1.into_iter().find(|s| !s.work.is_empty());
     // SAFETY: reads the transaction state.
     if unsafe { pg_sys::IsTransactionBlock() } {
         errors::raise(
