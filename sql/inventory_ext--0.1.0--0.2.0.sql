@@ -508,6 +508,38 @@ CREATE FUNCTION inventory.on_ddl_command_end() RETURNS event_trigger
     LANGUAGE c AS 'MODULE_PATHNAME', 'on_ddl_command_end_entry';
 CREATE FUNCTION inventory.on_ddl_begin() RETURNS event_trigger
     LANGUAGE c AS 'MODULE_PATHNAME', 'on_ddl_begin_entry';
+-- Stock on hand from the balances: over all lots, and over all locations when location_id is NULL.
+-- PL/pgSQL rather than SQL: Citus cannot plan a SQL function's parameters (SPEC §9). Under a tenant it
+-- says org_id = the tenant, which row-level security filters by anyway, so that Citus reads one shard.
+CREATE OR REPLACE FUNCTION inventory.on_hand(item_id uuid, location_id uuid DEFAULT NULL)
+RETURNS numeric
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    tenant uuid := inventory.current_org_id();
+    total numeric;
+BEGIN
+    IF tenant IS NULL THEN
+        SELECT sum(b.qty) INTO total FROM inventory.balances b
+         WHERE b.item_id = on_hand.item_id AND (on_hand.location_id IS NULL OR b.location_id = on_hand.location_id);
+    ELSE
+        SELECT sum(b.qty) INTO total FROM inventory.balances b
+         WHERE b.org_id = tenant AND b.item_id = on_hand.item_id
+           AND (on_hand.location_id IS NULL OR b.location_id = on_hand.location_id);
+    END IF;
+    RETURN coalesce(total, 0);
+END
+$$;
+
+-- rebuild_balances' default names the built-in ledger by text, resolved per call (src/balances/mod.rs):
+-- a regclass constant made the function depend on the table, which inventory.distribute drops on Citus
+-- workers.
+CREATE OR REPLACE FUNCTION inventory.rebuild_balances(ledger regclass DEFAULT 'inventory.ledger'::text::regclass,
+        org_id uuid DEFAULT NULL) RETURNS bigint
+    VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+    SET search_path TO pg_catalog, pg_temp
+    LANGUAGE c AS 'MODULE_PATHNAME', 'rebuild_balances_wrapper';
 CREATE FUNCTION inventory.set_balance_slots(ledger regclass, slots integer) RETURNS void
     VOLATILE PARALLEL UNSAFE
     SET search_path TO pg_catalog, pg_temp

@@ -312,13 +312,27 @@ END
 $$;
 
 -- Stock on hand from the balances: over all lots, and over all locations when location_id is NULL.
+-- PL/pgSQL rather than SQL: Citus cannot plan a SQL function's parameters (SPEC §9). Under a tenant it
+-- says org_id = the tenant, which row-level security filters by anyway, so that Citus reads one shard.
 CREATE FUNCTION inventory.on_hand(item_id uuid, location_id uuid DEFAULT NULL)
 RETURNS numeric
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT coalesce(sum(b.qty), 0) FROM inventory.balances b
-     WHERE b.item_id = on_hand.item_id AND (on_hand.location_id IS NULL OR b.location_id = on_hand.location_id)
+DECLARE
+    tenant uuid := inventory.current_org_id();
+    total numeric;
+BEGIN
+    IF tenant IS NULL THEN
+        SELECT sum(b.qty) INTO total FROM inventory.balances b
+         WHERE b.item_id = on_hand.item_id AND (on_hand.location_id IS NULL OR b.location_id = on_hand.location_id);
+    ELSE
+        SELECT sum(b.qty) INTO total FROM inventory.balances b
+         WHERE b.org_id = tenant AND b.item_id = on_hand.item_id
+           AND (on_hand.location_id IS NULL OR b.location_id = on_hand.location_id);
+    END IF;
+    RETURN coalesce(total, 0);
+END
 $$;
 
 -- The balances with a key's slots summed (SPEC §6, hot keys): one row per (org_id, item_id, location_id,

@@ -13,6 +13,15 @@ pub fn raise(code: PgSqlErrorCode, message: impl Into<String>, hint: impl Into<S
     unreachable!("an ERROR report does not return")
 }
 
+/// The same, with a detail that says why.
+pub fn raise_detailed(code: PgSqlErrorCode, message: impl Into<String>, detail: impl Into<String>, hint: impl Into<String>) -> ! {
+    ErrorReport::new(code, message.into(), "inventory_ext")
+        .set_detail(detail)
+        .set_hint(hint)
+        .report(PgLogLevel::ERROR);
+    unreachable!("an ERROR report does not return")
+}
+
 /// The five characters of a SQLSTATE as PostgreSQL encodes it (MAKE_SQLSTATE: six bits a character).
 pub fn sqlstate_text(code: PgSqlErrorCode) -> String {
     let code = code as i32;

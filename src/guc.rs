@@ -74,7 +74,7 @@ pub fn init() {
             &DEFAULT_ORG_ID,
             GucContext::Suset,
             GucFlags::default(),
-            Some(check_org_id),
+            Some(check_default_org_id),
             None,
             None,
         );
@@ -120,23 +120,58 @@ pub fn text_of(setting: &GucSetting<Option<CString>>) -> String {
     setting.get().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
 }
 
+/// Whether `app.org_id` may become `new` now. On Citus, not inside a subtransaction when it would change
+/// (`citus::refuses_subtransaction_switch`): 0A000, and the tenant stays what it was. Only `app.org_id`
+/// goes through here (`inventory.default_org_id` is read by the coordinator alone).
+///
+/// # Safety
+/// Called from a GUC check hook (sets the check's error fields).
+unsafe fn switch_allowed(new: Option<[u8; 16]>) -> bool {
+    let current = parse_org_id(&text_of(&ORG_ID)).ok().flatten();
+    if current == new || !crate::citus::refuses_subtransaction_switch() {
+        return true;
+    }
+    pg_sys::GUC_check_errcode(PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED as i32);
+    let text = |s: &str| pg_sys::pstrdup(CString::new(s).unwrap_or_default().as_ptr());
+    pg_sys::GUC_check_errmsg_string = text(crate::citus::SWITCH_REFUSED);
+    pg_sys::GUC_check_errdetail_string = text(crate::citus::SWITCH_REFUSED_DETAIL);
+    pg_sys::GUC_check_errhint_string = text(crate::citus::SWITCH_REFUSED_HINT);
+    false
+}
+
+/// Both settings hold a tenant id (22P02 otherwise); `app.org_id`'s changes are also held to
+/// `switch_allowed`, a RESET (no value: no tenant) included.
+///
+/// # Safety
+/// Called from a GUC check hook with its `newval`.
+unsafe fn check_tenant_text(newval: *mut *mut c_char, tenant_of_transaction: bool) -> bool {
+    if DEFINING.with(|d| d.get()) || newval.is_null() {
+        return true;
+    }
+    let parsed = if (*newval).is_null() { Ok(None) } else { parse_org_id(&CStr::from_ptr(*newval).to_string_lossy()) };
+    match parsed {
+        Ok(new) => !tenant_of_transaction || switch_allowed(new),
+        Err(()) => {
+            pg_sys::GUC_check_errcode(PgSqlErrorCode::ERRCODE_INVALID_TEXT_REPRESENTATION as i32);
+            pg_sys::GUC_check_errdetail_string =
+                pg_sys::pstrdup(c"The value must be an organization's UUID, or empty for no tenant.".as_ptr());
+            false
+        }
+    }
+}
+
 #[pgrx::pg_guard]
-unsafe extern "C-unwind" fn check_org_id(
+unsafe extern "C-unwind" fn check_org_id(newval: *mut *mut c_char, _extra: *mut *mut c_void, _source: pg_sys::GucSource::Type) -> bool {
+    check_tenant_text(newval, true)
+}
+
+#[pgrx::pg_guard]
+unsafe extern "C-unwind" fn check_default_org_id(
     newval: *mut *mut c_char,
     _extra: *mut *mut c_void,
     _source: pg_sys::GucSource::Type,
 ) -> bool {
-    if DEFINING.with(|d| d.get()) || newval.is_null() || (*newval).is_null() {
-        return true;
-    }
-    let text = CStr::from_ptr(*newval).to_string_lossy();
-    if parse_org_id(&text).is_ok() {
-        return true;
-    }
-    pg_sys::GUC_check_errcode(PgSqlErrorCode::ERRCODE_INVALID_TEXT_REPRESENTATION as i32);
-    pg_sys::GUC_check_errdetail_string =
-        pg_sys::pstrdup(c"The value must be an organization's UUID, or empty for no tenant.".as_ptr());
-    false
+    check_tenant_text(newval, false)
 }
 
 #[cfg(any(test, feature = "pg_test"))]

@@ -9,6 +9,7 @@ mod api_key;
 mod backup;
 mod background;
 mod balances;
+mod citus;
 mod cluster_changes;
 mod errors;
 mod guc;
@@ -103,6 +104,7 @@ extension_sql_file!(
     requires = ["ledger", reconcile::reconcile_run]
 );
 extension_sql_file!("../sql/backup.sql", name = "backup", requires = ["ledger"]);
+extension_sql_file!("../sql/citus.sql", name = "citus", requires = ["ledger", "reconcile"]);
 extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize, requires = ["event_trigger_functions", "ddl_check_function"]);
 
 #[pg_guard]

@@ -93,9 +93,10 @@ pub fn authorize_management_of(org_id: Uuid) {
 fn store_new_key(org_id: Uuid) -> String {
     let key = api_key::generate();
     exec_with_args(
-        "INSERT INTO inventory.organization_api_keys (org_id, key_prefix, key_hash) VALUES ($1, $2, $3)
+        // created_at from the new row, not now() in the SET list: Citus refuses a function there.
+        "INSERT INTO inventory.organization_api_keys (org_id, key_prefix, key_hash, created_at) VALUES ($1, $2, $3, now())
          ON CONFLICT (org_id) DO UPDATE
-            SET key_prefix = excluded.key_prefix, key_hash = excluded.key_hash, created_at = now()",
+            SET key_prefix = excluded.key_prefix, key_hash = excluded.key_hash, created_at = excluded.created_at",
         &[org_id.into(), key.prefix.as_str().into(), key.hash.into()],
     );
     key.key

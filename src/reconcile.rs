@@ -119,7 +119,7 @@ fn reconcile_run(
                 record(run_id, ledger, &findings);
                 let corrections: Vec<&Finding> = findings.iter().filter(|f| f.action.as_deref() == Some("corrected")).collect();
                 if !corrections.is_empty() {
-                    trust::run(upkeep, || correct(ledger, &corrections));
+                    trust::run(upkeep, || correct_by_tenant(ledger, &corrections));
                 }
                 if ledger.slots > 1 && auto_correct {
                     trust::run(upkeep, || fold_quiet_keys(ledger, org));
@@ -449,11 +449,28 @@ fn record(run_id: i64, ledger: &Registered, findings: &[Finding]) {
     );
 }
 
+/// Applies corrections: all in one go, or on Citus (a distributed balance table) tenant by tenant, each
+/// tenant's statements saying `org = <tenant>` so that they run on its one shard: Citus refuses
+/// `FOR UPDATE` across shards (SPEC §9: lock per tenant).
+fn correct_by_tenant(ledger: &Registered, corrections: &[&Finding]) {
+    let Some(org) = ledger.org.as_deref().filter(|_| crate::citus::is_distributed(ledger.balance_oid)) else {
+        return correct(ledger, corrections, None);
+    };
+    let mut tenants: Vec<&str> = corrections.iter().filter_map(|f| f.org.as_deref()).collect();
+    tenants.sort_unstable();
+    tenants.dedup();
+    for tenant in tenants {
+        let theirs: Vec<&Finding> = corrections.iter().copied().filter(|f| f.org.as_deref() == Some(tenant)).collect();
+        correct(ledger, &theirs, Some(format!(" AND b.{} = {}::uuid", ident(org), literal(tenant))));
+    }
+}
+
 /// Applies corrections to one ledger's balances: lock (in key order), delete orphans that are still as
 /// surveyed, apply the difference to drift and to orphans that changed, insert missing rows. The
 /// corrections travel as parameters (not read back from inventory.reconcile_findings), so that this
 /// can run as the tables' owner (`trust::run`), who may not read the run history.
-fn correct(ledger: &Registered, corrections: &[&Finding]) {
+fn correct(ledger: &Registered, corrections: &[&Finding], tenant_filter: Option<String>) {
+    let tenant_filter = tenant_filter.unwrap_or_default();
     let org_part = ledger
         .org
         .as_deref()
@@ -470,7 +487,14 @@ fn correct(ledger: &Registered, corrections: &[&Finding]) {
         balance = ledger.balance_name,
     );
     let b_keys = ledger.key_list("b.");
-    let same_key = format!("ROW({b_keys})::text = ROW({})::text", ledger.key_list("fix."));
+    // Column by column (NULL lots equal): a record's text form is a STABLE function of the row, which
+    // Citus refuses in UPDATE and DELETE.
+    let same_key = ledger
+        .keys
+        .iter()
+        .map(|k| format!("b.{k} IS NOT DISTINCT FROM fix.{k}", k = ident(k)))
+        .collect::<Vec<_>>()
+        .join(" AND ");
     // A slotted balance table (inventory.set_balance_slots): rows locked in slot order, and a corrected
     // key's locked rows folded into its first slot before the one-row corrections below.
     let slotted = ledger.slots > 1;
@@ -478,7 +502,8 @@ fn correct(ledger: &Registered, corrections: &[&Finding]) {
     let (touch, touch_insert, id_col, id_val) = match &ledger.id {
         Some(_) => (
             ", updated_at = now()",
-            ", last_ledger_id = greatest(b.last_ledger_id, excluded.last_ledger_id), updated_at = now()",
+            // excluded's now(), not a call in the SET list: Citus refuses one there.
+            ", last_ledger_id = greatest(b.last_ledger_id, excluded.last_ledger_id), updated_at = excluded.updated_at",
             ", last_ledger_id, updated_at",
             ", last_ledger_id, now()",
         ),
@@ -492,16 +517,16 @@ fn correct(ledger: &Registered, corrections: &[&Finding]) {
     let locked_only = if slotted { format!(" AND ROW({b_keys}, b.slot)::text = ANY ($8::text[])") } else { String::new() };
     let lock = format!(
         "{fix} SELECT ROW({b_keys}{slot_order})::text FROM {balance} AS b
-          WHERE ROW({b_keys})::text IN (SELECT ROW({fix_keys})::text FROM fix WHERE kind <> 'missing')
+          WHERE ROW({b_keys})::text IN (SELECT ROW({fix_keys})::text FROM fix WHERE kind <> 'missing'){tenant_filter}
           ORDER BY {b_keys}{slot_order} FOR UPDATE OF b"
     );
     let statements = [
         Some(format!(
-            "{fix} DELETE FROM {balance} AS b USING fix WHERE fix.kind = 'orphan' AND {same_key} AND b.qty = fix.actual{locked_only}"
+            "{fix} DELETE FROM {balance} AS b USING fix WHERE fix.kind = 'orphan' AND {same_key} AND b.qty = fix.actual{locked_only}{tenant_filter}"
         )),
         Some(format!(
             "{fix} UPDATE {balance} AS b SET qty = b.qty - fix.variance{touch}
-               FROM fix WHERE fix.kind IN ('drift', 'orphan') AND {same_key}{locked_only}"
+               FROM fix WHERE fix.kind IN ('drift', 'orphan') AND {same_key}{locked_only}{tenant_filter}"
         )),
         Some(format!(
             "{fix} INSERT INTO {balance} AS b ({keys}, qty{id_col})

@@ -59,6 +59,11 @@ fn org_id_in(setting: &GucSetting<Option<CString>>, name: &CStr) -> Option<Uuid>
 /// Makes `org_id` the tenant until the end of the current transaction (like `SET LOCAL`).
 fn set_for_transaction(org_id: Uuid) -> Uuid {
     tenant_switch::refuse_switch_to(org_id);
+    if crate::citus::installed() {
+        // set_config_option would change the coordinator only (SPEC §9): SET LOCAL reaches the shards.
+        crate::citus::set_local_tenant(&org_id.to_string());
+        return org_id;
+    }
     let value = CString::new(org_id.to_string()).unwrap_or_default();
     // SAFETY: plain C call with NUL-terminated strings; errors are raised as PostgreSQL ERRORs.
     unsafe {

@@ -365,11 +365,13 @@ fn untrack_balances(ledger: Option<RegClass>) {
 
 /// Recomputes balances from the ledger: all tenants, or one. It locks the ledger against writers
 /// (SHARE: in-flight postings finish first, new ones wait), so it never loses a posting.
-// Created after sql/ledger.sql: its default names the built-in ledger.
+// Created after sql/ledger.sql: its default names the built-in ledger. By name, resolved per call
+// ('…'::text::regclass), not as a regclass constant: that would make the function depend on the table,
+// which inventory.distribute must drop on Citus workers (sql/citus.sql).
 #[pg_extern(volatile, parallel_unsafe, security_definer, requires = ["ledger"])]
 #[search_path(pg_catalog, pg_temp)]
 fn rebuild_balances(
-    ledger: default!(Option<RegClass>, "'inventory.ledger'"),
+    ledger: default!(Option<RegClass>, "'inventory.ledger'::text::regclass"),
     org_id: default!(Option<pgrx::Uuid>, "NULL"),
 ) -> i64 {
     crate::sql_version::require_current("inventory.rebuild_balances");

@@ -58,6 +58,9 @@ pub struct Plans {
     pub bulk: pg_sys::SPIPlanPtr,
     /// The statements of a ledger whose keys spread over slots (`super::spread`), when it has more than one.
     pub slotted: Option<super::spread::SlotPlans>,
+    /// The items table the built-in negative-stock rule reads: `inventory.items`, or on a Citus shard the
+    /// items shard co-located with it.
+    pub items_table: String,
 }
 
 impl Drop for Plans {
@@ -423,11 +426,48 @@ pub fn plans_for(ledger: pg_sys::Oid) -> Rc<Plans> {
     plans
 }
 
-fn make(ledger: pg_sys::Oid, extension_owner: pg_sys::Oid) -> Plans {
-    let Some(registration) = registered(Some(ledger)).pop() else {
-        not_registered(format!("{} is not a tracked ledger", crate::spi_util::relation_name(ledger)))
+/// The registration a trigger on `ledger` works by: the ledger's own, or, when `ledger` is a Citus shard
+/// of a tracked distributed ledger, that ledger's with the shard in its place and the co-located shard of
+/// its balance table (and of the items table, for the built-in rule) as what it writes and reads.
+/// The shard's triggers are Citus's copies of the distributed table's, which are the ones checked.
+fn registration_for(ledger: pg_sys::Oid) -> (Registered, Shape, String) {
+    const ITEMS: &str = "inventory.items";
+    if let Some(registration) = registered(Some(ledger)).pop() {
+        let shape = check(&registration, Triggers::Required);
+        return (registration, shape, ITEMS.into());
+    }
+    let unregistered = || not_registered(format!("{} is not a tracked ledger", crate::spi_util::relation_name(ledger)));
+    let Some(shard) = crate::citus::shard_of(ledger) else { unregistered() };
+    let Some(distributed) = registered(Some(shard.table)).pop() else { unregistered() };
+    check_trigger_set(&distributed, Triggers::Required);
+    let Some((balance_oid, balance_name)) = crate::citus::colocated_shard(&shard, distributed.balance_oid) else {
+        mismatch(format!(
+            "balance table {} is not distributed co-located with its ledger {}: on Citus both are distributed by the org column, co-located",
+            distributed.balance_name, distributed.ledger_name
+        ))
     };
-    let shape = check(&registration, Triggers::Required);
+    let items = match distributed.rule.as_deref() {
+        Some(super::RULE_ITEMS) => {
+            let items = crate::spi_util::first::<pg_sys::Oid>("SELECT 'inventory.items'::regclass::oid", &[]).unwrap_or(pg_sys::InvalidOid);
+            crate::citus::colocated_shard(&shard, items).map(|(_, name)| name).unwrap_or_else(|| {
+                mismatch(format!("{ITEMS} is not distributed co-located with {}", distributed.ledger_name))
+            })
+        }
+        _ => ITEMS.into(),
+    };
+    let on_shard = Registered {
+        ledger,
+        ledger_name: crate::spi_util::relation_name(ledger),
+        balance_oid,
+        balance_name,
+        ..distributed
+    };
+    let shape = check(&on_shard, Triggers::Skip);
+    (on_shard, shape, items)
+}
+
+fn make(ledger: pg_sys::Oid, extension_owner: pg_sys::Oid) -> Plans {
+    let (registration, shape, items_table) = registration_for(ledger);
     let upkeep = trust::upkeep_for(ledger, registration.balance_oid, registration.org.is_some());
     let sql = Upserts::of(&registration, &shape.keys);
     // The upkeep's identity passes the balance table's row-level security: a superuser (the extension's
@@ -462,6 +502,7 @@ fn make(ledger: pg_sys::Oid, extension_owner: pg_sys::Oid) -> Plans {
         bulk: keep_plan(&sql.bulk, &bulk_types),
         slotted,
         registration,
+        items_table,
     }
 }
 

@@ -387,10 +387,13 @@ pub(super) fn refusing_items(plans: &Plans, keys: &[Vec<Option<String>>]) -> Opt
     let items: Vec<Option<String>> = keys.iter().map(|k| k[1].clone()).collect();
     trust::run_pinned(trust::Upkeep::Definer, plans.extension_owner, || {
         one_text(
-            "SELECT 'item ' || min(s.sku) FILTER (WHERE NOT s.allow_negative) FROM (
-                 SELECT i.sku, i.allow_negative FROM unnest($1::text[]::uuid[], $2::text[]::uuid[]) AS n(org_id, item_id)
-                   JOIN inventory.items i ON i.org_id = n.org_id AND i.id = n.item_id
-                    FOR SHARE OF i) s",
+            &format!(
+                "SELECT 'item ' || min(s.sku) FILTER (WHERE NOT s.allow_negative) FROM (
+                     SELECT i.sku, i.allow_negative FROM unnest($1::text[]::uuid[], $2::text[]::uuid[]) AS n(org_id, item_id)
+                       JOIN {} i ON i.org_id = n.org_id AND i.id = n.item_id
+                        FOR SHARE OF i) s",
+                plans.items_table
+            ),
             &[orgs.into(), items.into()],
         )
     })
@@ -408,7 +411,9 @@ fn append_only_guard(fcinfo: pg_sys::FunctionCallInfo) {
         _ => return,
     };
     // SAFETY: the trigger's relation is open for the call.
-    let table = crate::spi_util::relation_name(unsafe { (*td.tg_relation).rd_id });
+    let relid = unsafe { (*td.tg_relation).rd_id };
+    // On Citus the guard fires on a shard: the application wrote to (and knows) the distributed table.
+    let table = crate::spi_util::relation_name(crate::citus::shard_of(relid).map_or(relid, |shard| shard.table));
     errors::raise(
         PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
         format!("{op} on {table} is not allowed: the ledger is append-only"),
