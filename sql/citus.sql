@@ -12,9 +12,23 @@
 --     distributed one), back on after: every one includes org_id or points at a reference table;
 --  4. reference and distributed tables, co-located, with the triggers (citus.enable_unsafe_triggers: the
 --     balance triggers fire on the shards and write only the co-located balance shard, src/citus.rs);
---  5. the registry on every node: the triggers on a worker look their ledger up there;
---  6. the database's default citus.propagate_set_commands = 'local', so that an application's own
---     SET LOCAL app.org_id reaches the shards as inventory.set_org's does.
+--  5. the registry on every node: the triggers on a worker look their ledger up there.
+-- (SET LOCAL app.org_id reaches the shards without a setting: the library's utility hook switches
+-- citus.propagate_set_commands to 'local' for the transaction of every such statement, src/citus.rs.)
+
+-- 55000 unless Citus is installed in this database: what only makes sense on Citus refuses to run elsewhere.
+CREATE FUNCTION inventory.require_citus() RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_extension WHERE extname = 'citus') THEN
+        RAISE EXCEPTION 'Citus is not installed in database %', current_database()
+            USING ERRCODE = '55000', HINT = 'This is for a Citus coordinator and its workers (docs/SCALE_OUT.md).';
+    END IF;
+END
+$$;
+REVOKE ALL ON FUNCTION inventory.require_citus() FROM PUBLIC;
 
 -- The built-in tables Citus holds, in the order they are made distributed (referenced ones first).
 CREATE FUNCTION inventory.builtin_tenant_tables() RETURNS TABLE (tbl regclass, org_column name, reference boolean)
@@ -38,12 +52,18 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     ext oid := (SELECT oid FROM pg_extension WHERE extname = 'inventory_ext');
-    names text[] := ARRAY['organizations', 'organization_api_keys', 'items', 'locations', 'lots', 'ledger', 'balances',
+    -- Referenced tables first; the ledger after its balance table (dropped in the reverse order: the
+    -- ledger, which takes its registry row along, before the balance table the row protects).
+    names text[] := ARRAY['organizations', 'organization_api_keys', 'items', 'locations', 'lots', 'balances', 'ledger',
                           'ledger_id_seq'];
     member record;
-    copies text[] := '{}';
+    copies regclass[] := '{}';
+    propagation text;
 BEGIN
-    -- This node's own change: Citus must not send it on to the other nodes.
+    PERFORM inventory.require_citus();
+    propagation := current_setting('citus.enable_ddl_propagation');
+    -- This node's own change: Citus must not send it on to the other nodes (and sends the caller's
+    -- next DDL again once this returns).
     PERFORM set_config('citus.enable_ddl_propagation', 'off', true);
     IF drop_local_copies THEN
         IF EXISTS (SELECT FROM pg_depend WHERE refobjid = ext AND deptype = 'e' AND objid = to_regclass('inventory.stock')) THEN
@@ -58,15 +78,23 @@ BEGIN
          WHERE d.refobjid = ext AND d.deptype = 'e'
            AND c.relnamespace = 'inventory'::regnamespace AND c.relname = ANY (names)
     LOOP
-        EXECUTE format('ALTER EXTENSION inventory_ext DROP %s %s',
-                       CASE member.relkind WHEN 'S' THEN 'SEQUENCE' ELSE 'TABLE' END, member.rel);
-        IF member.relkind = 'r' THEN
-            copies := copies || member.rel::text;
+        IF member.relkind = 'S' THEN
+            EXECUTE format('ALTER EXTENSION inventory_ext DROP SEQUENCE %s', member.rel);
+        ELSE
+            EXECUTE format('ALTER EXTENSION inventory_ext DROP TABLE %s', member.rel);
+            copies := copies || member.rel;
         END IF;
     END LOOP;
-    IF drop_local_copies AND cardinality(copies) > 0 THEN
-        EXECUTE 'DROP TABLE ' || array_to_string(copies, ', ');
+    -- Referencing tables before the tables they reference (names is in the other order).
+    IF drop_local_copies THEN
+        FOR member IN SELECT c.oid::regclass AS rel FROM unnest(names) WITH ORDINALITY AS n(name, place)
+                        JOIN pg_class c ON c.relnamespace = 'inventory'::regnamespace AND c.relname = n.name
+                       WHERE c.oid::regclass = ANY (copies) ORDER BY n.place DESC
+        LOOP
+            EXECUTE format('DROP TABLE %s', member.rel);
+        END LOOP;
     END IF;
+    PERFORM set_config('citus.enable_ddl_propagation', propagation, true);
 END
 $$;
 REVOKE ALL ON FUNCTION inventory.release_builtin_tables(boolean) FROM PUBLIC;
@@ -78,6 +106,7 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+    PERFORM inventory.require_citus();
     DELETE FROM inventory.tracked_ledgers t
      WHERE NOT EXISTS (SELECT FROM pg_class c WHERE c.oid = t.ledger)
         OR t.ledger::text IN (SELECT l->>'ledger' FROM jsonb_array_elements(ledgers) l);
@@ -109,6 +138,7 @@ DECLARE
     outcome record;
     took integer := 0;
 BEGIN
+    PERFORM inventory.require_citus();
     SELECT coalesce(jsonb_agg(jsonb_build_object('ledger', t.ledger::text, 'balance_table', t.balance_table::text,
                'key_columns', to_jsonb(t.key_columns::text[]), 'qty_column', t.qty_column, 'id_column', t.id_column,
                'org_column', t.org_column, 'builtin', t.builtin, 'negative_rule', t.negative_rule, 'slots', t.slots)), '[]')
@@ -141,10 +171,7 @@ DECLARE
     keys jsonb := '[]';
     outcome record;
 BEGIN
-    IF NOT EXISTS (SELECT FROM pg_extension WHERE extname = 'citus') THEN
-        RAISE EXCEPTION 'inventory.distribute needs Citus: the citus extension is not installed in this database'
-            USING ERRCODE = '55000', HINT = 'CREATE EXTENSION citus on the coordinator first (docs/SCALE_OUT.md).';
-    END IF;
+    PERFORM inventory.require_citus();
     IF NOT citus_is_coordinator() THEN
         RAISE EXCEPTION 'inventory.distribute runs on the coordinator' USING ERRCODE = '55000';
     END IF;
@@ -191,6 +218,8 @@ BEGIN
         -- 4. Reference and distributed tables, co-located by org_id.
         step := 'reference and co-located distributed tables'; done := '';
         PERFORM set_config('citus.enable_unsafe_triggers', 'on', true);
+        -- Keys to reference tables come back in this transaction: Citus needs one connection per node.
+        PERFORM set_config('citus.multi_shard_modify_mode', 'sequential', true);
         FOR t IN SELECT b.* FROM inventory.builtin_tenant_tables() b
                   WHERE NOT EXISTS (SELECT FROM pg_dist_partition p WHERE p.logicalrelid = b.tbl)
         LOOP
@@ -205,28 +234,17 @@ BEGIN
         RETURN NEXT;
 
         step := 'foreign keys back'; done := '';
-        FOR fk IN SELECT k->>'rel' AS rel, k->>'name' AS name, k->>'def' AS def FROM jsonb_array_elements(keys) k LOOP
+        FOR fk IN SELECT (k->>'rel')::regclass AS rel, k->>'name' AS name, k->>'def' AS def FROM jsonb_array_elements(keys) k LOOP
             EXECUTE format('ALTER TABLE %s ADD CONSTRAINT %I %s', fk.rel, fk.name, fk.def);
             done := done || fk.name || ' ';
         END LOOP;
         RETURN NEXT;
     END IF;
-
-    -- 6. SET LOCAL app.org_id reaches the shards in every session of this database.
-    step := 'citus.propagate_set_commands = local for this database';
-    done := coalesce((SELECT 'already' FROM pg_db_role_setting s
-                       WHERE s.setdatabase = (SELECT oid FROM pg_database WHERE datname = current_database())
-                         AND s.setrole = 0 AND 'citus.propagate_set_commands=local' = ANY (s.setconfig)), '');
-    IF done = '' THEN
-        EXECUTE format('ALTER DATABASE %I SET citus.propagate_set_commands = %L', current_database(), 'local');
-        done := current_database();
-    END IF;
-    RETURN NEXT;
 END
 $$;
 REVOKE ALL ON FUNCTION inventory.distribute_tables() FROM PUBLIC;
 
--- The one call: steps 1-4 and 6, committed, then step 5, which needs them committed (the workers take
+-- The one call: steps 1-4, committed, then step 5, which needs them committed (the workers take
 -- the registry over connections of their own, which see committed tables only). No SET clause (it
 -- commits): SECURITY INVOKER, every name qualified. Run it outside a transaction block; it says what
 -- each step did in a NOTICE. Called again, it finds the steps done (and copies the registry again).

@@ -1,12 +1,14 @@
 //! Running on Citus (SPEC §9, issue 17): what the extension does differently when the database has the
 //! `citus` extension, kept in one place.
 //!
-//! - The tenant reaches the shards only through `SET LOCAL` (Citus forwards it, with
+//! - The tenant reaches the shards only through a `SET LOCAL` statement (Citus forwards it, with
 //!   `citus.propagate_set_commands = 'local'`, to every worker connection of the transaction), never
-//!   through `set_config`: `set_local_tenant` issues the statement itself.
-//! - A tenant switch inside a subtransaction is refused (`refuses_subtransaction_switch`): Citus forgets a
-//!   `SET LOCAL` made in a savepoint that is then released, so the shards would go on reading the old
-//!   tenant's rows while the coordinator names the new one.
+//!   through `set_config`: `set_local_tenant` issues the statement itself, and the utility hook
+//!   (`tenant_statements`) switches the forwarding on for any `SET LOCAL app.org_id`.
+//! - What the shards would not follow is refused with 0A000 (`tenant_change_refusal`): a change inside a
+//!   subtransaction (Citus forgets a `SET LOCAL` made in a savepoint that is then released, so the shards
+//!   would go on reading the old tenant's rows while the coordinator names the new one), and a change by
+//!   `set_config`, a session-level `SET` or a function's `SET` clause (the coordinator's alone).
 //! - The balance triggers fire on shards (`ledger_1020xx`), not on the distributed table; `shard_of` finds
 //!   the distributed table a shard belongs to and `colocated_shard` the shard of another co-located table
 //!   that holds the same tenants, so that the triggers write the balance shard next to the ledger shard
@@ -15,6 +17,8 @@
 use crate::spi_util::{exec, rows};
 use crate::sql_text::literal;
 use pgrx::prelude::*;
+use std::cell::Cell;
+use std::ffi::{c_char, CStr};
 
 /// Whether the `citus` extension is installed in this database. An index lookup in pg_extension; callers
 /// that run per row cache what they derive from it.
@@ -24,39 +28,185 @@ pub fn installed() -> bool {
 }
 
 /// Makes `org_id` the transaction's tenant on the coordinator and on every shard the transaction
-/// reaches: `SET LOCAL` through SPI, which Citus's utility hook sees and forwards, after switching
-/// that forwarding on for the transaction (it is `none` by default). The value is a UUID's text,
-/// quoted through the one literal path all the same.
+/// reaches: `SET LOCAL` through SPI, which goes through the utility hooks like a client's (ours switches
+/// Citus's forwarding on, Citus's forwards it). The value is a UUID's text, quoted through the one
+/// literal path all the same.
 pub fn set_local_tenant(org_id: &str) {
-    // Refused here, before Citus forwards the statement to the workers (which would refuse it too, as a
-    // broken connection rather than this error).
+    // Refused here, before Citus forwards the statement to the workers.
     let current = crate::guc::parse_org_id(&crate::guc::text_of(&crate::guc::ORG_ID)).ok().flatten();
-    if current != crate::guc::parse_org_id(org_id).ok().flatten() && refuses_subtransaction_switch() {
-        crate::errors::raise_detailed(
-            pgrx::pg_sys::errcodes::PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
-            SWITCH_REFUSED,
-            SWITCH_REFUSED_DETAIL,
-            SWITCH_REFUSED_HINT,
-        )
+    if current != crate::guc::parse_org_id(org_id).ok().flatten() {
+        if let Some(refusal) = tenant_change_refusal(pg_sys::GucSource::PGC_S_SESSION).filter(|r| r.message == IN_SUBTRANSACTION.message) {
+            raise(refusal)
+        }
     }
-    exec("SET LOCAL citus.propagate_set_commands = 'local'");
     exec(&format!("SET LOCAL app.org_id = {}", literal(org_id)));
 }
 
-/// The 0A000 a tenant switch inside a subtransaction gets on Citus (from `set_org` and from `SET`).
-pub const SWITCH_REFUSED: &str = "on Citus the tenant cannot change inside a subtransaction";
-pub const SWITCH_REFUSED_DETAIL: &str =
-    "Citus drops a SET LOCAL made inside a savepoint once the savepoint is released, so the shards would keep the previous tenant.";
-pub const SWITCH_REFUSED_HINT: &str =
-    "Set the tenant at the start of the transaction, before any SAVEPOINT or PL/pgSQL block with an EXCEPTION clause.";
+/// Why a change of `app.org_id` is refused on a Citus coordinator (0A000): the shards would not follow it.
+pub struct Refusal {
+    pub message: &'static str,
+    pub detail: &'static str,
+    pub hint: &'static str,
+}
 
-/// Whether changing the tenant now must be refused: Citus is installed and a subtransaction is open
-/// (a savepoint, a PL/pgSQL block with EXCEPTION). Called by the setting's check hook only when the value
-/// would change, so it runs rarely; outside a transaction there is no subtransaction and no lookup.
-pub fn refuses_subtransaction_switch() -> bool {
-    // SAFETY: reads transaction state; the catalog lookup only runs inside a transaction.
-    let in_subtransaction = unsafe { pg_sys::GetCurrentTransactionNestLevel() > 1 };
-    in_subtransaction && installed()
+/// In a subtransaction: Citus forgets a `SET LOCAL` made inside a savepoint once it is released (and
+/// sends the older tenant to connections it opens later), so the shards would keep the previous tenant.
+pub const IN_SUBTRANSACTION: Refusal = Refusal {
+    message: "on Citus the tenant cannot change inside a subtransaction",
+    detail: "Citus drops a SET LOCAL made inside a savepoint once the savepoint is released, so the shards would keep the previous tenant.",
+    hint: "Set the tenant at the start of the transaction, before any SAVEPOINT or PL/pgSQL block with an EXCEPTION clause.",
+};
+
+/// Not a `SET LOCAL` statement: `set_config`, a session-level `SET`, a function's `SET` clause change the
+/// coordinator only; Citus forwards `SET LOCAL` statements alone.
+pub const NOT_FORWARDED: Refusal = Refusal {
+    message: "on Citus the tenant is set with SET LOCAL app.org_id or inventory.set_org",
+    detail: "set_config, a session-level SET and a function's SET clause change the coordinator only: the shards would keep the tenant they have.",
+    hint: "SET LOCAL app.org_id = '<organization uuid>' (citus.propagate_set_commands = 'local', the database default after inventory.distribute) or SELECT inventory.set_org(...).",
+};
+
+/// Whether a change of `app.org_id` from `source` must be refused here, and why. Nothing is refused
+/// without Citus, in a session a Citus node opened (`from_coordinator`), or in a parallel worker (which
+/// copies its leader's settings). Called by the setting's check hook only when the value would change.
+pub fn tenant_change_refusal(source: pg_sys::GucSource::Type) -> Option<&'static Refusal> {
+    // SAFETY: reads transaction state and a backend global.
+    let (nest_level, parallel_worker) = unsafe { (pg_sys::GetCurrentTransactionNestLevel(), pg_sys::ParallelWorkerNumber >= 0) };
+    let interactive = source == pg_sys::GucSource::PGC_S_SESSION;
+    if parallel_worker || !(nest_level > 1 || interactive) || !installed() || from_coordinator() {
+        return None;
+    }
+    if nest_level > 1 {
+        Some(&IN_SUBTRANSACTION)
+    } else if !SET_LOCAL_STATEMENT.with(|s| s.get()) {
+        Some(&NOT_FORWARDED)
+    } else {
+        None
+    }
+}
+
+fn raise(refusal: &Refusal) -> ! {
+    crate::errors::raise_detailed(
+        pgrx::pg_sys::errcodes::PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+        refusal.message,
+        refusal.detail,
+        refusal.hint,
+    )
+}
+
+/// Whether this session is one Citus opened from another node (a worker's end of the coordinator's
+/// connection): there a switch only follows the coordinator, which decided; refusing it too would turn
+/// the coordinator's clean 0A000 into a broken connection. Citus names these sessions
+/// `citus_internal gpid=…`. A client that calls itself that only gets back the Citus behaviour the
+/// refusals guard against, for tenants it may switch to anyway.
+fn from_coordinator() -> bool {
+    // SAFETY: reads a setting's current value (a copy is made below).
+    let name = unsafe { pg_sys::GetConfigOption(c"application_name".as_ptr(), true, false) };
+    // SAFETY: a NUL-terminated string PostgreSQL owns, read at once.
+    !name.is_null() && unsafe { std::ffi::CStr::from_ptr(name) }.to_bytes().starts_with(b"citus_internal")
+}
+
+thread_local! {
+    /// True while a `SET LOCAL app.org_id = …` statement runs (`tenant_statements`): the one way a new
+    /// tenant reaches the shards, so the check hook lets it through.
+    static SET_LOCAL_STATEMENT: Cell<bool> = const { Cell::new(false) };
+}
+
+static mut PREVIOUS_PROCESS_UTILITY: pg_sys::ProcessUtility_hook_type = None;
+
+/// Installs `tenant_statements` in front of the utility hooks loaded before this library (Citus's,
+/// with shared_preload_libraries = 'citus,inventory_ext'), so it decides before Citus forwards anything.
+pub fn install_utility_hook() {
+    // SAFETY: called once per process from _PG_init; hooks are process-local.
+    unsafe {
+        PREVIOUS_PROCESS_UTILITY = pg_sys::ProcessUtility_hook;
+        pg_sys::ProcessUtility_hook = Some(tenant_statements);
+    }
+}
+
+/// What a utility statement does to `app.org_id`.
+#[derive(PartialEq, Clone, Copy)]
+enum TenantStatement {
+    /// `SET LOCAL app.org_id = …`: forwarded to the shards by Citus.
+    SetLocal,
+    /// `RESET app.org_id`, `SET [LOCAL] app.org_id TO DEFAULT`, `RESET ALL`: no check hook runs for them.
+    Clears,
+}
+
+/// # Safety
+/// `node` is null or a valid parse tree node.
+unsafe fn tenant_statement(node: *mut pg_sys::Node) -> Option<TenantStatement> {
+    if node.is_null() || (*node).type_ != pg_sys::NodeTag::T_VariableSetStmt {
+        return None;
+    }
+    let set = &*(node as *mut pg_sys::VariableSetStmt);
+    let names_tenant = !set.name.is_null() && CStr::from_ptr(set.name).to_bytes().eq_ignore_ascii_case(crate::guc::ORG_ID_NAME.to_bytes());
+    match set.kind {
+        pg_sys::VariableSetKind::VAR_SET_VALUE if names_tenant && set.is_local => Some(TenantStatement::SetLocal),
+        pg_sys::VariableSetKind::VAR_SET_DEFAULT | pg_sys::VariableSetKind::VAR_RESET if names_tenant => Some(TenantStatement::Clears),
+        pg_sys::VariableSetKind::VAR_RESET_ALL => Some(TenantStatement::Clears),
+        _ => None,
+    }
+}
+
+/// The utility hook: a statement that clears the tenant inside a subtransaction is refused on Citus
+/// (PostgreSQL runs no check hook for it); a `SET LOCAL app.org_id` is marked for the check hook. Then
+/// the previous hook (Citus's, which forwards the statement) or PostgreSQL's own.
+#[pg_guard]
+#[allow(clippy::too_many_arguments)]
+unsafe extern "C-unwind" fn tenant_statements(
+    pstmt: *mut pg_sys::PlannedStmt,
+    query_string: *const c_char,
+    read_only_tree: bool,
+    context: pg_sys::ProcessUtilityContext::Type,
+    params: pg_sys::ParamListInfo,
+    query_env: *mut pg_sys::QueryEnvironment,
+    dest: *mut pg_sys::DestReceiver,
+    qc: *mut pg_sys::QueryCompletion,
+) {
+    let statement = if pstmt.is_null() { None } else { tenant_statement((*pstmt).utilityStmt) };
+    if statement == Some(TenantStatement::Clears) && tenant_is_set() {
+        if let Some(refusal) = tenant_change_refusal(pg_sys::GucSource::PGC_S_SESSION).filter(|r| r.message == IN_SUBTRANSACTION.message) {
+            raise(refusal)
+        }
+    }
+    // Reset however the statement ends (an ERROR unwinds through here as a Rust panic).
+    struct Marked(bool);
+    impl Drop for Marked {
+        fn drop(&mut self) {
+            SET_LOCAL_STATEMENT.with(|s| s.set(self.0));
+        }
+    }
+    let _restore = Marked(SET_LOCAL_STATEMENT.with(|s| s.replace(statement == Some(TenantStatement::SetLocal))));
+    if statement == Some(TenantStatement::SetLocal) && installed() && !from_coordinator() {
+        forward_set_local();
+    }
+    match PREVIOUS_PROCESS_UTILITY {
+        Some(previous) => previous(pstmt, query_string, read_only_tree, context, params, query_env, dest, qc),
+        None => pg_sys::standard_ProcessUtility(pstmt, query_string, read_only_tree, context, params, query_env, dest, qc),
+    }
+}
+
+/// `citus.propagate_set_commands = 'local'` until the end of the transaction, so that Citus forwards the
+/// `SET LOCAL app.org_id` about to run (its default, `none`, would leave the shards without a tenant: every
+/// read empty, every write refused, and nothing said).
+fn forward_set_local() {
+    // SAFETY: plain C call with NUL-terminated strings; errors are raised as PostgreSQL ERRORs.
+    unsafe {
+        pg_sys::set_config_option(
+            c"citus.propagate_set_commands".as_ptr(),
+            c"local".as_ptr(),
+            pg_sys::GucContext::PGC_USERSET,
+            pg_sys::GucSource::PGC_S_SESSION,
+            pg_sys::GucAction::GUC_ACTION_LOCAL,
+            true,
+            0,
+            false,
+        );
+    }
+}
+
+fn tenant_is_set() -> bool {
+    !crate::guc::text_of(&crate::guc::ORG_ID).is_empty()
 }
 
 /// A shard of a distributed table: the table, and the shard's place among its table's shards.

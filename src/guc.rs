@@ -120,22 +120,22 @@ pub fn text_of(setting: &GucSetting<Option<CString>>) -> String {
     setting.get().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
 }
 
-/// Whether `app.org_id` may become `new` now. On Citus, not inside a subtransaction when it would change
-/// (`citus::refuses_subtransaction_switch`): 0A000, and the tenant stays what it was. Only `app.org_id`
+/// Whether `app.org_id` may become `new` now, from `source`. On Citus, not when the shards would not
+/// follow (`citus::tenant_change_refusal`): 0A000, and the tenant stays what it was. Only `app.org_id`
 /// goes through here (`inventory.default_org_id` is read by the coordinator alone).
 ///
 /// # Safety
 /// Called from a GUC check hook (sets the check's error fields).
-unsafe fn switch_allowed(new: Option<[u8; 16]>) -> bool {
+unsafe fn switch_allowed(new: Option<[u8; 16]>, source: pg_sys::GucSource::Type) -> bool {
     let current = parse_org_id(&text_of(&ORG_ID)).ok().flatten();
-    if current == new || !crate::citus::refuses_subtransaction_switch() {
+    let Some(refusal) = (current != new).then(|| crate::citus::tenant_change_refusal(source)).flatten() else {
         return true;
-    }
+    };
     pg_sys::GUC_check_errcode(PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED as i32);
     let text = |s: &str| pg_sys::pstrdup(CString::new(s).unwrap_or_default().as_ptr());
-    pg_sys::GUC_check_errmsg_string = text(crate::citus::SWITCH_REFUSED);
-    pg_sys::GUC_check_errdetail_string = text(crate::citus::SWITCH_REFUSED_DETAIL);
-    pg_sys::GUC_check_errhint_string = text(crate::citus::SWITCH_REFUSED_HINT);
+    pg_sys::GUC_check_errmsg_string = text(refusal.message);
+    pg_sys::GUC_check_errdetail_string = text(refusal.detail);
+    pg_sys::GUC_check_errhint_string = text(refusal.hint);
     false
 }
 
@@ -144,13 +144,13 @@ unsafe fn switch_allowed(new: Option<[u8; 16]>) -> bool {
 ///
 /// # Safety
 /// Called from a GUC check hook with its `newval`.
-unsafe fn check_tenant_text(newval: *mut *mut c_char, tenant_of_transaction: bool) -> bool {
+unsafe fn check_tenant_text(newval: *mut *mut c_char, source: pg_sys::GucSource::Type, tenant_of_transaction: bool) -> bool {
     if DEFINING.with(|d| d.get()) || newval.is_null() {
         return true;
     }
     let parsed = if (*newval).is_null() { Ok(None) } else { parse_org_id(&CStr::from_ptr(*newval).to_string_lossy()) };
     match parsed {
-        Ok(new) => !tenant_of_transaction || switch_allowed(new),
+        Ok(new) => !tenant_of_transaction || switch_allowed(new, source),
         Err(()) => {
             pg_sys::GUC_check_errcode(PgSqlErrorCode::ERRCODE_INVALID_TEXT_REPRESENTATION as i32);
             pg_sys::GUC_check_errdetail_string =
@@ -161,17 +161,17 @@ unsafe fn check_tenant_text(newval: *mut *mut c_char, tenant_of_transaction: boo
 }
 
 #[pgrx::pg_guard]
-unsafe extern "C-unwind" fn check_org_id(newval: *mut *mut c_char, _extra: *mut *mut c_void, _source: pg_sys::GucSource::Type) -> bool {
-    check_tenant_text(newval, true)
+unsafe extern "C-unwind" fn check_org_id(newval: *mut *mut c_char, _extra: *mut *mut c_void, source: pg_sys::GucSource::Type) -> bool {
+    check_tenant_text(newval, source, true)
 }
 
 #[pgrx::pg_guard]
 unsafe extern "C-unwind" fn check_default_org_id(
     newval: *mut *mut c_char,
     _extra: *mut *mut c_void,
-    _source: pg_sys::GucSource::Type,
+    source: pg_sys::GucSource::Type,
 ) -> bool {
-    check_tenant_text(newval, false)
+    check_tenant_text(newval, source, false)
 }
 
 #[cfg(any(test, feature = "pg_test"))]

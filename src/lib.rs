@@ -110,6 +110,7 @@ extension_sql_file!("../sql/finalize.sql", name = "finalize", finalize, requires
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     guc::init();
+    citus::install_utility_hook();
     // SAFETY: registering backend-local callbacks once per process, from _PG_init.
     unsafe {
         pg_sys::RegisterXactCallback(Some(tenant_switch::forget_entered_tenant), std::ptr::null_mut());

@@ -294,6 +294,19 @@ SELECT throws_ok(format('SELECT inventory.grant_tenant_switch(%s::regrole)', :dr
 SELECT throws_ok(format('SELECT inventory.grant_app_access(%s::regrole)', :dropped_role), '42704', NULL,
                  'grant_app_access of a dropped role''s OID');
 
+-- Citus's functions (sql/citus.sql) refuse to run where Citus is not installed, whatever they are given.
+SELECT throws_ok(statement, '55000', NULL, statement || ' without Citus')
+  FROM unnest(ARRAY['SELECT inventory.require_citus()', 'SELECT * FROM inventory.distribute_tables()',
+                    'CALL inventory.distribute()', 'SELECT inventory.release_builtin_tables(true)',
+                    'SELECT inventory.release_builtin_tables(NULL)', 'SELECT inventory.replace_registry(NULL, NULL)',
+                    $$SELECT inventory.replace_registry('[{"ledger": "inventory.ledger"}]', '[]')$$,
+                    'SELECT inventory.sync_registry_to_workers()']) AS statement;
+SELECT is((SELECT count(*) FROM inventory.builtin_tenant_tables() WHERE tbl IS NOT NULL), 7::bigint,
+          'builtin_tenant_tables() names the seven built-in tables (it takes no input)');
+SELECT pg_temp.covers('inventory.require_citus()', 'inventory.distribute_tables()', 'inventory.distribute()',
+                      'inventory.release_builtin_tables(boolean)', 'inventory.replace_registry(jsonb,jsonb)',
+                      'inventory.sync_registry_to_workers()', 'inventory.builtin_tenant_tables()');
+
 -- Nothing changed, nothing was dropped, every function was tried.
 SELECT is((SELECT row(orgs, items, moves, ledger)::text FROM before),
           row((SELECT count(*) FROM inventory.organizations), (SELECT count(*) FROM adv.items),
