@@ -509,6 +509,7 @@ fn import_org(doc: Option<JsonbText>) -> Uuid {
     let doc: Value = serde_json::from_str(&text)
         .unwrap_or_else(|e| malformed("the document", &format!("cannot be read ({e})")));
     let org_id = check_document(&doc);
+    crate::citus::one_connection_per_node();
     // Each statement gets only its own section: a large ledger is parsed once, by its INSERT.
     refuse_existing(org_id, &doc);
     let org_columns: Vec<&str> = ORGANIZATION.iter().map(|f| f.name).collect();

@@ -113,14 +113,35 @@ thread_local! {
 
 static mut PREVIOUS_PROCESS_UTILITY: pg_sys::ProcessUtility_hook_type = None;
 
-/// Installs `tenant_statements` in front of the utility hooks loaded before this library (Citus's,
-/// with shared_preload_libraries = 'citus,inventory_ext'), so it decides before Citus forwards anything.
+/// Installs `tenant_statements` in front of Citus's utility hook, when Citus is loaded: it must come first
+/// in shared_preload_libraries, so its settings exist by the time this library's `_PG_init` runs. Without
+/// Citus no hook is installed (nothing changes for a single server).
 pub fn install_utility_hook() {
     // SAFETY: called once per process from _PG_init; hooks are process-local.
     unsafe {
+        if pg_sys::GetConfigOption(c"citus.propagate_set_commands".as_ptr(), true, false).is_null() {
+            return;
+        }
         PREVIOUS_PROCESS_UTILITY = pg_sys::ProcessUtility_hook;
         pg_sys::ProcessUtility_hook = Some(tenant_statements);
     }
+}
+
+/// Transaction callback (registered in `_PG_init`): a statement that failed never cleared its mark.
+#[pg_guard]
+pub unsafe extern "C-unwind" fn transaction_event(_event: pg_sys::XactEvent::Type, _arg: *mut std::ffi::c_void) {
+    SET_LOCAL_STATEMENT.with(|s| s.set(false));
+}
+
+/// Subtransaction callback: the same, for a failure caught by a savepoint or an EXCEPTION block.
+#[pg_guard]
+pub unsafe extern "C-unwind" fn subtransaction_event(
+    _event: pg_sys::SubXactEvent::Type,
+    _mine: pg_sys::SubTransactionId,
+    _parent: pg_sys::SubTransactionId,
+    _arg: *mut std::ffi::c_void,
+) {
+    SET_LOCAL_STATEMENT.with(|s| s.set(false));
 }
 
 /// What a utility statement does to `app.org_id`.
@@ -169,40 +190,42 @@ unsafe extern "C-unwind" fn tenant_statements(
             raise(refusal)
         }
     }
-    // Reset however the statement ends (an ERROR unwinds through here as a Rust panic).
-    struct Marked(bool);
-    impl Drop for Marked {
-        fn drop(&mut self) {
-            SET_LOCAL_STATEMENT.with(|s| s.set(self.0));
-        }
-    }
-    let _restore = Marked(SET_LOCAL_STATEMENT.with(|s| s.replace(statement == Some(TenantStatement::SetLocal))));
-    if statement == Some(TenantStatement::SetLocal) && installed() && !from_coordinator() {
+    let set_local = statement == Some(TenantStatement::SetLocal);
+    if set_local && installed() && !from_coordinator() {
         forward_set_local();
     }
-    match PREVIOUS_PROCESS_UTILITY {
-        Some(previous) => previous(pstmt, query_string, read_only_tree, context, params, query_env, dest, qc),
-        None => pg_sys::standard_ProcessUtility(pstmt, query_string, read_only_tree, context, params, query_env, dest, qc),
+    // The previous hook is called through its pointer, not a pgrx-guarded binding: an ERROR passes
+    // through this frame (which holds nothing to drop) as PostgreSQL's own, with its CONTEXT lines. The
+    // mark is cleared after the statement, or by the (sub)transaction callbacks when it fails.
+    SET_LOCAL_STATEMENT.with(|s| s.set(set_local));
+    if let Some(previous) = PREVIOUS_PROCESS_UTILITY {
+        previous(pstmt, query_string, read_only_tree, context, params, query_env, dest, qc);
+    } else {
+        standard_process_utility(pstmt, query_string, read_only_tree, context, params, query_env, dest, qc);
     }
+    SET_LOCAL_STATEMENT.with(|s| s.set(false));
+}
+
+extern "C-unwind" {
+    /// PostgreSQL's own, unguarded (see `tenant_statements`); only reached if Citus installed no hook.
+    #[link_name = "standard_ProcessUtility"]
+    fn standard_process_utility(
+        pstmt: *mut pg_sys::PlannedStmt,
+        query_string: *const c_char,
+        read_only_tree: bool,
+        context: pg_sys::ProcessUtilityContext::Type,
+        params: pg_sys::ParamListInfo,
+        query_env: *mut pg_sys::QueryEnvironment,
+        dest: *mut pg_sys::DestReceiver,
+        qc: *mut pg_sys::QueryCompletion,
+    );
 }
 
 /// `citus.propagate_set_commands = 'local'` until the end of the transaction, so that Citus forwards the
 /// `SET LOCAL app.org_id` about to run (its default, `none`, would leave the shards without a tenant: every
 /// read empty, every write refused, and nothing said).
 fn forward_set_local() {
-    // SAFETY: plain C call with NUL-terminated strings; errors are raised as PostgreSQL ERRORs.
-    unsafe {
-        pg_sys::set_config_option(
-            c"citus.propagate_set_commands".as_ptr(),
-            c"local".as_ptr(),
-            pg_sys::GucContext::PGC_USERSET,
-            pg_sys::GucSource::PGC_S_SESSION,
-            pg_sys::GucAction::GUC_ACTION_LOCAL,
-            true,
-            0,
-            false,
-        );
-    }
+    set_local(c"citus.propagate_set_commands", c"local");
 }
 
 fn tenant_is_set() -> bool {
@@ -264,4 +287,31 @@ pub fn is_distributed(relid: pg_sys::Oid) -> bool {
             &[relid.into()],
         )
         .unwrap_or(false)
+}
+
+/// On Citus, `citus.multi_shard_modify_mode = 'sequential'` for the rest of the transaction: a
+/// transaction that reads distributed tables and then writes a reference table they refer to (import_org
+/// checks the tenant's ids, then inserts its organization) must use one connection per node.
+pub fn one_connection_per_node() {
+    if !installed() {
+        return;
+    }
+    set_local(c"citus.multi_shard_modify_mode", c"sequential");
+}
+
+/// A Citus setting until the end of the transaction (as `SET LOCAL`).
+fn set_local(name: &CStr, value: &CStr) {
+    // SAFETY: plain C call with NUL-terminated strings; errors are raised as PostgreSQL ERRORs.
+    unsafe {
+        pg_sys::set_config_option(
+            name.as_ptr(),
+            value.as_ptr(),
+            pg_sys::GucContext::PGC_USERSET,
+            pg_sys::GucSource::PGC_S_SESSION,
+            pg_sys::GucAction::GUC_ACTION_LOCAL,
+            true,
+            0,
+            false,
+        );
+    }
 }

@@ -117,6 +117,8 @@ pub extern "C-unwind" fn _PG_init() {
         pg_sys::RegisterXactCallback(Some(balances::frames::transaction_event), std::ptr::null_mut());
         pg_sys::RegisterXactCallback(Some(background::transaction_event), std::ptr::null_mut());
         pg_sys::RegisterSubXactCallback(Some(balances::frames::subtransaction_event), std::ptr::null_mut());
+        pg_sys::RegisterXactCallback(Some(citus::transaction_event), std::ptr::null_mut());
+        pg_sys::RegisterSubXactCallback(Some(citus::subtransaction_event), std::ptr::null_mut());
         pg_sys::CacheRegisterRelcacheCallback(Some(balances::plans::relation_changed), pg_sys::Datum::from(0));
         for cache in [
             pg_sys::SysCacheIdentifier::NAMESPACEOID,
