@@ -99,8 +99,9 @@ END
 $$;
 REVOKE ALL ON FUNCTION inventory.release_builtin_tables(boolean) FROM PUBLIC;
 
--- Step 5 on a worker: the coordinator's registry rows for distributed tables, by table name (OIDs differ
--- from node to node), in place of whatever this node had for them.
+-- Step 5 on a worker (and after track_balances or untrack_balances of a distributed ledger): the
+-- coordinator's registry rows for distributed tables, by table name (OIDs differ from node to node), in
+-- place of every row this node had for a distributed table (or for a table that is gone).
 CREATE FUNCTION inventory.replace_registry(ledgers jsonb, tenant_tables jsonb) RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -109,7 +110,16 @@ BEGIN
     PERFORM inventory.require_citus();
     DELETE FROM inventory.tracked_ledgers t
      WHERE NOT EXISTS (SELECT FROM pg_class c WHERE c.oid = t.ledger)
+        OR t.ledger IN (SELECT logicalrelid FROM pg_dist_partition)
         OR t.ledger::text IN (SELECT l->>'ledger' FROM jsonb_array_elements(ledgers) l);
+    -- A table the coordinator made in a transaction that has not committed yet is not here yet.
+    PERFORM FROM jsonb_array_elements(ledgers) l
+      WHERE to_regclass(l->>'ledger') IS NULL OR to_regclass(l->>'balance_table') IS NULL;
+    IF FOUND THEN
+        RAISE EXCEPTION 'a tracked ledger or its balance table is not on this node yet'
+            USING ERRCODE = '55000',
+                  HINT = 'Create and distribute both tables, commit, then call track_balances (docs/SCALE_OUT.md).';
+    END IF;
     INSERT INTO inventory.tracked_ledgers (ledger, balance_table, key_columns, qty_column, id_column, org_column,
                                            builtin, negative_rule, slots)
     SELECT (l->>'ledger')::regclass, (l->>'balance_table')::regclass,
@@ -118,6 +128,7 @@ BEGIN
       FROM jsonb_array_elements(ledgers) l;
     DELETE FROM inventory.tenant_tables t
      WHERE NOT EXISTS (SELECT FROM pg_class c WHERE c.oid = t.relid)
+        OR t.relid IN (SELECT logicalrelid FROM pg_dist_partition)
         OR t.relid::text IN (SELECT x->>'relid' FROM jsonb_array_elements(tenant_tables) x);
     INSERT INTO inventory.tenant_tables (relid, org_column, builtin)
     SELECT (x->>'relid')::regclass, x->>'org_column', (x->>'builtin')::boolean

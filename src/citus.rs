@@ -98,7 +98,7 @@ fn raise(refusal: &Refusal) -> ! {
 /// the coordinator's clean 0A000 into a broken connection. Citus names these sessions
 /// `citus_internal gpid=…`. A client that calls itself that only gets back the Citus behaviour the
 /// refusals guard against, for tenants it may switch to anyway.
-fn from_coordinator() -> bool {
+pub fn from_coordinator() -> bool {
     // SAFETY: reads a setting's current value (a copy is made below).
     let name = unsafe { pg_sys::GetConfigOption(c"application_name".as_ptr(), true, false) };
     // SAFETY: a NUL-terminated string PostgreSQL owns, read at once.
@@ -249,7 +249,7 @@ pub fn shard_of(relid: pg_sys::Oid) -> Option<Shard> {
         "SELECT s.logicalrelid::oid, s.shardid
            FROM pg_catalog.pg_class c
            JOIN pg_catalog.pg_dist_shard s ON s.shardid = pg_catalog.substring(c.relname, '_(\\d+)$')::bigint
-          WHERE c.oid = $1 AND pg_catalog.to_regclass(pg_catalog.shard_name(s.logicalrelid, s.shardid)) = c.oid",
+          WHERE c.oid = $1 AND pg_catalog.to_regclass(pg_catalog.shard_name(s.logicalrelid, s.shardid, false)) = c.oid",
         &[relid.into()],
         |r| {
             Ok(Shard {
@@ -265,8 +265,8 @@ pub fn shard_of(relid: pg_sys::Oid) -> Option<Shard> {
 /// same tenants), with its name; `None` when `table` is not co-located with the shard's table.
 pub fn colocated_shard(shard: &Shard, table: pg_sys::Oid) -> Option<(pg_sys::Oid, String)> {
     rows(
-        "SELECT pg_catalog.to_regclass(pg_catalog.shard_name(o.logicalrelid, o.shardid))::oid,
-                pg_catalog.to_regclass(pg_catalog.shard_name(o.logicalrelid, o.shardid))::text
+        "SELECT pg_catalog.to_regclass(pg_catalog.shard_name(o.logicalrelid, o.shardid, false))::oid,
+                pg_catalog.to_regclass(pg_catalog.shard_name(o.logicalrelid, o.shardid, false))::text
            FROM pg_catalog.pg_dist_shard s
            JOIN pg_catalog.pg_dist_partition sp ON sp.logicalrelid = s.logicalrelid
            JOIN pg_catalog.pg_dist_partition op ON op.logicalrelid = $2 AND op.colocationid = sp.colocationid
@@ -281,22 +281,17 @@ pub fn colocated_shard(shard: &Shard, table: pg_sys::Oid) -> Option<(pg_sys::Oid
 
 /// Whether `relid` is a Citus distributed table (hash-distributed: tenants spread over shards).
 pub fn is_distributed(relid: pg_sys::Oid) -> bool {
-    installed()
-        && crate::spi_util::first::<bool>(
-            "SELECT true FROM pg_catalog.pg_dist_partition WHERE logicalrelid = $1 AND partmethod = 'h'",
-            &[relid.into()],
-        )
-        .unwrap_or(false)
+    installed() && distribution_column(relid).is_some()
 }
 
 /// On Citus, `citus.multi_shard_modify_mode = 'sequential'` for the rest of the transaction: a
 /// transaction that reads distributed tables and then writes a reference table they refer to (import_org
-/// checks the tenant's ids, then inserts its organization) must use one connection per node.
+/// checks the tenant's ids, then inserts its organization; enable_tenant_isolation adds a key to
+/// organizations) must use one connection per node.
 pub fn one_connection_per_node() {
-    if !installed() {
-        return;
+    if installed() {
+        set_local(c"citus.multi_shard_modify_mode", c"sequential");
     }
-    set_local(c"citus.multi_shard_modify_mode", c"sequential");
 }
 
 /// A Citus setting until the end of the transaction (as `SET LOCAL`).
@@ -314,4 +309,86 @@ fn set_local(name: &CStr, value: &CStr) {
             false,
         );
     }
+}
+
+/// The distribution column of a hash-distributed table, by name.
+pub fn distribution_column(relid: pg_sys::Oid) -> Option<String> {
+    crate::spi_util::one_text(
+        "SELECT pg_catalog.column_to_column_name(logicalrelid, partkey)
+           FROM pg_catalog.pg_dist_partition WHERE logicalrelid = $1 AND partmethod = 'h'",
+        &[relid.into()],
+    )
+}
+
+/// A tracked ledger on Citus is distributed by its org column (enable_tenant_isolation first), so that
+/// each tenant's postings and balances share a shard; anything else is refused (0A000) before any change.
+pub fn require_tenant_distribution(ledger: pg_sys::Oid, ledger_name: &str, org_column: Option<&str>) {
+    let by = distribution_column(ledger);
+    if org_column.is_none() || by.as_deref() != org_column {
+        crate::errors::raise(
+            pgrx::pg_sys::errcodes::PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+            format!(
+                "{ledger_name} is distributed by {}, not by a tenant column made with enable_tenant_isolation",
+                by.as_deref().map(crate::sql_text::ident).unwrap_or_default()
+            ),
+            "On Citus: distribute the ledger by its org column, call inventory.enable_tenant_isolation on it, then \
+             inventory.track_balances (docs/SCALE_OUT.md).",
+        )
+    }
+}
+
+/// A distributed ledger's balance table must exist, distributed beside it, before track_balances: the
+/// workers take the ledger's registry row over connections of their own, which see only committed
+/// tables, so a balance table made in the same transaction would not be found there. Refused (55000)
+/// with the statements that make it, in the shape track_balances would have made.
+pub fn balance_table_first(balance_table: &str, ledger_name: &str, keys: &[String], key_types: &[String], with_id: bool) -> ! {
+    let columns = keys.iter().zip(key_types).map(|(k, t)| format!("{} {t}", crate::sql_text::ident(k))).collect::<Vec<_>>().join(", ");
+    let last_id = if with_id { "last_ledger_id bigint NOT NULL, " } else { "" };
+    crate::errors::raise(
+        pgrx::pg_sys::errcodes::PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+        format!("on Citus the balance table {balance_table} must exist, distributed beside {ledger_name}, before track_balances"),
+        format!(
+            "Run, then call track_balances again: CREATE TABLE {balance_table} ({columns}, qty numeric NOT NULL, {last_id}updated_at timestamptz NOT NULL, \
+             UNIQUE NULLS NOT DISTINCT ({})); SELECT create_distributed_table({}, {}, colocate_with => {});",
+            crate::sql_text::ident_list("", keys),
+            literal(balance_table),
+            literal(&keys[0]),
+            literal(ledger_name)
+        ),
+    )
+}
+
+/// The balance table of a distributed ledger: distributed by the same column, co-located with it (the
+/// triggers on a ledger shard write the balance shard beside it), in an earlier transaction (see
+/// `balance_table_first`); anything else is refused (0A000) before any change.
+pub fn require_beside(balance: pg_sys::Oid, balance_name: &str, ledger: pg_sys::Oid, ledger_name: &str) {
+    let Some(org) = distribution_column(ledger) else { return };
+    let colocated = crate::spi_util::first::<bool>(
+        "SELECT b.colocationid = l.colocationid AND pg_catalog.column_to_column_name(b.logicalrelid, b.partkey) = $3
+           FROM pg_catalog.pg_dist_partition b, pg_catalog.pg_dist_partition l
+          WHERE b.logicalrelid = $1 AND l.logicalrelid = $2",
+        &[balance.into(), ledger.into(), org.as_str().into()],
+    );
+    if colocated != Some(true) {
+        crate::errors::raise(
+            pgrx::pg_sys::errcodes::PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+            format!("balance table {balance_name} is not distributed by {} co-located with {ledger_name}", crate::sql_text::ident(&org)),
+            format!(
+                "SELECT create_distributed_table({}, {}, colocate_with => {}); commit, then call track_balances again.",
+                literal(balance_name),
+                literal(&org),
+                literal(ledger_name)
+            ),
+        )
+    }
+}
+
+/// Triggers on distributed tables, for this transaction (Citus refuses CREATE TRIGGER on them without).
+pub fn allow_triggers() {
+    set_local(c"citus.enable_unsafe_triggers", c"on");
+}
+
+/// The tracked-ledger registry of distributed ledgers copied to every worker (sql/citus.sql).
+pub fn sync_registry() {
+    exec("SELECT inventory.sync_registry_to_workers()");
 }

@@ -163,6 +163,11 @@ fn track(ledger: pg_sys::Oid, balance_table: &str, mut keys: Vec<String>, qty: S
         "SELECT org_column::text FROM inventory.tenant_tables WHERE relid = $1::regclass",
         &[ledger.into()],
     );
+    let distributed = crate::citus::is_distributed(ledger);
+    if distributed {
+        crate::citus::require_tenant_distribution(ledger, &ledger_name, org_column.as_deref());
+        crate::citus::one_connection_per_node();
+    }
     if let Some(org) = &org_column {
         // Balances of a tenant-scoped ledger are per tenant: the org column leads the key.
         keys.retain(|k| k != org);
@@ -215,6 +220,7 @@ fn track(ledger: pg_sys::Oid, balance_table: &str, mut keys: Vec<String>, qty: S
     let existing = one_text("SELECT to_regclass($1)::text", &[balance_table.into()]);
     let balance_name = match existing {
         Some(name) => name,
+        None if distributed => crate::citus::balance_table_first(balance_table, &ledger_name, &keys, &key_types, id_column.is_some()),
         None => {
             let columns = keys
                 .iter()
@@ -243,6 +249,9 @@ fn track(ledger: pg_sys::Oid, balance_table: &str, mut keys: Vec<String>, qty: S
     let balance_oid = first::<pg_sys::Oid>("SELECT $1::regclass::oid", &[balance_name.as_str().into()]).unwrap_or(pg_sys::InvalidOid);
     refuse_temporary(balance_oid, &balance_name);
     refuse_shared(balance_oid, &balance_name, ledger);
+    if distributed {
+        crate::citus::require_beside(balance_oid, &balance_name, ledger, &ledger_name);
+    }
     if let Some(org) = &org_column {
         let isolate = format!(
             "SELECT count(*) FROM inventory.enable_tenant_isolation({}::regclass, {})",
@@ -252,6 +261,9 @@ fn track(ledger: pg_sys::Oid, balance_table: &str, mut keys: Vec<String>, qty: S
         exec(&isolate);
     }
 
+    if distributed {
+        crate::citus::allow_triggers();
+    }
     for trigger in TRIGGERS {
         drop_trigger(trigger, ledger, &ledger_name);
     }
@@ -290,6 +302,9 @@ fn track(ledger: pg_sys::Oid, balance_table: &str, mut keys: Vec<String>, qty: S
             rule.into(),
         ],
     );
+    if distributed {
+        crate::citus::sync_registry();
+    }
     match fill {
         Fill::Now => {
             rebuild(ledger, None);
@@ -355,12 +370,19 @@ fn untrack_balances(ledger: Option<RegClass>) {
         errors::invalid_argument("ledger must not be NULL", "Pass the ledger table.")
     };
     let ledger_name = relation_name(ledger);
+    let distributed = crate::citus::is_distributed(ledger);
+    if distributed {
+        crate::citus::allow_triggers();
+    }
     ddl::own_ddl(|| {
         for trigger in TRIGGERS {
             drop_trigger(trigger, ledger, &ledger_name);
         }
     });
     exec_with_args("DELETE FROM inventory.tracked_ledgers WHERE ledger = $1::regclass", &[ledger.into()]);
+    if distributed {
+        crate::citus::sync_registry();
+    }
 }
 
 /// Recomputes balances from the ledger: all tenants, or one. It locks the ledger against writers

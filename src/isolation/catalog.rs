@@ -190,6 +190,8 @@ pub fn describe(table: Table, org: String, backfill_org: Option<Uuid>, scope_uni
     let open_policies = open_policies(&relations, &org);
     let registered = registered_org_column(table.oid);
     let builtin = crate::sql_version::extension_script_owns(table.oid);
+    let on_citus = crate::citus::installed();
+    let distributed_by = if on_citus { crate::citus::distribution_column(table.oid) } else { None };
     Description {
         table,
         org,
@@ -213,6 +215,8 @@ pub fn describe(table: Table, org: String, backfill_org: Option<Uuid>, scope_uni
         open_policies,
         registered,
         builtin,
+        on_citus,
+        distributed_by,
     }
 }
 

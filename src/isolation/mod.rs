@@ -57,6 +57,7 @@ fn enable_tenant_isolation(
     scope_unique: default!(Option<bool>, "true"),
 ) -> SetOfIterator<'static, String> {
     let mut lines = Vec::new();
+    crate::citus::one_connection_per_node();
     for _round in 0..3 {
         let (description, steps) = steps(tbl, org_column.clone(), backfill_org, scope_unique, Mode::OneCall);
         if steps.is_empty() {

@@ -154,6 +154,11 @@ pub struct Description {
     pub open_policies: Vec<(String, String, String)>,
     pub registered: Option<String>,
     pub builtin: bool,
+    /// Where Citus is installed (SPEC §9): the policy takes the plain form, since Citus refuses a
+    /// sub-select in a policy of a distributed table (and the table may be distributed later).
+    pub on_citus: bool,
+    /// The table's Citus distribution column, when it is distributed.
+    pub distributed_by: Option<String>,
 }
 
 /// What a step does, in pieces that each are one transaction online.
@@ -202,6 +207,30 @@ fn refuse<T>(message: impl Into<String>, hint: impl Into<String>) -> Result<T, R
     Err(Refusal { code: PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, message: message.into(), hint: hint.into() })
 }
 
+/// On Citus an application's table is distributed by its org column before it is made tenant-scoped
+/// (docs/SCALE_OUT.md): the key to inventory.organizations, a reference table there, would make Citus
+/// replace a local table by another mid-plan, and a table distributed by another column would spread a
+/// tenant over every shard. The extension's own tables are made tenant-scoped by CREATE EXTENSION,
+/// before inventory.distribute.
+fn refuse_undistributed(d: &Description) -> Result<(), Refusal> {
+    if !d.on_citus || d.builtin || d.distributed_by.as_deref() == Some(d.org.as_str()) {
+        return Ok(());
+    }
+    let problem = match &d.distributed_by {
+        Some(other) => format!("{} is distributed by {}, not by its org column {}", d.table.name, ident(other), ident(&d.org)),
+        None => format!("{} is not distributed: on Citus a tenant table is distributed by its org column first", d.table.name),
+    };
+    Err(Refusal {
+        code: PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+        message: problem,
+        hint: format!(
+            "SELECT create_distributed_table({}, {}, colocate_with => 'inventory.items'); then call enable_tenant_isolation again (docs/SCALE_OUT.md).",
+            literal(&d.table.name),
+            literal(&d.org)
+        ),
+    })
+}
+
 /// An index build or drop: CONCURRENTLY online, except on a partitioned table (PostgreSQL cannot), where
 /// it is an ordinary statement in both paths.
 fn index_work(d: &Description, statement: String) -> Work {
@@ -232,6 +261,7 @@ pub fn plan(d: &Description, mode: Mode) -> Result<Vec<Step>, Refusal> {
     let q_org = ident(&d.org);
     refuse_open_policies(d)?;
     refuse_builds_in_progress(d)?;
+    refuse_undistributed(d)?;
     if let (Some(b), Some(false)) = (d.backfill_org, d.backfill_org_exists) {
         return refuse(
             format!("backfill_org {b} names no organization"),
@@ -433,7 +463,7 @@ pub fn plan(d: &Description, mode: Mode) -> Result<Vec<Step>, Refusal> {
         plan.add(
             "default the org column to the tenant context",
             Some(format!("set the default of {q_org} of {t} to {CONTEXT_DEFAULT} (no tenant context: error 42501)")),
-            vec![Work::Transaction(vec![format!("ALTER TABLE {t} ALTER COLUMN {q_org} SET DEFAULT {CONTEXT_DEFAULT}")])],
+            vec![Work::Transaction(org_default(d, &t, &q_org))],
         );
     }
     // SET NOT NULL skips its scan when a valid CHECK proves it; the CHECK then goes.
@@ -452,7 +482,7 @@ pub fn plan(d: &Description, mode: Mode) -> Result<Vec<Step>, Refusal> {
     }
 
     for relation in &d.relations {
-        isolate(&mut plan, relation, &d.org);
+        isolate(&mut plan, relation, &d.org, d.on_citus);
     }
     if d.registered.as_deref() != Some(d.org.as_str()) {
         plan.add(
@@ -580,7 +610,22 @@ fn scope_unique(plan: &mut Plan, d: &Description, s: &ScopedUnique) -> Result<()
 /// Row-level security on one relation: enabled, forced, and our one policy for all commands — in one
 /// transaction, since row-level security without the policy would refuse every row to the application
 /// (the online path commits between steps).
-fn isolate(plan: &mut Plan, r: &Relation, org: &str) {
+/// The org column's default. Citus refuses ALTER TABLE on a distribution column; the default is only
+/// ever evaluated on the coordinator (Citus computes the distribution value there to route the row), so
+/// on a table distributed by the org column it is set there alone, with Citus's DDL propagation off.
+fn org_default(d: &Description, t: &str, q_org: &str) -> Vec<String> {
+    let set = format!("ALTER TABLE {t} ALTER COLUMN {q_org} SET DEFAULT {CONTEXT_DEFAULT}");
+    if d.distributed_by.as_deref() != Some(d.org.as_str()) {
+        return vec![set];
+    }
+    vec![
+        "SELECT pg_catalog.set_config('citus.enable_ddl_propagation', 'off', true)".into(),
+        set,
+        "SELECT pg_catalog.set_config('citus.enable_ddl_propagation', 'on', true)".into(),
+    ]
+}
+
+fn isolate(plan: &mut Plan, r: &Relation, org: &str, on_citus: bool) {
     let name = &r.name;
     let (mut lines, mut statements) = (Vec::new(), Vec::new());
     if !r.enabled {
@@ -591,11 +636,17 @@ fn isolate(plan: &mut Plan, r: &Relation, org: &str) {
         lines.push(format!("forced row-level security on {name} (the owner is held to it too)"));
         statements.push(format!("ALTER TABLE {name} FORCE ROW LEVEL SECURITY"));
     }
-    let expression = format!("({} = ( SELECT inventory.current_org_id() AS current_org_id))", ident(org));
+    // The sub-select makes PostgreSQL call current_org_id() once per query, not per row; Citus refuses
+    // it (SPEC §9), where the plain form is used.
+    let (expression, tenant) = if on_citus {
+        (format!("({} = inventory.current_org_id())", ident(org)), "inventory.current_org_id()")
+    } else {
+        (format!("({} = ( SELECT inventory.current_org_id() AS current_org_id))", ident(org)), "(SELECT inventory.current_org_id())")
+    };
     let create = format!(
         "CREATE POLICY {POLICY} ON {name} AS PERMISSIVE FOR ALL TO PUBLIC \
-         USING ({col} = (SELECT inventory.current_org_id())) \
-         WITH CHECK ({col} = (SELECT inventory.current_org_id()))",
+         USING ({col} = {tenant}) \
+         WITH CHECK ({col} = {tenant})",
         col = ident(org)
     );
     match &r.policy {
@@ -761,6 +812,8 @@ mod tests {
             open_policies: vec![],
             registered: None,
             builtin: false,
+            on_citus: false,
+            distributed_by: None,
         }
     }
 
@@ -879,6 +932,33 @@ mod tests {
         d.registered = Some("org_id".into());
         assert_eq!(plan(&d, Mode::OneCall).unwrap(), vec![]);
         assert_eq!(plan(&d, Mode::Online).unwrap(), vec![]);
+    }
+
+    #[pg_test]
+    fn on_citus_a_table_is_distributed_by_its_org_column_first_and_gets_the_plain_policy() {
+        let mut d = untouched();
+        d.on_citus = true;
+        let refused = plan(&d, Mode::OneCall).unwrap_err();
+        assert_eq!(refused.code, PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED);
+        assert!(refused.message.contains("is not distributed"), "{}", refused.message);
+        assert!(refused.hint.contains("create_distributed_table('public.t', 'org_id'"), "{}", refused.hint);
+        d.distributed_by = Some("id".into());
+        assert!(plan(&d, Mode::OneCall).unwrap_err().message.contains("is distributed by id, not by its org column"));
+
+        d.distributed_by = Some("org_id".into());
+        let statements: Vec<String> = transactions(&plan(&d, Mode::OneCall).unwrap()).concat();
+        assert!(statements.iter().any(|s| s.contains("USING (org_id = inventory.current_org_id())")), "{statements:?}");
+        assert!(!statements.iter().any(|s| s.contains("(SELECT inventory.current_org_id())")), "{statements:?}");
+        // Citus refuses ALTER TABLE on the distribution column: the default is set on the coordinator alone.
+        let default = statements.iter().position(|s| s.contains("SET DEFAULT")).unwrap();
+        assert!(statements[default - 1].contains("'citus.enable_ddl_propagation', 'off'"), "{statements:?}");
+        assert!(statements[default + 1].contains("'citus.enable_ddl_propagation', 'on'"), "{statements:?}");
+
+        // The extension's own tables are made tenant-scoped before inventory.distribute.
+        let mut d = untouched();
+        d.on_citus = true;
+        d.builtin = true;
+        assert!(plan(&d, Mode::OneCall).is_ok());
     }
 
     #[pg_test]
