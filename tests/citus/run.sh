@@ -7,24 +7,11 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 source "$here/../harness/cluster.sh"
+source "$here/cluster.sh"
 status=0; stage=$("$repo/scripts/citus_build.sh") || status=$?
 if [ "$status" = 3 ]; then echo "citus: skipped (no Citus source; see docs/TESTING.md)"; exit 0; fi
 [ "$status" = 0 ] || exit "$status"
-harness_private_postgres
-cp -a "$stage/usr/." "$HARNESS_PG/usr/"
-trap 'cluster_stop_all' EXIT
-settings=("listen_addresses = '127.0.0.1'" "shared_preload_libraries = 'citus,inventory_ext'"
-          "citus.node_conninfo = 'sslmode=disable'" "max_worker_processes = 16" "log_min_messages = warning")
-for node in coordinator worker1 worker2; do
-  cluster_start "$node" "${settings[@]}"
-  cluster_psql "$node" -qAt -d postgres -c "CREATE EXTENSION citus" >/dev/null
-done
-cluster_psql coordinator -qAt -d postgres >/dev/null <<SQL
-SELECT citus_set_coordinator_host('127.0.0.1', ${CLUSTER_PORT[coordinator]});
-SELECT citus_add_node('127.0.0.1', ${CLUSTER_PORT[worker1]});
-SELECT citus_add_node('127.0.0.1', ${CLUSTER_PORT[worker2]});
-CREATE EXTENSION inventory_ext;
-SQL
+citus_cluster_start "$stage"
 # Each file prints TAP lines (ok N - …, not ok N - …); a failed statement fails the file.
 failed=0
 for test in "$here"/*.sql; do
