@@ -62,7 +62,7 @@ pub const IN_SUBTRANSACTION: Refusal = Refusal {
 pub const NOT_FORWARDED: Refusal = Refusal {
     message: "on Citus the tenant is set with SET LOCAL app.org_id or inventory.set_org",
     detail: "set_config, a session-level SET and a function's SET clause change the coordinator only: the shards would keep the tenant they have.",
-    hint: "SET LOCAL app.org_id = '<organization uuid>' (citus.propagate_set_commands = 'local', the database default after inventory.distribute) or SELECT inventory.set_org(...).",
+    hint: "SET LOCAL app.org_id = '<organization uuid>' (Citus forwards it to the shards) or SELECT inventory.set_org(...).",
 };
 
 /// Whether a change of `app.org_id` from `source` must be refused here, and why. Nothing is refused

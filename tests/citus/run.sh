@@ -97,4 +97,15 @@ COMMIT;
 SQL
 )" = "20100 2 " ] && ok=1
 tap 204 "$ok" "the moved tenant reads its stock through the coordinator as the application role"
+
+# docs/SCALE_OUT.md, every SQL block in order, as the page says (tests/e2e/docs/sql_blocks.py).
+python3 "$repo/tests/e2e/docs/sql_blocks.py" --tap "$repo/docs/SCALE_OUT.md" >"$WORK/scale_out.sql"
+chmod 644 "$WORK/scale_out.sql"
+if ! cluster_psql coordinator -q -d postgres -f "$WORK/scale_out.sql" >"$WORK/scale_out.out" 2>&1; then
+  failed=1
+  block=$(grep -oE '^-- block at .*:[0-9]+$' "$WORK/scale_out.out" | tail -1 | grep -oE '[0-9]+$' || echo "?")
+  tail -15 "$WORK/scale_out.out"
+  echo "not ok - docs/SCALE_OUT.md: the block at line $block did not do what the page says"
+fi
+grep -E '^(not )?ok [0-9]+ - ' "$WORK/scale_out.out" || true
 exit $failed
