@@ -104,11 +104,12 @@ balances_ok=$(cluster_psql coordinator -qAt -d postgres -c "
   FULL JOIN (SELECT org_id, item_id, location_id, qty FROM inventory.balances) b USING (org_id, item_id, location_id)
   WHERE l.qty IS DISTINCT FROM b.qty")
 
-printf '%s\n' "${results[@]}" | python3 - "$seconds" "$rounds" "$policy_tasks" "$literal_tasks" "$total_shards" "$build" "$balances_ok" <<'PY'
+printf '%s\n' "${results[@]}" >"$tmp/results"
+python3 - "$seconds" "$rounds" "$policy_tasks" "$literal_tasks" "$total_shards" "$build" "$balances_ok" "$tmp/results" <<'PY'
 import statistics, sys
-seconds, rounds, policy_tasks, literal_tasks, shards, build, exact = sys.argv[1:8]
+seconds, rounds, policy_tasks, literal_tasks, shards, build, exact, results = sys.argv[1:9]
 runs = {}
-for line in sys.stdin:
+for line in open(results):
     node, script, tps = line.split()
     runs.setdefault((node, script), []).append(float(tps))
 def show(label, key):
