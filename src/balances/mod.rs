@@ -67,6 +67,14 @@ fn balance_fill_start(
 ) -> i64 {
     crate::sql_version::require_current("inventory.track_balances_online");
     let (ledger, balance_table, keys, qty) = track_arguments(ledger, balance_table, key_columns, qty_column);
+    if crate::citus::is_distributed(ledger) {
+        // The fill sums the ledger under one exported snapshot, which does not reach the workers.
+        errors::raise(
+            PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+            "track_balances_online is not supported on Citus",
+            "Use inventory.track_balances (docs/SCALE_OUT.md): an exported snapshot does not reach the workers.",
+        );
+    }
     // SAFETY: reads the transaction state.
     if unsafe { pg_sys::IsTransactionBlock() } {
         errors::raise(

@@ -86,6 +86,10 @@ fn set_balance_slots(ledger: Option<RegClass>, slots: Option<i32>) {
         )
     }
     let Some(r) = registered(Some(ledger)).pop() else { not_tracked() };
+    let distributed = crate::citus::is_distributed(ledger);
+    if distributed {
+        crate::citus::one_connection_per_node();
+    }
     maintenance::with_bounded_waits(|| {
         let upkeep = r.lock_for_rewrite();
         r.settle_pending_fill(super::PendingFill::Refuse);
@@ -99,6 +103,12 @@ fn set_balance_slots(ledger: Option<RegClass>, slots: Option<i32>) {
         unsafe { pg_sys::CacheInvalidateRelcacheByRelid(r.balance_oid) };
         super::plans::check(&Registered { slots, ..r.clone() }, super::plans::Triggers::Required);
     });
+    // The workers' triggers read the slot count from their copy of the registry. It is copied now, over
+    // connections of their own: should this transaction then fail, postings are refused (55000, the
+    // balance table has no slot column) until set_balance_slots or sync_registry_to_workers runs again.
+    if distributed {
+        crate::citus::sync_registry();
+    }
 }
 
 fn apply(r: &Registered, step: Step, slots: i32, upkeep: trust::Upkeep) {

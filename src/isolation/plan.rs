@@ -262,6 +262,15 @@ pub fn plan(d: &Description, mode: Mode) -> Result<Vec<Step>, Refusal> {
     refuse_open_policies(d)?;
     refuse_builds_in_progress(d)?;
     refuse_undistributed(d)?;
+    if mode == Mode::Online && d.on_citus {
+        return Err(Refusal {
+            code: PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+            message: "enable_tenant_isolation_online is not supported on Citus".into(),
+            hint: "Use inventory.enable_tenant_isolation (one call; docs/SCALE_OUT.md): its online steps (concurrent \
+                   builds by a background worker, batched backfills) are not verified on distributed tables."
+                .into(),
+        });
+    }
     if let (Some(b), Some(false)) = (d.backfill_org, d.backfill_org_exists) {
         return refuse(
             format!("backfill_org {b} names no organization"),
@@ -953,6 +962,8 @@ mod tests {
         let default = statements.iter().position(|s| s.contains("SET DEFAULT")).unwrap();
         assert!(statements[default - 1].contains("'citus.enable_ddl_propagation', 'off'"), "{statements:?}");
         assert!(statements[default + 1].contains("'citus.enable_ddl_propagation', 'on'"), "{statements:?}");
+
+        assert_eq!(plan(&d, Mode::Online).unwrap_err().code, PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED);
 
         // The extension's own tables are made tenant-scoped before inventory.distribute.
         let mut d = untouched();

@@ -82,3 +82,8 @@ SELECT pg_temp.tap(311, (SELECT array_agg(result ORDER BY nodeport) FROM run_com
             $$SELECT count(*) FROM inventory.tracked_ledgers WHERE ledger = 'public."StockMove"'::regclass$$)) = '{0,0}'
                         AND NOT EXISTS (SELECT FROM pg_trigger WHERE tgrelid = 'public."StockMove"'::regclass AND NOT tgisinternal),
        'untrack_balances: the triggers go, and the registry rows on the workers');
+-- What is not verified on Citus is refused, not run half-right.
+SELECT pg_temp.tap(312, pg_temp.sqlstate_of($$SELECT * FROM inventory.tenant_isolation_next_step('public."Product"', 'orgId')$$) = '0A000',
+       'enable_tenant_isolation_online''s steps on Citus: 0A000');
+SELECT pg_temp.tap(313, pg_temp.sqlstate_of($$SELECT inventory.balance_fill_start('public."StockMove"', 'public."ProductStock"', ARRAY['productId'], 'qty')$$) = '0A000',
+       'track_balances_online on a distributed ledger: 0A000 (an exported snapshot does not reach the workers)');

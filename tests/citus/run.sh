@@ -31,8 +31,8 @@ aisle=00000000-0000-4000-8000-0000000000a4
 bay=00000000-0000-4000-8000-0000000000a5
 drifted="SELECT count(*) FROM (SELECT org_id, item_id, location_id, coalesce(lot_id, '00000000-0000-0000-0000-000000000000') AS lot, sum(qty) AS qty
                               FROM inventory.ledger GROUP BY 1, 2, 3, 4) l
-          FULL JOIN (SELECT org_id, item_id, location_id, coalesce(lot_id, '00000000-0000-0000-0000-000000000000') AS lot, qty
-                       FROM inventory.balances) b USING (org_id, item_id, location_id, lot)
+          FULL JOIN (SELECT org_id, item_id, location_id, coalesce(lot_id, '00000000-0000-0000-0000-000000000000') AS lot, sum(qty) AS qty
+                       FROM inventory.balances GROUP BY 1, 2, 3, 4) b USING (org_id, item_id, location_id, lot)
          WHERE l.qty IS DISTINCT FROM b.qty"
 
 # 4 clients of postings through the coordinator as the application role (20_builtin.sql made the role,
