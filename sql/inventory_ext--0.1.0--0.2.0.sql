@@ -540,6 +540,7 @@ AS $$
            ('inventory.ledger'::text::regclass, 'org_id'::name, false),
            ('inventory.balances'::text::regclass, 'org_id'::name, false)
 $$;
+REVOKE ALL ON FUNCTION inventory.builtin_tenant_tables() FROM PUBLIC;
 
 -- Step 2, on the node it runs on: the built-in tables stop being the extension's (and, with
 -- drop_local_copies on a worker, its local copies and the view over them go). Idempotent.
@@ -763,7 +764,7 @@ DECLARE
     r record;
 BEGIN
     FOR r IN SELECT * FROM inventory.distribute_tables() LOOP
-        RAISE NOTICE 'distribute: %: %', r.step, CASE WHEN r.done = '' THEN 'nothing to do' ELSE r.done END;
+        RAISE NOTICE 'distribute: %: %', r.step, CASE WHEN r.done OPERATOR(pg_catalog.=) '' THEN 'nothing to do' ELSE r.done END;
     END LOOP;
     COMMIT;
     RAISE NOTICE 'distribute: registry on the workers: % workers', inventory.sync_registry_to_workers();

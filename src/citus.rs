@@ -78,11 +78,20 @@ pub fn tenant_change_refusal(source: pg_sys::GucSource::Type) -> Option<&'static
     if nest_level > 1 {
         Some(&IN_SUBTRANSACTION)
     } else if !SET_LOCAL_STATEMENT.with(|s| s.get()) {
-        Some(&NOT_FORWARDED)
+        // SAFETY: reads a process-local static set once in _PG_init.
+        Some(if unsafe { PREVIOUS_PROCESS_UTILITY_SET } { &NOT_FORWARDED } else { &LOADED_BEFORE_CITUS })
     } else {
         None
     }
 }
+
+/// The library was loaded before Citus, so it saw no Citus to put its hook in front of: no `SET LOCAL
+/// app.org_id` is forwarded, and each is refused rather than leave the shards without a tenant.
+pub const LOADED_BEFORE_CITUS: Refusal = Refusal {
+    message: "on Citus inventory_ext must be loaded after citus",
+    detail: "shared_preload_libraries names inventory_ext before citus, so the tenant cannot be forwarded to the shards.",
+    hint: "Set shared_preload_libraries = 'citus,inventory_ext' (citus first) and restart PostgreSQL.",
+};
 
 fn raise(refusal: &Refusal) -> ! {
     crate::errors::raise_detailed(
@@ -93,16 +102,20 @@ fn raise(refusal: &Refusal) -> ! {
     )
 }
 
-/// Whether this session is one Citus opened from another node (a worker's end of the coordinator's
-/// connection): there a switch only follows the coordinator, which decided; refusing it too would turn
-/// the coordinator's clean 0A000 into a broken connection. Citus names these sessions
-/// `citus_internal gpid=…`. A client that calls itself that only gets back the Citus behaviour the
-/// refusals guard against, for tenants it may switch to anyway.
+/// Whether this session is one Citus opened from the coordinator on a worker: there a tenant switch or
+/// a trigger change only carries out what the coordinator decided and checked; refusing it again would
+/// turn the coordinator's clean error into a broken connection, or refuse, one by one, the trigger changes
+/// of a track_balances the coordinator made as a whole. Citus names these sessions `citus_internal
+/// gpid=…`; a client can call itself that too, so this holds only where Citus is installed and this
+/// node is not the coordinator (docs/SECURITY.md "On Citus" says what such a client gets).
 pub fn from_coordinator() -> bool {
     // SAFETY: reads a setting's current value (a copy is made below).
     let name = unsafe { pg_sys::GetConfigOption(c"application_name".as_ptr(), true, false) };
     // SAFETY: a NUL-terminated string PostgreSQL owns, read at once.
-    !name.is_null() && unsafe { std::ffi::CStr::from_ptr(name) }.to_bytes().starts_with(b"citus_internal")
+    let internal = !name.is_null() && unsafe { std::ffi::CStr::from_ptr(name) }.to_bytes().starts_with(b"citus_internal");
+    internal
+        && installed()
+        && crate::spi_util::first::<bool>("SELECT groupid <> 0 FROM pg_catalog.pg_dist_local_group", &[]).unwrap_or(false)
 }
 
 thread_local! {
@@ -112,6 +125,8 @@ thread_local! {
 }
 
 static mut PREVIOUS_PROCESS_UTILITY: pg_sys::ProcessUtility_hook_type = None;
+/// Whether `install_utility_hook` found Citus loaded and put `tenant_statements` in front of it.
+static mut PREVIOUS_PROCESS_UTILITY_SET: bool = false;
 
 /// Installs `tenant_statements` in front of Citus's utility hook, when Citus is loaded: it must come first
 /// in shared_preload_libraries, so its settings exist by the time this library's `_PG_init` runs. Without
@@ -123,6 +138,7 @@ pub fn install_utility_hook() {
             return;
         }
         PREVIOUS_PROCESS_UTILITY = pg_sys::ProcessUtility_hook;
+        PREVIOUS_PROCESS_UTILITY_SET = true;
         pg_sys::ProcessUtility_hook = Some(tenant_statements);
     }
 }
@@ -391,4 +407,20 @@ pub fn allow_triggers() {
 /// The tracked-ledger registry of distributed ledgers copied to every worker (sql/citus.sql).
 pub fn sync_registry() {
     exec("SELECT inventory.sync_registry_to_workers()");
+}
+
+/// track_balances and untrack_balances of a distributed ledger copy the registry to
+/// the workers over connections of their own, which commit at once: they run on their own (not in a
+/// transaction block, 25001), so that nothing after the copy can roll the coordinator back while the
+/// workers keep it. The copy is their last step; only a failing COMMIT could still part them, and then
+/// `SELECT inventory.sync_registry_to_workers()` copies the registry again.
+pub fn refuse_transaction_block(what: &str) {
+    // SAFETY: reads the transaction state.
+    if unsafe { pg_sys::IsTransactionBlock() } {
+        crate::errors::raise(
+            pgrx::pg_sys::errcodes::PgSqlErrorCode::ERRCODE_ACTIVE_SQL_TRANSACTION,
+            format!("on Citus {what} of a distributed ledger cannot run inside a transaction block"),
+            "Run it on its own: the workers' copy of the registry commits at once (docs/SCALE_OUT.md).",
+        )
+    }
 }

@@ -487,12 +487,16 @@ fn correct(ledger: &Registered, corrections: &[&Finding], tenant_filter: Option<
         balance = ledger.balance_name,
     );
     let b_keys = ledger.key_list("b.");
-    // Column by column (NULL lots equal): a record's text form is a STABLE function of the row, which
-    // Citus refuses in UPDATE and DELETE.
+    // Column by column with each type's own equality operator, named with its schema (this runs with a
+    // pinned search_path, where an extension type's `=` would not be found), NULLs equal: a record's
+    // text form is a STABLE function of the row, which Citus refuses in UPDATE and DELETE.
     let same_key = ledger
         .keys
         .iter()
-        .map(|k| format!("b.{k} IS NOT DISTINCT FROM fix.{k}", k = ident(k)))
+        .map(|k| {
+            let eq = crate::balances::plans::equality_operator(column_type(ledger.balance_oid, k));
+            format!("(b.{k} {eq} fix.{k} OR (b.{k} IS NULL AND fix.{k} IS NULL))", k = ident(k))
+        })
         .collect::<Vec<_>>()
         .join(" AND ");
     // A slotted balance table (inventory.set_balance_slots): rows locked in slot order, and a corrected
@@ -556,6 +560,15 @@ fn correct(ledger: &Registered, corrections: &[&Finding], tenant_filter: Option<
     for sql in statements.into_iter().flatten() {
         exec_with_args(&sql, &params(slotted.then_some(&locked)));
     }
+}
+
+/// The type of a column of a table.
+fn column_type(table: pg_sys::Oid, column: &str) -> pg_sys::Oid {
+    first::<pg_sys::Oid>(
+        "SELECT atttypid FROM pg_catalog.pg_attribute WHERE attrelid = $1 AND attname = $2 AND NOT attisdropped",
+        &[table.into(), column.into()],
+    )
+    .unwrap_or_else(|| errors::undefined_relation(table))
 }
 
 /// Folds a slotted balance table's rows named in `$1` (`ROW(keys…, slot)::text` of rows this transaction
@@ -666,6 +679,30 @@ mod tests {
         assert_eq!(one_text("SELECT count(*)::text FROM r_balance WHERE \"itemId\" = 'z'", &[]).as_deref(), Some("0"));
         let payload = one_text("SELECT notification->>'flagged' FROM inventory.reconcile_runs ORDER BY id DESC LIMIT 1", &[]);
         assert_eq!(payload.as_deref(), Some("2"));
+    }
+
+    /// A key whose type's `=` lives outside pg_catalog (citext, in public): the correction compares keys
+    /// with that type's own operator, named with its schema, though it runs with a pinned search_path.
+    #[pg_test]
+    fn a_key_type_from_another_schema_is_corrected() {
+        Spi::run(
+            "CREATE EXTENSION IF NOT EXISTS citext SCHEMA public;
+             CREATE TABLE ct_ledger (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, sku public.citext, qty numeric NOT NULL);
+             SELECT inventory.track_balances('ct_ledger', 'ct_balance', ARRAY['sku'], 'qty');
+             INSERT INTO ct_ledger (sku, qty) VALUES ('Ab', 5), (NULL, 2);
+             UPDATE ct_balance SET qty = qty + 0.001;",
+        )
+        .unwrap();
+        let found = findings("SELECT key::text, kind, action FROM inventory.reconcile('ct_ledger') ORDER BY key->>'sku' NULLS LAST");
+        assert_eq!(
+            found,
+            vec![
+                (r#"{"sku": "Ab"}"#.into(), "drift".into(), "corrected".into()),
+                (r#"{"sku": null}"#.into(), "drift".into(), "corrected".into()),
+            ]
+        );
+        let sums = one_text("SELECT string_agg(qty::text, ',' ORDER BY sku NULLS LAST) FROM ct_balance", &[]);
+        assert_eq!(sums.as_deref(), Some("5.000,2.000"));
     }
 
     #[pg_test]

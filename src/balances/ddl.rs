@@ -131,7 +131,8 @@ unsafe fn read_command(tag: &str, parsetree: *mut pg_sys::Node) -> Command {
 fn check_after(command: Command) {
     let touched: Vec<pg_sys::Oid> = TOUCHED.with(|t| std::mem::take(&mut *t.borrow_mut()));
     // A Citus worker carries out what its coordinator decided (and checked there): track_balances'
-    // and untrack_balances' own trigger changes arrive one by one, each of which alone would fail here.
+    // and untrack_balances' own trigger changes arrive one by one, each of which alone would fail here
+    // (`from_coordinator`: only on a worker, in a session Citus opened).
     if OWN_DDL.with(Cell::get) > 0 || touched.is_empty() || crate::citus::from_coordinator() {
         return;
     }

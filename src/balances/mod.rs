@@ -259,6 +259,7 @@ fn track(ledger: pg_sys::Oid, balance_table: &str, mut keys: Vec<String>, qty: S
     refuse_shared(balance_oid, &balance_name, ledger);
     if distributed {
         crate::citus::require_beside(balance_oid, &balance_name, ledger, &ledger_name);
+        crate::citus::refuse_transaction_block("track_balances");
     }
     if let Some(org) = &org_column {
         let isolate = format!(
@@ -310,16 +311,17 @@ fn track(ledger: pg_sys::Oid, balance_table: &str, mut keys: Vec<String>, qty: S
             rule.into(),
         ],
     );
-    if distributed {
-        crate::citus::sync_registry();
-    }
-    match fill {
+    let filled = match fill {
         Fill::Now => {
             rebuild(ledger, None);
             None
         }
         Fill::Online => Some(online::start(ledger)),
+    };
+    if distributed {
+        crate::citus::sync_registry();
     }
+    filled
 }
 
 /// Gives `relation` (its SQL name; `kind` TABLE or VIEW), made by the caller, to the owner of `owner_of`
@@ -380,6 +382,7 @@ fn untrack_balances(ledger: Option<RegClass>) {
     let ledger_name = relation_name(ledger);
     let distributed = crate::citus::is_distributed(ledger);
     if distributed {
+        crate::citus::refuse_transaction_block("untrack_balances");
         crate::citus::allow_triggers();
     }
     ddl::own_ddl(|| {

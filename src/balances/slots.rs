@@ -86,9 +86,14 @@ fn set_balance_slots(ledger: Option<RegClass>, slots: Option<i32>) {
         )
     }
     let Some(r) = registered(Some(ledger)).pop() else { not_tracked() };
-    let distributed = crate::citus::is_distributed(ledger);
-    if distributed {
-        crate::citus::one_connection_per_node();
+    if crate::citus::is_distributed(ledger) {
+        // Postings spread over slots on the shards, but reconcile's fold of a spread key (a CTE that
+        // deletes and updates by ctid, rows named by their text form) is refused by Citus's planner.
+        errors::raise(
+            pgrx::pg_sys::errcodes::PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+            "set_balance_slots is not supported on Citus",
+            "On Citus a contended key's postings queue on its tenant's shard; keep one balance row per key (docs/SCALE_OUT.md).",
+        )
     }
     maintenance::with_bounded_waits(|| {
         let upkeep = r.lock_for_rewrite();
@@ -103,12 +108,6 @@ fn set_balance_slots(ledger: Option<RegClass>, slots: Option<i32>) {
         unsafe { pg_sys::CacheInvalidateRelcacheByRelid(r.balance_oid) };
         super::plans::check(&Registered { slots, ..r.clone() }, super::plans::Triggers::Required);
     });
-    // The workers' triggers read the slot count from their copy of the registry. It is copied now, over
-    // connections of their own: should this transaction then fail, postings are refused (55000, the
-    // balance table has no slot column) until set_balance_slots or sync_registry_to_workers runs again.
-    if distributed {
-        crate::citus::sync_registry();
-    }
 }
 
 fn apply(r: &Registered, step: Step, slots: i32, upkeep: trust::Upkeep) {

@@ -180,23 +180,7 @@ SELECT pg_temp.tap(126, inventory.rebuild_balances('inventory.ledger', :'b') = 1
        'rebuild_balances of one tenant');
 SELECT pg_temp.tap(127, inventory.rebuild_balances() = 5 AND pg_temp.drifted() = 0, 'rebuild_balances of every tenant');
 
--- Hot keys over slots (inventory.set_balance_slots) on Citus: the slot count reaches the workers'
--- registry, the triggers spread and gather on the shards, the rule and reconcile hold, and back to one.
-SELECT inventory.set_balance_slots('inventory.ledger', 4) \g /dev/null
-SELECT pg_temp.tap(133, (SELECT array_agg(result ORDER BY nodeport) FROM run_command_on_workers(
-            $$SELECT slots FROM inventory.tracked_ledgers WHERE ledger = 'inventory.ledger'::regclass$$)) = '{4,4}',
-       'set_balance_slots: the slot count is on both workers');
-SET ROLE citus_shop;
-BEGIN;
-SELECT inventory.set_org(:'a') \g /dev/null
-SELECT inventory.post(:'widget', :'aisle', 5) \g /dev/null
-SELECT inventory.post(:'widget', :'aisle', -2) \g /dev/null
-SELECT pg_temp.tap(134, inventory.on_hand(:'widget', :'aisle') = 16
-                        AND pg_temp.sqlstate_of(format('SELECT inventory.post(%L, %L, -100)', :'widget', :'aisle')) = '23514',
-       'with 4 slots a key: postings through the coordinator, on_hand, and 23514');
-COMMIT;
-RESET ROLE;
-SELECT pg_temp.tap(135, (SELECT count(*) FROM inventory.reconcile()) = 0 AND pg_temp.drifted() = 0
-                        AND (SELECT count(*) FROM inventory.set_balance_slots('inventory.ledger', 1)) = 1
-                        AND pg_temp.drifted() = 0,
-       'reconcile finds nothing to correct over slots; back to one row a key, exact');
+-- Hot keys over slots are not supported on Citus (reconcile could not fold a spread key on a shard).
+SELECT pg_temp.tap(133, pg_temp.sqlstate_of($$SELECT inventory.set_balance_slots('inventory.ledger', 4)$$) = '0A000'
+                        AND (SELECT slots FROM inventory.tracked_ledgers WHERE ledger = 'inventory.ledger'::regclass) = 1,
+       'set_balance_slots on a distributed ledger: 0A000, nothing changed');

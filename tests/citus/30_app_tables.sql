@@ -77,6 +77,10 @@ SELECT pg_temp.tap(309, (SELECT string_agg(kind || ':' || action, ',') FROM inve
                         AND (SELECT qty FROM public."ProductStock" WHERE "productId" = 1) = 6,
        'reconcile corrects planted drift in the application''s balances');
 SELECT pg_temp.tap(310, inventory.rebuild_balances('public."StockMove"') = 2, 'rebuild_balances of the application''s ledger');
+BEGIN;
+SELECT pg_temp.tap(314, pg_temp.sqlstate_of($$SELECT inventory.untrack_balances('public."StockMove"')$$) = '25001',
+       'untrack_balances of a distributed ledger inside a transaction block: 25001 (the workers'' registry commits at once)');
+ROLLBACK;
 SELECT inventory.untrack_balances('public."StockMove"') \g /dev/null
 SELECT pg_temp.tap(311, (SELECT array_agg(result ORDER BY nodeport) FROM run_command_on_workers(
             $$SELECT count(*) FROM inventory.tracked_ledgers WHERE ledger = 'public."StockMove"'::regclass$$)) = '{0,0}'
