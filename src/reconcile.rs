@@ -681,13 +681,32 @@ mod tests {
         assert_eq!(payload.as_deref(), Some("2"));
     }
 
-    /// A key whose type's `=` lives outside pg_catalog (citext, in public): the correction compares keys
-    /// with that type's own operator, named with its schema, though it runs with a pinned search_path.
+    /// A key whose type's `=` lives outside pg_catalog (as citext's or ltree's do; here a text-like type
+    /// of the test's own, which needs no contrib module): the correction compares keys with that type's
+    /// own operator, named with its schema, though it runs with a pinned search_path.
     #[pg_test]
     fn a_key_type_from_another_schema_is_corrected() {
         Spi::run(
-            "CREATE EXTENSION IF NOT EXISTS citext SCHEMA public;
-             CREATE TABLE ct_ledger (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, sku public.citext, qty numeric NOT NULL);
+            "CREATE SCHEMA codes;
+             CREATE TYPE codes.code;
+             CREATE FUNCTION codes.code_in(cstring) RETURNS codes.code AS 'textin' LANGUAGE internal IMMUTABLE STRICT;
+             CREATE FUNCTION codes.code_out(codes.code) RETURNS cstring AS 'textout' LANGUAGE internal IMMUTABLE STRICT;
+             CREATE TYPE codes.code (INPUT = codes.code_in, OUTPUT = codes.code_out, LIKE = text, COLLATABLE = true);
+             CREATE FUNCTION codes.lt(codes.code, codes.code) RETURNS boolean AS 'text_lt' LANGUAGE internal IMMUTABLE STRICT;
+             CREATE FUNCTION codes.le(codes.code, codes.code) RETURNS boolean AS 'text_le' LANGUAGE internal IMMUTABLE STRICT;
+             CREATE FUNCTION codes.eq(codes.code, codes.code) RETURNS boolean AS 'texteq' LANGUAGE internal IMMUTABLE STRICT;
+             CREATE FUNCTION codes.ge(codes.code, codes.code) RETURNS boolean AS 'text_ge' LANGUAGE internal IMMUTABLE STRICT;
+             CREATE FUNCTION codes.gt(codes.code, codes.code) RETURNS boolean AS 'text_gt' LANGUAGE internal IMMUTABLE STRICT;
+             CREATE FUNCTION codes.cmp(codes.code, codes.code) RETURNS integer AS 'bttextcmp' LANGUAGE internal IMMUTABLE STRICT;
+             CREATE OPERATOR codes.< (LEFTARG = codes.code, RIGHTARG = codes.code, FUNCTION = codes.lt);
+             CREATE OPERATOR codes.<= (LEFTARG = codes.code, RIGHTARG = codes.code, FUNCTION = codes.le);
+             CREATE OPERATOR codes.= (LEFTARG = codes.code, RIGHTARG = codes.code, FUNCTION = codes.eq);
+             CREATE OPERATOR codes.>= (LEFTARG = codes.code, RIGHTARG = codes.code, FUNCTION = codes.ge);
+             CREATE OPERATOR codes.> (LEFTARG = codes.code, RIGHTARG = codes.code, FUNCTION = codes.gt);
+             CREATE OPERATOR CLASS codes.code_ops DEFAULT FOR TYPE codes.code USING btree AS
+                 OPERATOR 1 codes.<, OPERATOR 2 codes.<=, OPERATOR 3 codes.=, OPERATOR 4 codes.>=, OPERATOR 5 codes.>,
+                 FUNCTION 1 codes.cmp(codes.code, codes.code);
+             CREATE TABLE ct_ledger (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, sku codes.code, qty numeric NOT NULL);
              SELECT inventory.track_balances('ct_ledger', 'ct_balance', ARRAY['sku'], 'qty');
              INSERT INTO ct_ledger (sku, qty) VALUES ('Ab', 5), (NULL, 2);
              UPDATE ct_balance SET qty = qty + 0.001;",
