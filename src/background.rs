@@ -396,7 +396,7 @@ unsafe fn run_top_level(statement: &str, current_user: pg_sys::Oid) {
         pg_sys::PortalStart(portal, std::ptr::null_mut(), 0, std::ptr::null_mut());
         let receiver = pg_sys::CreateDestReceiver(pg_sys::CommandDest::DestNone);
         let mut completion: pg_sys::QueryCompletion = std::mem::zeroed();
-        pg_sys::PortalRun(portal, i64::MAX, true, true, receiver, receiver, &mut completion);
+        crate::pg_compat::portal_run(portal, receiver, &mut completion);
         if let Some(destroy) = (*receiver).rDestroy {
             destroy(receiver);
         }

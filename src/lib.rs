@@ -17,6 +17,7 @@ mod host;
 mod isolation;
 mod maintenance;
 mod organizations;
+mod pg_compat;
 mod reconcile;
 mod spi_util;
 mod sql_text;

@@ -327,7 +327,7 @@ impl<'a> Probe<'a> {
         unsafe {
             let mut dirty: pg_sys::SnapshotData = std::mem::zeroed();
             dirty.snapshot_type = pg_sys::SnapshotType::SNAPSHOT_DIRTY;
-            let scan = pg_sys::index_beginscan(self.rel, self.index, &mut dirty, scankeys.len() as i32, 0);
+            let scan = crate::pg_compat::index_beginscan(self.rel, self.index, &mut dirty, scankeys.len() as i32);
             pg_sys::index_rescan(scan, scankeys.as_mut_ptr(), scankeys.len() as i32, std::ptr::null_mut(), 0);
             while pg_sys::index_getnext_slot(scan, pg_sys::ScanDirection::ForwardScanDirection, self.slot) {
                 let mut isnull = false;
@@ -358,7 +358,7 @@ impl<'a> Probe<'a> {
         unsafe {
             let mut dirty: pg_sys::SnapshotData = std::mem::zeroed();
             dirty.snapshot_type = pg_sys::SnapshotType::SNAPSHOT_DIRTY;
-            let scan = pg_sys::index_beginscan(self.rel, self.index, &mut dirty, scankeys.len() as i32, 0);
+            let scan = crate::pg_compat::index_beginscan(self.rel, self.index, &mut dirty, scankeys.len() as i32);
             pg_sys::index_rescan(scan, scankeys.as_mut_ptr(), scankeys.len() as i32, std::ptr::null_mut(), 0);
             let found = pg_sys::index_getnext_slot(scan, pg_sys::ScanDirection::ForwardScanDirection, self.slot);
             pg_sys::index_endscan(scan);
@@ -478,7 +478,7 @@ unsafe fn update_locked(
         let old = pg_sys::ExecFetchSlotHeapTuple(slot, false, &mut should_free);
         let new = pg_sys::heap_modify_tuple(old, (*rel).rd_att, values.as_mut_ptr(), nulls.as_mut_ptr(), replace.as_mut_ptr());
         let mut otid = (*old).t_self;
-        pg_sys::simple_heap_update(rel, &mut otid, new);
+        crate::pg_compat::simple_heap_update(rel, &mut otid, new);
         // A HOT update needs no new index entries; otherwise every index gets one (plain column indexes
         // only, which `target_for` checked).
         if (*(*new).t_data).t_infomask2 & pg_sys::HEAP_ONLY_TUPLE as u16 == 0 {

