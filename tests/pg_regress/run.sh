@@ -34,7 +34,9 @@ if [ "${1:-}" = --existing ]; then
   regress existing schedule --host="$2" --port="$3" --use-existing --dbname=inventory_regress
 else
   run_schedule regress schedule "max_prepared_transactions = 4"
-  run_schedule regress_not_preloaded schedule_not_preloaded "shared_preload_libraries = 'pg_cron'"
+  # Every preloaded library but this one (pg_cron where there is one).
+  others=$(tr ',' '\n' <<<"${HARNESS_PRELOAD:-pg_cron,inventory_ext}" | grep -v '^inventory_ext$' | paste -sd, -)
+  run_schedule regress_not_preloaded schedule_not_preloaded "shared_preload_libraries = '$others'"
 fi
 [ -n "${REGRESS_OUT:-}" ] || rm -rf "$out"
 exit $status
