@@ -114,7 +114,9 @@ pub fn describe(table: Table, org: String, backfill_org: Option<Uuid>, scope_uni
     let mut taken = Vec::new();
     let column = column(table.oid, &org);
     let attnum = column.as_ref().map(|c| c.attnum);
-    let not_null_check_name = first_choice(&table.relname, Some(&org), "not_null");
+    // Not `<table>_<column>_not_null`: PostgreSQL 18 gives that name to the NOT NULL constraint SET NOT
+    // NULL makes, which would then be `…_not_null1` after the online path and differ from the one-call path's.
+    let not_null_check_name = first_choice(&table.relname, Some(&org), "not_null_check");
     let not_null_check = attnum.and_then(|a| not_null_check(&table, a));
     // A scan, so only when its answer matters: a nullable column not yet proved free of NULLs.
     let has_nulls = match &column {

@@ -793,7 +793,7 @@ mod tests {
             has_rows: true,
             has_nulls: true,
             not_null_check: None,
-            not_null_check_name: "t_org_id_not_null".into(),
+            not_null_check_name: "t_org_id_not_null_check".into(),
             org_fk: None,
             org_fk_name: "t_org_id_fkey".into(),
             pk: vec!["id".into()],
@@ -856,8 +856,8 @@ mod tests {
         // NOT NULL: proved by a CHECK validated in its own transaction before SET NOT NULL, which drops it.
         let all = transactions(&steps).concat();
         let position = |needle: &str| all.iter().position(|s| s.contains(needle)).unwrap_or_else(|| panic!("{needle} in {all:?}"));
-        assert!(position("CHECK (org_id IS NOT NULL) NOT VALID") < position("VALIDATE CONSTRAINT t_org_id_not_null"));
-        assert!(position("VALIDATE CONSTRAINT t_org_id_not_null") < position("SET NOT NULL"));
+        assert!(position("CHECK (org_id IS NOT NULL) NOT VALID") < position("VALIDATE CONSTRAINT t_org_id_not_null_check"));
+        assert!(position("VALIDATE CONSTRAINT t_org_id_not_null_check") < position("SET NOT NULL"));
         // Row-level security and its policy commit together.
         let rls = transactions(&steps).into_iter().find(|t| t.iter().any(|s| s.contains("ENABLE ROW LEVEL SECURITY"))).unwrap();
         assert!(rls.iter().any(|s| s.starts_with("CREATE POLICY")) && rls.iter().any(|s| s.contains("FORCE ROW LEVEL SECURITY")));
@@ -894,7 +894,7 @@ mod tests {
     fn a_resumed_plan_uses_what_an_earlier_run_left() {
         let mut d = untouched();
         d.has_nulls = false;
-        d.not_null_check = Some(Check { name: "t_org_id_not_null".into(), valid: true });
+        d.not_null_check = Some(Check { name: "t_org_id_not_null_check".into(), valid: true });
         d.org_key = Some(OrgKey { cols: vec!["org_id".into(), "id".into()], state: IndexState::Built("t_org_id_id_key".into()) });
         d.scoped[0].index = IndexState::Invalid("t_sku_key_org_id".into());
         let steps = plan(&d, Mode::Online).unwrap();
@@ -915,7 +915,7 @@ mod tests {
             not_null.work,
             vec![Work::Transaction(vec![
                 "ALTER TABLE public.t ALTER COLUMN org_id SET NOT NULL".into(),
-                "ALTER TABLE public.t DROP CONSTRAINT t_org_id_not_null".into(),
+                "ALTER TABLE public.t DROP CONSTRAINT t_org_id_not_null_check".into(),
             ])]
         );
     }

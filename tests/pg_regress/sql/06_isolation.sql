@@ -29,7 +29,7 @@ SELECT inventory.enable_tenant_isolation('iso."Location"', backfill_org => '0000
 SELECT conrelid::regclass, conname, pg_get_constraintdef(oid) FROM pg_constraint
  WHERE connamespace = 'iso'::regnamespace AND contype IN ('f', 'u', 'p') ORDER BY 1::text, 2;
 SELECT indexrelid::regclass, pg_get_indexdef(indexrelid) FROM pg_index
- WHERE indrelid = 'iso."Item"'::regclass ORDER BY 1::text;
+ WHERE indrelid = 'iso."Item"'::regclass ORDER BY indexrelid::regclass::text;
 SELECT relid, org_column FROM inventory.tenant_tables WHERE relid::text LIKE 'iso.%' ORDER BY 1::text;
 -- Every row now belongs to the legacy organization.
 SELECT count(*) FILTER (WHERE org_id = '00000000-0000-4000-8000-000000000001') AS legacy_items, count(*) AS items FROM iso."Item";
@@ -79,7 +79,7 @@ SELECT inventory.enable_tenant_isolation('iso.events', backfill_org => '00000000
 CREATE TABLE iso.events_2027 PARTITION OF iso.events FOR VALUES FROM ('2027-01-01') TO ('2028-01-01');
 SELECT inventory.enable_tenant_isolation('iso.events');
 SELECT indexrelid::regclass, pg_get_indexdef(indexrelid) FROM pg_index
- WHERE indrelid IN ('iso.events'::regclass, 'iso.events_2027'::regclass) ORDER BY 1::text;
+ WHERE indrelid IN ('iso.events'::regclass, 'iso.events_2027'::regclass) ORDER BY indexrelid::regclass::text;
 SELECT c.oid::regclass, c.relrowsecurity, c.relforcerowsecurity, count(p.polname) AS policies
   FROM pg_class c LEFT JOIN pg_policy p ON p.polrelid = c.oid
  WHERE c.relnamespace = 'iso'::regnamespace AND c.relkind IN ('r', 'p') GROUP BY 1, 2, 3 ORDER BY 1::text;
@@ -189,7 +189,7 @@ SELECT regress.try($$SELECT inventory.enable_tenant_isolation('iso.plain', backf
 SELECT regress.try($$SELECT inventory.enable_tenant_isolation('iso.plain', backfill_org => '00000000-0000-4000-8000-000000000001')$$);
 -- The calls that failed left no trace: no column, no constraint, no policy, no registration.
 SELECT count(*) AS org_columns FROM pg_attribute WHERE attrelid = 'iso.plain'::regclass AND attname = 'org_id';
-SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = 'iso.plain'::regclass ORDER BY 1;
+SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = 'iso.plain'::regclass AND contype <> 'n' ORDER BY 1;
 SELECT relrowsecurity, (SELECT count(*) FROM pg_policy WHERE polrelid = c.oid) AS policies
   FROM pg_class c WHERE oid = 'iso.plain'::regclass;
 SELECT count(*) AS registered FROM inventory.tenant_tables WHERE relid = 'iso.plain'::regclass;

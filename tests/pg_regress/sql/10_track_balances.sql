@@ -19,7 +19,7 @@ SELECT inventory.track_balances('public."InventoryLedger"', 'public."InventoryBa
 -- The balance table it made, filled from the rows already there.
 SELECT column_name, data_type, is_nullable FROM information_schema.columns
  WHERE table_name = 'InventoryBalance' ORDER BY ordinal_position;
-SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = 'public."InventoryBalance"'::regclass;
+SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = 'public."InventoryBalance"'::regclass AND contype <> 'n';
 SELECT "itemId", "locationId", "lotId", qty, last_ledger_id FROM public."InventoryBalance" ORDER BY 1, 2, 3 NULLS FIRST;
 -- Whoever may read the ledger may read the balances.
 SELECT has_table_privilege('ledger_reader', 'public."InventoryBalance"', 'SELECT') AS reader_can_read;

@@ -23,7 +23,7 @@ SELECT count(*) > 0 AS isolated FROM inventory.enable_tenant_isolation(
 SELECT count(*) > 0 AS isolated FROM inventory.enable_tenant_isolation(
     '"Sch;ema ""q""".ledger_with_a_name_of_exactly_sixty_three_bytes_for_the_test_xy', 'Org;Id "1"');
 SELECT conname, pg_get_constraintdef(oid) AS definition FROM pg_constraint
- WHERE conrelid = '"Sch;ema ""q""".ledger_with_a_name_of_exactly_sixty_three_bytes_for_the_test_xy'::regclass
+ WHERE conrelid = '"Sch;ema ""q""".ledger_with_a_name_of_exactly_sixty_three_bytes_for_the_test_xy'::regclass AND contype <> 'n'
  ORDER BY conname;
 SELECT polname, pg_get_expr(polqual, polrelid) AS using_expression FROM pg_policy
  WHERE polrelid = '"Sch;ema ""q"""."Item''; DROP TABLE public.x; --"'::regclass;

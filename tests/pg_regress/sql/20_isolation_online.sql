@@ -48,6 +48,7 @@ CREATE FUNCTION pg_temp.shape(s text) RETURNS SETOF text LANGUAGE sql AS $$
         SELECT format('constraint %s.%s %s%s', c.relname, con.conname, pg_get_constraintdef(con.oid),
                       CASE WHEN con.convalidated THEN '' ELSE ' (not validated)' END)
           FROM pg_constraint con JOIN pg_class c ON c.oid = con.conrelid WHERE c.relnamespace = s::regnamespace
+           AND con.contype <> 'n'  -- NOT NULL: the column lines say it (PostgreSQL 18 lists them here too)
         UNION ALL
         SELECT format('index %s %s', i.indexrelid::regclass, pg_get_indexdef(i.indexrelid))
                || CASE WHEN i.indisvalid THEN '' ELSE ' (invalid)' END
