@@ -23,7 +23,7 @@ if [ ! -f "$cache/stamp" ]; then
   # zip archives keep no file modes: every file readable, the programs executable.
   chmod -R a+rX "$cache"
   chmod a+x "$install"/bin/* "$install"/lib/pgxs/src/test/regress/pg_regress \
-    "$install"/lib/pgxs/src/test/isolation/pg_isolation_regress
+    "$install"/lib/pgxs/src/test/isolation/pg_isolation_regress "$install"/lib/pgxs/src/test/isolation/isolationtester
   cp /usr/share/postgresql/15/extension/pgtap* "$install/share/extension/" 2>/dev/null || true
   "$install/bin/pg_config" --version | grep -q '^PostgreSQL 18\.' \
     || { echo "pg18: the wheel's pg_config is not PostgreSQL 18" >&2; exit 1; }

