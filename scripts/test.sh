@@ -51,8 +51,8 @@ count_tests() {  # ok, output file
   if [ -z "$p" ] && grep -qE '^Files=[0-9]+, Tests=[0-9]+' "$file"; then  # pg_prove
     f=$(sed -nE 's/.*\(Wstat: [0-9]+ Tests: [0-9]+ Failed: ([0-9]+)\).*/\1/p' "$file" | awk '{ f += $1 } END { print f + 0 }')
     p=$(( $(sed -nE 's/^Files=[0-9]+, Tests=([0-9]+).*/\1/p' "$file" | tail -1) - f ))
-  elif [ -z "$p" ] && grep -qE '^(not )?ok [0-9]+ - ' "$file"; then  # TAP
-    p=$(grep -cE '^ok [0-9]+ - ' "$file"); f=$(grep -cE '^not ok [0-9]+ - ' "$file")
+  elif [ -z "$p" ] && grep -qE '^(not )?ok [0-9]+ +- ' "$file"; then  # TAP (PostgreSQL 18's pg_regress pads the number)
+    p=$(grep -cE '^ok [0-9]+ +- ' "$file"); f=$(grep -cE '^not ok [0-9]+ +- ' "$file")
   elif [ -z "$p" ]; then  # pg_regress
     p=$(grep -cE '\.\.\. ok ' "$file"); f=$(grep -cE '\.\.\. FAILED' "$file")
   fi

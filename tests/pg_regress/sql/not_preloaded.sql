@@ -1,7 +1,7 @@
 -- Without shared_preload_libraries = 'inventory_ext' the library loads on first use, and the tenant
 -- context is still checked: a bad value set before the library loaded fails with 22P02 when used,
 -- and a non-superuser cannot smuggle in inventory.default_org_id.
-SHOW shared_preload_libraries;
+SELECT 'inventory_ext' <> ALL (string_to_array(current_setting('shared_preload_libraries'), ',')) AS not_preloaded;
 CREATE EXTENSION inventory_ext;
 CREATE ROLE lazy_app NOLOGIN;
 SELECT inventory.grant_app_access('lazy_app');
