@@ -35,9 +35,7 @@ pub fn set_local_tenant(org_id: &str) {
     // Refused here, before Citus forwards the statement to the workers.
     let current = crate::guc::parse_org_id(&crate::guc::text_of(&crate::guc::ORG_ID)).ok().flatten();
     if current != crate::guc::parse_org_id(org_id).ok().flatten() {
-        if let Some(refusal) = tenant_change_refusal(pg_sys::GucSource::PGC_S_SESSION).filter(|r| r.message == IN_SUBTRANSACTION.message) {
-            raise(refusal)
-        }
+        refuse_in_subtransaction();
     }
     exec(&format!("SET LOCAL app.org_id = {}", literal(org_id)));
 }
@@ -51,7 +49,7 @@ pub struct Refusal {
 
 /// In a subtransaction: Citus forgets a `SET LOCAL` made inside a savepoint once it is released (and
 /// sends the older tenant to connections it opens later), so the shards would keep the previous tenant.
-pub const IN_SUBTRANSACTION: Refusal = Refusal {
+pub static IN_SUBTRANSACTION: Refusal = Refusal {
     message: "on Citus the tenant cannot change inside a subtransaction",
     detail: "Citus drops a SET LOCAL made inside a savepoint once the savepoint is released, so the shards would keep the previous tenant.",
     hint: "Set the tenant at the start of the transaction, before any SAVEPOINT or PL/pgSQL block with an EXCEPTION clause.",
@@ -59,7 +57,7 @@ pub const IN_SUBTRANSACTION: Refusal = Refusal {
 
 /// Not a `SET LOCAL` statement: `set_config`, a session-level `SET`, a function's `SET` clause change the
 /// coordinator only; Citus forwards `SET LOCAL` statements alone.
-pub const NOT_FORWARDED: Refusal = Refusal {
+pub static NOT_FORWARDED: Refusal = Refusal {
     message: "on Citus the tenant is set with SET LOCAL app.org_id or inventory.set_org",
     detail: "set_config, a session-level SET and a function's SET clause change the coordinator only: the shards would keep the tenant they have.",
     hint: "SET LOCAL app.org_id = '<organization uuid>' (Citus forwards it to the shards) or SELECT inventory.set_org(...).",
@@ -87,7 +85,7 @@ pub fn tenant_change_refusal(source: pg_sys::GucSource::Type) -> Option<&'static
 
 /// The library was loaded before Citus, so it saw no Citus to put its hook in front of: no `SET LOCAL
 /// app.org_id` is forwarded, and each is refused rather than leave the shards without a tenant.
-pub const LOADED_BEFORE_CITUS: Refusal = Refusal {
+pub static LOADED_BEFORE_CITUS: Refusal = Refusal {
     message: "on Citus inventory_ext must be loaded after citus",
     detail: "shared_preload_libraries names inventory_ext before citus, so the tenant cannot be forwarded to the shards.",
     hint: "Set shared_preload_libraries = 'citus,inventory_ext' (citus first) and restart PostgreSQL.",
@@ -100,6 +98,14 @@ fn raise(refusal: &Refusal) -> ! {
         refusal.detail,
         refusal.hint,
     )
+}
+
+/// Raises `IN_SUBTRANSACTION` when a tenant change would be refused for being inside a subtransaction
+/// (for changes PostgreSQL runs no check hook for, and before Citus forwards one).
+fn refuse_in_subtransaction() {
+    if let Some(refusal) = tenant_change_refusal(pg_sys::GucSource::PGC_S_SESSION).filter(|r| std::ptr::eq(*r, &IN_SUBTRANSACTION)) {
+        raise(refusal)
+    }
 }
 
 /// Whether this session is one Citus opened from the coordinator on a worker: there a tenant switch or
@@ -202,9 +208,7 @@ unsafe extern "C-unwind" fn tenant_statements(
 ) {
     let statement = if pstmt.is_null() { None } else { tenant_statement((*pstmt).utilityStmt) };
     if statement == Some(TenantStatement::Clears) && tenant_is_set() {
-        if let Some(refusal) = tenant_change_refusal(pg_sys::GucSource::PGC_S_SESSION).filter(|r| r.message == IN_SUBTRANSACTION.message) {
-            raise(refusal)
-        }
+        refuse_in_subtransaction();
     }
     let set_local = statement == Some(TenantStatement::SetLocal);
     if set_local && installed() && !from_coordinator() {
@@ -241,7 +245,7 @@ extern "C-unwind" {
 /// `SET LOCAL app.org_id` about to run (its default, `none`, would leave the shards without a tenant: every
 /// read empty, every write refused, and nothing said).
 fn forward_set_local() {
-    set_local(c"citus.propagate_set_commands", c"local");
+    crate::guc::set_local(c"citus.propagate_set_commands", c"local");
 }
 
 fn tenant_is_set() -> bool {
@@ -306,24 +310,7 @@ pub fn is_distributed(relid: pg_sys::Oid) -> bool {
 /// organizations) must use one connection per node.
 pub fn one_connection_per_node() {
     if installed() {
-        set_local(c"citus.multi_shard_modify_mode", c"sequential");
-    }
-}
-
-/// A Citus setting until the end of the transaction (as `SET LOCAL`).
-fn set_local(name: &CStr, value: &CStr) {
-    // SAFETY: plain C call with NUL-terminated strings; errors are raised as PostgreSQL ERRORs.
-    unsafe {
-        pg_sys::set_config_option(
-            name.as_ptr(),
-            value.as_ptr(),
-            pg_sys::GucContext::PGC_USERSET,
-            pg_sys::GucSource::PGC_S_SESSION,
-            pg_sys::GucAction::GUC_ACTION_LOCAL,
-            true,
-            0,
-            false,
-        );
+        crate::guc::set_local(c"citus.multi_shard_modify_mode", c"sequential");
     }
 }
 
@@ -401,7 +388,7 @@ pub fn require_beside(balance: pg_sys::Oid, balance_name: &str, ledger: pg_sys::
 
 /// Triggers on distributed tables, for this transaction (Citus refuses CREATE TRIGGER on them without).
 pub fn allow_triggers() {
-    set_local(c"citus.enable_unsafe_triggers", c"on");
+    crate::guc::set_local(c"citus.enable_unsafe_triggers", c"on");
 }
 
 /// The tracked-ledger registry of distributed ledgers copied to every worker (sql/citus.sql).

@@ -103,6 +103,24 @@ pub fn init() {
     DEFINING.with(|d| d.set(false));
 }
 
+/// Sets a setting until the end of the transaction, as `SET LOCAL` does (checked like a client's `SET`:
+/// its check hook runs, errors are PostgreSQL ERRORs).
+pub fn set_local(name: &CStr, value: &CStr) {
+    // SAFETY: plain C call with NUL-terminated strings; errors are raised as PostgreSQL ERRORs.
+    unsafe {
+        pg_sys::set_config_option(
+            name.as_ptr(),
+            value.as_ptr(),
+            pg_sys::GucContext::PGC_USERSET,
+            pg_sys::GucSource::PGC_S_SESSION,
+            pg_sys::GucAction::GUC_ACTION_LOCAL,
+            true,
+            0,
+            false,
+        );
+    }
+}
+
 /// Parses a tenant id as the settings hold it: `Ok(None)` for empty, the 16 bytes of a UUID written in
 /// the canonical 8-4-4-4-12 form (any case), or `Err` for anything else.
 pub fn parse_org_id(text: &str) -> Result<Option<[u8; 16]>, ()> {

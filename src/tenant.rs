@@ -65,19 +65,7 @@ fn set_for_transaction(org_id: Uuid) -> Uuid {
         return org_id;
     }
     let value = CString::new(org_id.to_string()).unwrap_or_default();
-    // SAFETY: plain C call with NUL-terminated strings; errors are raised as PostgreSQL ERRORs.
-    unsafe {
-        pg_sys::set_config_option(
-            ORG_ID_NAME.as_ptr(),
-            value.as_ptr(),
-            pg_sys::GucContext::PGC_USERSET,
-            pg_sys::GucSource::PGC_S_SESSION,
-            pg_sys::GucAction::GUC_ACTION_LOCAL,
-            true,
-            0,
-            false,
-        );
-    }
+    crate::guc::set_local(ORG_ID_NAME, &value);
     org_id
 }
 

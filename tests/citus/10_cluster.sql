@@ -1,10 +1,7 @@
 -- The citus layer's first checks (issue 17, in progress): the cluster, the extension on every node, and
 -- SPEC §9's tenant policy on a table distributed by org_id, as an application role over the coordinator
 -- with SET LOCAL (citus.propagate_set_commands = 'local'). One TAP line per check.
-SET client_min_messages = error;  -- a helper in pg_temp is not propagated to the workers, which Citus warns about
-CREATE FUNCTION pg_temp.tap(n int, passed boolean, what text) RETURNS text LANGUAGE sql
-    AS $$ SELECT format('%s %s - citus: %s', CASE WHEN passed THEN 'ok' ELSE 'not ok' END, n, what) $$;
-RESET client_min_messages;
+\ir helpers.psql
 
 SELECT pg_temp.tap(1, (SELECT count(*) FROM citus_get_active_worker_nodes()) = 2, 'a coordinator and two active workers');
 SELECT pg_temp.tap(2, (SELECT array_agg(result ORDER BY nodeport) FROM run_command_on_workers(

@@ -2,26 +2,7 @@
 -- as an application role: isolation (the savepoint case too), postings of one and many rows, transfers,
 -- on_hand, 23514 and 55000, reconcile finding and correcting planted drift, rebuild_balances. One TAP
 -- line per check (numbered from 101); the pgbench run and the imported tenant are in run.sh.
-SET client_min_messages = error;  -- helpers in pg_temp are not propagated to the workers, which Citus warns about
-CREATE FUNCTION pg_temp.tap(n int, passed boolean, what text) RETURNS text LANGUAGE sql
-    AS $$ SELECT format('%s %s - citus: %s', CASE WHEN passed THEN 'ok' ELSE 'not ok' END, n, what) $$;
--- The SQLSTATE a statement ends with ('00000' when it succeeds), in a subtransaction of its own.
-CREATE FUNCTION pg_temp.sqlstate_of(statement text) RETURNS text LANGUAGE plpgsql AS $$
-BEGIN
-    EXECUTE statement;
-    RETURN '00000';
-EXCEPTION WHEN OTHERS THEN
-    RETURN SQLSTATE;
-END $$;
--- Keys whose balance differs from the ledger's sum (0: the balances are exact); NULL lots as equal.
-CREATE FUNCTION pg_temp.drifted() RETURNS bigint LANGUAGE sql AS $$
-    SELECT count(*)
-      FROM (SELECT org_id, item_id, location_id, coalesce(lot_id, '00000000-0000-0000-0000-000000000000') AS lot, sum(qty) AS qty
-              FROM inventory.ledger GROUP BY 1, 2, 3, 4) l
-      FULL JOIN (SELECT org_id, item_id, location_id, coalesce(lot_id, '00000000-0000-0000-0000-000000000000') AS lot, sum(qty) AS qty
-                   FROM inventory.balances GROUP BY 1, 2, 3, 4) b USING (org_id, item_id, location_id, lot)
-     WHERE l.qty IS DISTINCT FROM b.qty $$;
-RESET client_min_messages;
+\ir helpers.psql
 
 \set a '00000000-0000-4000-8000-0000000000a1'
 \set b '00000000-0000-4000-8000-0000000000b1'

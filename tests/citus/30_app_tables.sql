@@ -2,17 +2,7 @@
 -- create, distribute by the org column co-located with inventory.items, enable_tenant_isolation,
 -- then track_balances (the balance table made and distributed first). The other order is refused with
 -- a hint, changing nothing. Then the ledger works for two tenants as an application role. TAP from 301.
-SET client_min_messages = error;
-CREATE FUNCTION pg_temp.tap(n int, passed boolean, what text) RETURNS text LANGUAGE sql
-    AS $$ SELECT format('%s %s - citus: %s', CASE WHEN passed THEN 'ok' ELSE 'not ok' END, n, what) $$;
-CREATE FUNCTION pg_temp.sqlstate_of(statement text) RETURNS text LANGUAGE plpgsql AS $$
-BEGIN
-    EXECUTE statement;
-    RETURN '00000';
-EXCEPTION WHEN OTHERS THEN
-    RETURN SQLSTATE;
-END $$;
-RESET client_min_messages;
+\ir helpers.psql
 \set a '00000000-0000-4000-8000-0000000000a1'
 \set b '00000000-0000-4000-8000-0000000000b1'
 
