@@ -118,7 +118,7 @@ post_sql() {  # design → the pgbench statement (keys :i, :l)
 tps() {  # design, random|hot → tps of single-row autocommit posts, 4 clients, prepared
   if [ "$2" = hot ]; then printf '\\set i 1\n\\set l 1\n'; else printf '\\set i random(1, 100)\n\\set l random(1, 10)\n'; fi >"$tmp/post.sql"
   post_sql "$1" >>"$tmp/post.sql"
-  pgbench -n -M prepared -c 4 -j 2 -T "$seconds" -f "$tmp/post.sql" postgres 2>"$tmp/pgbench.err" \
+  "$PG_BIN/pgbench" -n -M prepared -c 4 -j 2 -T "$seconds" -f "$tmp/post.sql" postgres 2>"$tmp/pgbench.err" \
     | sed -nE 's/^tps = ([0-9.]+) .*/\1/p' | grep . || { cat "$tmp/pgbench.err" >&2; return 1; }
 }
 echo "single-row autocommit posts, 4 clients, $seconds s each (tps):"

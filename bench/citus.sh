@@ -11,6 +11,11 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 seconds=${1:-5}
 rounds=${2:-5}
+if [ "${PG_VERSION:-15}" != 15 ]; then
+  # Citus 13.2 (../shared/citus) supports PostgreSQL 15 to 17; the only other version here is 18.
+  echo "bench/citus: Citus 13.2 does not support PostgreSQL $PG_VERSION; it runs on 15" >&2
+  exit 2
+fi
 source "$here/common.sh"
 source "$repo/tests/citus/cluster.sh"
 stage=$("$repo/scripts/citus_build.sh") || { echo "bench/citus: no Citus source (CITUS_SOURCE); nothing measured" >&2; exit 1; }

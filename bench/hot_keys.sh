@@ -50,7 +50,7 @@ tps() {  # design, random|hot, clients → tps of single-row autocommit receipts
   if [ "$2" = hot ]; then printf '\\set i 1\n\\set l 1\n'; else printf '\\set i random(1, 100)\n\\set l random(1, 10)\n'; fi >"$tmp/post.sql"
   echo "INSERT INTO $table (item_id, location_id, qty) VALUES (('00000000-0000-4000-a000-' || lpad(:i::text, 12, '0'))::uuid," \
        "('00000000-0000-4000-b000-' || lpad(:l::text, 12, '0'))::uuid, 1);" >>"$tmp/post.sql"
-  pgbench -n -M prepared -c "$3" -j 2 -T "$seconds" -f "$tmp/post.sql" postgres 2>"$tmp/pgbench.err" \
+  "$PG_BIN/pgbench" -n -M prepared -c "$3" -j 2 -T "$seconds" -f "$tmp/post.sql" postgres 2>"$tmp/pgbench.err" \
     | sed -nE 's/^tps = ([0-9.]+) .*/\1/p' | grep . || { cat "$tmp/pgbench.err" >&2; return 1; }
 }
 
@@ -73,7 +73,7 @@ check=$(psql_q -c "SELECT count(*) FROM (SELECT org_id, item_id, location_id, lo
 psql_q -c "SELECT inventory.set_balance_slots('inventory.ledger', 16)" >/dev/null
 printf '\\set i 1\n\\set l 1\nINSERT INTO inventory.ledger (item_id, location_id, qty) VALUES (%s, %s, 1);\n' \
   "'00000000-0000-4000-a000-000000000001'" "'00000000-0000-4000-b000-000000000001'" >"$tmp/post.sql"
-pgbench -n -M prepared -c 8 -j 2 -T 3 -f "$tmp/post.sql" postgres >/dev/null 2>&1
+"$PG_BIN/pgbench" -n -M prepared -c 8 -j 2 -T 3 -f "$tmp/post.sql" postgres >/dev/null 2>&1
 hot_rows=$(psql_q -c "SELECT count(*) FROM inventory.balances WHERE item_id = '00000000-0000-4000-a000-000000000001'
                         AND location_id = '00000000-0000-4000-b000-000000000001'")
 

@@ -50,7 +50,7 @@ SELECT qty FROM bench_rls WHERE sku = 'sku-' || :n;
 COMMIT;
 SQL
 tps() {
-  pgbench -n -M prepared -U bench_app -c "$clients" -j "$clients" -T "$seconds" -f "$tmp/$1.sql" postgres 2>/dev/null \
+  "$PG_BIN/pgbench" -n -M prepared -U bench_app -c "$clients" -j "$clients" -T "$seconds" -f "$tmp/$1.sql" postgres 2>/dev/null \
     | sed -nE 's/^tps = ([0-9.]+) .*/\1/p'
 }
 tps plain >/dev/null   # warm-up

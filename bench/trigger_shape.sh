@@ -37,7 +37,7 @@ tps() {  # table → tps of single-row autocommit inserts over 1,000 keys, 4 cli
 \set l random(1, 10)
 INSERT INTO $1 (item_id, location_id, qty) VALUES (('00000000-0000-4000-a000-' || lpad(:i::text, 12, '0'))::uuid, ('00000000-0000-4000-b000-' || lpad(:l::text, 12, '0'))::uuid, 1);
 SQL
-  pgbench -n -M prepared -c 4 -j 2 -T "$seconds" -f "$tmp/post.sql" postgres 2>/dev/null | sed -nE 's/^tps = ([0-9.]+) .*/\1/p'
+  "$PG_BIN/pgbench" -n -M prepared -c 4 -j 2 -T "$seconds" -f "$tmp/post.sql" postgres 2>/dev/null | sed -nE 's/^tps = ([0-9.]+) .*/\1/p'
 }
 
 variants=(bench.bare bench.stmt bench.stmt_newtab bench.before_row inventory.ledger)

