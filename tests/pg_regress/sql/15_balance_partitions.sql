@@ -67,6 +67,19 @@ INSERT INTO public.part_moves (item, qty) VALUES ('a', 1), ('b', 2);
 SELECT inventory.post(:item, :loc, 1) > 0 AS posted;
 SELECT * FROM regress.part_check();
 ROLLBACK;
+-- The same with a ledger that has no identity column. PostgreSQL 18 refuses to attach a table with an
+-- identity column as a partition by itself (55000, before the extension's DDL check runs: the
+-- alternative expected file 15_balance_partitions_1.out), so on every version this one reaches the
+-- extension's own refusal (0A000).
+BEGIN;
+CREATE TABLE public.plain_moves (item text NOT NULL, qty numeric NOT NULL);
+SELECT inventory.track_balances('public.plain_moves', 'public.plain_balances', ARRAY['item'], 'qty') IS NULL AS tracked;
+INSERT INTO public.plain_moves (item, qty) VALUES ('a', 1);
+CREATE TABLE public.plain_root (LIKE public.plain_moves) PARTITION BY LIST (item);
+ALTER TABLE public.plain_root ATTACH PARTITION public.plain_moves DEFAULT;
+SELECT count(*) AS partitions FROM pg_inherits WHERE inhparent = 'public.plain_root'::regclass;
+SELECT item, qty FROM public.plain_balances;
+ROLLBACK;
 -- A child table of the tracked ledger: refused; there is no child to insert into.
 BEGIN;
 INSERT INTO public.part_moves (item, qty) VALUES ('a', 1);
