@@ -64,7 +64,7 @@ pub unsafe fn simple_heap_update(rel: pg_sys::Relation, otid: pg_sys::ItemPointe
 // keys. Each tenant's new ids go to the end of that tenant's range of the (org_id, id) primary key, in
 // the middle of the index; nbtree splits such a page 50/50 (its "after the new item" split is for keys
 // of up to 16 bytes, these are 32), so the pages left behind stay half full: with 10 tenants inserting
-// side by side the primary key was 1.31x the size, and random lookups slower, for loads 0.86x the time.
+// side by side the primary key was 1.31x the size and random lookups 1.4x as long, for loads 0.89x the time.
 // The test below holds every version to the SPEC's default.
 
 #[cfg(any(test, feature = "pg_test"))]
