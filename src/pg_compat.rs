@@ -46,7 +46,7 @@ pub unsafe fn index_beginscan(
 pub unsafe fn simple_heap_update(rel: pg_sys::Relation, otid: pg_sys::ItemPointer, tuple: pg_sys::HeapTuple) {
     unsafe {
         // PostgreSQL 16 added the update_indexes result (TU_UpdateIndexes, for summarizing indexes such as
-        // BRIN); the direct write's targets have plain column indexes only (direct::target_for), for which
+        // BRIN); the direct write's targets have B-tree indexes only (direct::target_for), for which
         // the HEAP_ONLY_TUPLE bit says the same.
         #[cfg(any(feature = "pg16", feature = "pg17", feature = "pg18"))]
         {

@@ -4,7 +4,7 @@
 //! Used by the flush for a statement that touched one key (the common OLTP posting) when it is safe to
 //! do what the executor would do without the executor: the balance table is a heap table with nothing
 //! that runs code or checks rows on update (no triggers, rules, check, exclusion or foreign-key
-//! constraints, generated columns, expression or partial indexes), row-level security does not apply
+//! constraints, generated columns, expression or partial indexes) and only B-tree indexes, row-level security does not apply
 //! to the upkeep's identity, and the transaction is READ COMMITTED. Anything else — a key not there
 //! yet, a row another transaction is inserting, a row deleted under us, a stricter isolation level —
 //! falls back to the kept SQL upsert, which handles it (`None`). The lookup and lock follow what
@@ -54,6 +54,11 @@ pub fn target_for(balance: pg_sys::Oid, keys: &[String], bypasses_rls: bool) -> 
                               AND NOT a.attisdropped AND a.attgenerated <> '')
             AND NOT EXISTS (SELECT FROM pg_catalog.pg_index i WHERE i.indrelid = c.oid
                               AND (i.indexprs IS NOT NULL OR i.indpred IS NOT NULL OR NOT i.indisvalid OR NOT i.indisready))
+            -- B-tree indexes only: the write adds index entries only when its update is not heap-only, and
+            -- since PostgreSQL 16 a heap-only update still needs entries in summarizing indexes (BRIN),
+            -- which it does not make.
+            AND NOT EXISTS (SELECT FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class x ON x.oid = i.indexrelid
+                             WHERE i.indrelid = c.oid AND x.relam <> (SELECT m.oid FROM pg_catalog.pg_am m WHERE m.amname = 'btree'))
             AND (SELECT a.atttypid FROM pg_catalog.pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'updated_at'
                     AND NOT a.attisdropped) = 'timestamptz'::regtype",
         &[balance.into(), bypasses_rls.into(), keys.to_vec().into()],
@@ -510,5 +515,34 @@ unsafe fn insert_index_entries(rel: pg_sys::Relation, tuple: pg_sys::HeapTuple) 
             pg_sys::index_insert(index, values.as_mut_ptr(), nulls.as_mut_ptr(), &mut (*tuple).t_self, rel, check, false, info);
             pg_sys::index_close(index, pg_sys::NoLock as i32);
         }
+    }
+}
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pgrx::pg_schema]
+mod tests {
+    use pgrx::prelude::*;
+
+    /// A BRIN index on a balance table keeps it off the direct write: since PostgreSQL 16 an update of a
+    /// BRIN-indexed column can be heap-only and still need a BRIN entry, which the direct write does not
+    /// make (on 18 the index then found no row). The SQL upsert keeps the index right.
+    #[pg_test]
+    fn a_summarizing_index_keeps_the_balance_table_off_the_direct_write() {
+        Spi::run(
+            "CREATE TABLE public.brin_led (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, sku text NOT NULL, qty numeric NOT NULL);
+             SELECT inventory.track_balances('public.brin_led', 'public.brin_bal', ARRAY['sku'], 'qty');
+             INSERT INTO public.brin_led (sku, qty) VALUES ('a', 5);",
+        )
+        .unwrap();
+        let balance = Spi::get_one::<pg_sys::Oid>("SELECT 'public.brin_bal'::regclass::oid").unwrap().unwrap();
+        let keys = vec!["sku".to_string()];
+        assert!(super::target_for(balance, &keys, true).is_some(), "a plain balance table takes the direct write");
+        Spi::run("CREATE INDEX brin_bal_qty ON public.brin_bal USING brin (qty)").unwrap();
+        assert!(super::target_for(balance, &keys, true).is_none(), "a BRIN index disqualifies it");
+        Spi::run("INSERT INTO public.brin_led (sku, qty) VALUES ('a', 95)").unwrap();
+        Spi::run("SET LOCAL enable_seqscan = off").unwrap();
+        // No sequential scan: the only index that can answer `qty = 100` is the BRIN one.
+        let found = Spi::get_one::<i64>("SELECT count(*) FROM public.brin_bal WHERE qty = 100").unwrap();
+        assert_eq!(found, Some(1), "the BRIN index finds the balance");
     }
 }
